@@ -1,0 +1,66 @@
+"""Fixtures of the evaluation harness: the model that answers, its answer per row, the row's record."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from slm_swap.eval_run import ROW_PROPERTY, make_row_record
+from slm_swap.model_api import Answer, Model
+from slm_swap.model_factory import ModelSetupError, build_model
+from slm_swap.pytest_plugin import MODEL_PROPERTY, SETTINGS_KEY, selected_rows
+from slm_swap.rows import DatasetError, Row
+from slm_swap.scoring import RowResult
+
+class ModelPool:
+    """One model per track, built and prepared with the track's selected rows on first use."""
+
+    def __init__(self, session: pytest.Session) -> None:
+        self.session = session
+        self.models: dict[str, Model] = {}
+
+    def get(self, track: str) -> Model:
+        if track not in self.models:
+            config = self.session.config
+            settings = config.stash[SETTINGS_KEY]
+            chosen = {item.callspec.id for item in self.session.items if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")}
+            rows = [row for row in selected_rows(config, track) if row.id in chosen]
+            try:
+                model = build_model(settings, track, os.environ)
+                model.prepare(rows)
+            except (ModelSetupError, DatasetError) as exc:
+                pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self.models[track] = model
+        return self.models[track]
+
+    def close(self) -> None:
+        for model in self.models.values():
+            model.close()
+
+
+@pytest.fixture(scope="session")
+def models(request: pytest.FixtureRequest) -> Iterator[ModelPool]:
+    pool = ModelPool(request.session)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def model(models: ModelPool, row: Row) -> Model:
+    return models.get(row.track)
+
+
+@pytest.fixture
+def answer(model: Model, row: Row) -> Answer:
+    return model.answer(row)
+
+
+@pytest.fixture
+def record_result(request: pytest.FixtureRequest, model: Model, row: Row, answer: Answer) -> Callable[[RowResult], None]:
+    def record(result: RowResult) -> None:
+        request.node.user_properties.append((ROW_PROPERTY, make_row_record(row, answer, result)))
+        request.node.user_properties.append((MODEL_PROPERTY, model.describe()))
+
+    return record

@@ -1,0 +1,15 @@
+"""Track B, tool calling: one case per dataset row; passes when valid, right name and exact arguments."""
+
+import pytest
+
+from slm_swap.row_report import explain_failure
+from slm_swap.scoring import score_toolcall
+
+TRACK = "toolcall"
+
+
+def test_toolcall(row, answer, record_result):
+    result = score_toolcall(answer.text, row.completion)
+    record_result(result)
+    if not result.passed:
+        pytest.fail(explain_failure(row, answer, result), pytrace=False)

@@ -1,0 +1,42 @@
+"""The evaluation run's settings: pytest options resolved once, passed inward as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATASET_DIR = Path("slm_swap/02_dataset")
+DEFAULT_OUT_DIR = Path("slm_swap/05_eval")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    model: str | None = field(default=None, metadata={"help": "which model answers: replay, azure or slm"})
+    split: str = field(default="test", metadata={"help": "dataset split to evaluate"})
+    dataset: Path | None = field(default=None, metadata={"help": "another JSONL file in the row format"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows"})
+    predictions: Path | None = field(default=None, metadata={"help": "predictions JSONL that replay re-scores"})
+    tag: str | None = field(default=None, metadata={"help": "suffix for the metric file name"})
+    out_dir: Path = field(default=DEFAULT_OUT_DIR, metadata={"help": "where metric and prediction files go"})
+    dataset_dir: Path = field(default=DEFAULT_DATASET_DIR, metadata={"help": "root of the prepared splits"})
+    gate_against: Path | None = field(default=None, metadata={"help": "reference metric file for the regression gate"})
+    delta: float = field(default=0.02, metadata={"help": "allowed drop of a core metric under the gate"})
+    pytest_args: tuple[str, ...] = ()
+
+    def dataset_path(self, track: str) -> Path:
+        if self.dataset is not None:
+            return self.dataset
+        return self.dataset_dir / track / f"{self.split}.jsonl"
+
+    def split_name(self) -> str:
+        return self.dataset.stem if self.dataset is not None else self.split
+
+    def run_name(self, track: str) -> str:
+        suffix = f"_{self.tag}" if self.tag else ""
+        return f"{track}_{self.model}{suffix}"
+
+    def metric_path(self, track: str) -> Path:
+        return self.out_dir / f"{self.run_name(track)}.json"
+
+    def predictions_path(self, track: str) -> Path:
+        return self.out_dir / f"{self.run_name(track)}.predictions.jsonl"

@@ -1,0 +1,154 @@
+"""The evaluation harness's pytest plugin.
+
+It adds the options, parametrises each evals test with one case per dataset row,
+and, in the controlling process only, collects each row's record from its test
+report, writes the metric JSON and predictions JSONL, and applies the regression
+gate. It never decides whether a row passes: the test does.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slm_swap.eval_run import ROW_PROPERTY, error_record
+from slm_swap.eval_settings import EvalSettings
+from slm_swap.rows import DatasetError, Row, load_rows
+from slm_swap.run_writer import RunWriter
+
+MODEL_PROPERTY = "slm_swap_model"
+MODEL_CHOICES = ("replay",)
+SETTINGS_KEY = pytest.StashKey[EvalSettings]()
+ROWS_KEY = pytest.StashKey[dict]()
+BROKEN_KEY = pytest.StashKey[dict]()
+BROKEN_ID = "dataset-error"
+ROW_NODE = re.compile(r"::test_(structured|toolcall)\[([^\]]+)\]$")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("slm_swap", "SLM Swap evaluation")
+    group.addoption("--model", choices=MODEL_CHOICES, default=None, help="which model answers the rows")
+    group.addoption("--split", default="test", help="dataset split: train, val or test (default test)")
+    group.addoption("--dataset", type=Path, default=None, help="evaluate another JSONL file in the row format")
+    group.addoption("--limit", type=int, default=None, help="evaluate only the first N rows of the split")
+    group.addoption("--predictions", type=Path, default=None, help="predictions JSONL for --model=replay")
+    group.addoption("--tag", default=None, help="suffix of the metric file: <track>_<model>_<tag>.json")
+    group.addoption("--out-dir", type=Path, default=None, help="where metric files go (default slm_swap/05_eval)")
+    group.addoption("--gate-against", type=Path, default=None, help="reference metric file: exit status follows the gate")
+    group.addoption("--delta", type=float, default=0.02, help="largest allowed drop of a core metric under the gate")
+
+
+def settings_from_config(config: pytest.Config) -> EvalSettings:
+    root = config.rootpath
+    opt = config.getoption
+    limit = opt("--limit")
+    if limit is not None and limit < 1:
+        raise pytest.UsageError("--limit must be at least 1")
+    if opt("--delta") < 0:
+        raise pytest.UsageError("--delta must be >= 0")
+    if opt("--model") == "replay" and opt("--predictions") is None:
+        raise pytest.UsageError("--model=replay needs --predictions PATH")
+    out_dir = opt("--out-dir") or root / "slm_swap" / "05_eval"
+    return EvalSettings(
+        model=opt("--model"),
+        split=opt("--split"),
+        dataset=opt("--dataset"),
+        limit=limit,
+        predictions=opt("--predictions"),
+        tag=opt("--tag"),
+        out_dir=Path(out_dir),
+        dataset_dir=root / "slm_swap" / "02_dataset",
+        gate_against=opt("--gate-against"),
+        delta=opt("--delta"),
+        pytest_args=tuple(str(a) for a in config.invocation_params.args),
+    )
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = settings_from_config(config)
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[ROWS_KEY] = {}
+    config.stash[BROKEN_KEY] = {}
+    if not is_worker(config):
+        config.pluginmanager.register(RunWriter(settings), "slm_swap_run_writer")
+
+
+def selected_rows(config: pytest.Config, track: str) -> list[Row]:
+    """The rows of a track after --limit; loaded once per process."""
+    cache = config.stash[ROWS_KEY]
+    if track not in cache:
+        settings = config.stash[SETTINGS_KEY]
+        rows = load_rows(settings.dataset_path(track), track, settings.split_name())
+        cache[track] = rows[: settings.limit] if settings.limit else rows
+    return cache[track]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "row" not in metafunc.fixturenames:
+        return
+    track = getattr(metafunc.module, "TRACK", None)
+    if track is None:
+        raise pytest.UsageError(f"{metafunc.module.__file__}: an evals module must set TRACK")
+    try:
+        rows = selected_rows(metafunc.config, track)
+    except DatasetError as exc:
+        # reported only if this track's case survives -k: `-k toolcall` must not
+        # fail on a structured dataset it never reads
+        metafunc.config.stash[BROKEN_KEY][track] = str(exc)
+        metafunc.parametrize("row", [None], ids=[BROKEN_ID])
+        return
+    # an ordered list, so every xdist worker collects the same cases in the same order
+    metafunc.parametrize("row", rows, ids=[row.id for row in rows])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    settings = session.config.stash[SETTINGS_KEY]
+    broken = session.config.stash[BROKEN_KEY]
+    for item in session.items:
+        track = getattr(getattr(item, "module", None), "TRACK", None)
+        if track in broken and getattr(item, "callspec", None) and item.callspec.id == BROKEN_ID:
+            raise pytest.UsageError(broken[track])
+    has_rows = any("row" in getattr(item, "fixturenames", ()) for item in session.items)
+    if has_rows and settings.model is None:
+        raise pytest.UsageError("choose the model that answers: --model=" + "|".join(MODEL_CHOICES))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash[SETTINGS_KEY]
+    if settings.model is None:
+        return []
+    source = str(settings.dataset) if settings.dataset else f"{settings.dataset_dir}/<track>/{settings.split}.jsonl"
+    lines = [f"slm-swap: model={settings.model} dataset={source} limit={settings.limit or 'all'}"]
+    lines.append(f"slm-swap: metric files -> {settings.out_dir}")
+    if settings.gate_against:
+        lines.append(f"slm-swap: gate against {settings.gate_against} with delta {settings.delta}")
+    return lines
+
+
+def parse_row_node(nodeid: str) -> tuple[str, str] | None:
+    match = ROW_NODE.search(nodeid)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def record_from_report(report: pytest.TestReport) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
+    """The row record a test report carries; crashed or broken rows become error records."""
+    parsed = parse_row_node(report.nodeid)
+    if parsed is None:
+        return None
+    track, row_id = parsed
+    props = dict(report.user_properties)
+    if ROW_PROPERTY in props:
+        return track, props[ROW_PROPERTY], props.get(MODEL_PROPERTY)
+    if report.when == "???":  # how pytest-xdist reports the row a worker died on
+        return track, error_record(track, row_id, "the worker process crashed on this row", "worker_crash"), None
+    if report.when == "setup" and report.failed:
+        message = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "setup failed"
+        return track, error_record(track, row_id, message, "setup"), None
+    return None

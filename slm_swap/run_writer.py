@@ -1,0 +1,119 @@
+"""The controller's side of a run: gathers row records from reports, writes files, applies the gate.
+
+Registered only in the controlling process (never in an xdist worker), so exactly
+one process writes metric files, whatever `-n` is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slm_swap.eval_run import METRIC_SCHEMA, load_metric_file, prediction_lines, summarize
+from slm_swap.eval_settings import EvalSettings
+from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
+from slm_swap.gate import GateCheck, compare_to_reference, gate_passes
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RunWriter:
+    def __init__(self, settings: EvalSettings) -> None:
+        self.settings = settings
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.started_at = utc_now()
+        self.started_clock = time.monotonic()
+        self.written: dict[str, dict[str, Any]] = {}
+        self.gate: list[GateCheck] | None = None
+        self.gate_error: str | None = None
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from slm_swap.pytest_plugin import record_from_report
+
+        found = record_from_report(report)
+        if found is None:
+            return
+        track, record, model = found
+        self.records.setdefault(track, {})[record["id"]] = record
+        if model and track not in self.models:
+            self.models[track] = model
+
+    def metric_document(self, track: str, records: list[dict[str, Any]], finished_at: str) -> dict[str, Any]:
+        settings = self.settings
+        dataset = settings.dataset_path(track)
+        return {
+            "schema": METRIC_SCHEMA,
+            "track": track,
+            "model": settings.model,
+            "tag": settings.tag,
+            "split": settings.split_name(),
+            **summarize(track, records),
+            "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
+            "model_description": self.models.get(track, {}),
+            "started_at": self.started_at,
+            "finished_at": finished_at,
+            "duration_s": round(time.monotonic() - self.started_clock, 3),
+            "pytest_args": list(settings.pytest_args),
+            "predictions_path": str(settings.predictions_path(track)),
+        }
+
+    def write_files(self) -> None:
+        finished_at = utc_now()
+        for track in sorted(self.records):
+            records = sorted(self.records[track].values(), key=lambda r: r["id"])
+            document = self.metric_document(track, records, finished_at)
+            # predictions first, metrics last: a metric file on disk means its run finished
+            write_jsonl_atomic(self.settings.predictions_path(track), prediction_lines(records))
+            write_json_atomic(self.settings.metric_path(track), document)
+            self.written[track] = document
+
+    def apply_gate(self, session: pytest.Session) -> None:
+        try:
+            reference = load_metric_file(self.settings.gate_against)
+        except ValueError as exc:
+            self.gate_error = str(exc)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        track = reference["track"]
+        if track not in self.written:
+            self.gate_error = f"{self.settings.gate_against}: reference is for track {track!r}, which this run did not evaluate"
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        self.gate = compare_to_reference(track, reference["metrics"], self.written[track]["metrics"], self.settings.delta)
+        session.exitstatus = pytest.ExitCode.OK if gate_passes(self.gate) else pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self.records:
+            return  # interrupted or broken runs leave no file that looks complete
+        self.write_files()
+        if self.settings.gate_against is not None:
+            self.apply_gate(session)
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.written and not self.gate_error:
+            return
+        tr = terminalreporter
+        tr.section("slm-swap metrics")
+        for track, doc in self.written.items():
+            rates = "  ".join(f"{k}={v:.3f}" for k, v in doc["metrics"].items())
+            tr.write_line(f"{track} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
+            tr.write_line(f"  -> {self.settings.metric_path(track)}")
+        if self.gate_error:
+            tr.write_line(f"gate: error: {self.gate_error}", red=True)
+        elif self.gate is not None:
+            for check in self.gate:
+                verdict = "ok" if check.passed else "FAIL"
+                tr.write_line(f"gate {check.metric}: reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f} (delta {check.delta}) {verdict}")
+            tr.write_line("gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED", green=gate_passes(self.gate), red=not gate_passes(self.gate))
+
+
