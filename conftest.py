@@ -9,7 +9,7 @@ import pytest
 
 from slm_swap.eval_run import ROW_PROPERTY, make_row_record
 from slm_swap.model_api import Answer, Model
-from slm_swap.model_factory import ModelSetupError, build_model
+from slm_swap.model_factory import ModelSetupError, build_cached_model
 from slm_swap.pytest_plugin import MODEL_PROPERTY, SETTINGS_KEY, selected_rows
 from slm_swap.rows import DatasetError, Row
 from slm_swap.scoring import RowResult
@@ -28,7 +28,7 @@ class ModelPool:
             chosen = {item.callspec.id for item in self.session.items if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")}
             rows = [row for row in selected_rows(config, track) if row.id in chosen]
             try:
-                model = build_model(settings, track, os.environ)
+                model = build_cached_model(settings, track, os.environ)
                 model.prepare(rows)
             except (ModelSetupError, DatasetError) as exc:
                 pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)

@@ -21,6 +21,9 @@ class EvalSettings:
     dataset_dir: Path = field(default=DEFAULT_DATASET_DIR, metadata={"help": "root of the prepared splits"})
     gate_against: Path | None = field(default=None, metadata={"help": "reference metric file for the regression gate"})
     delta: float = field(default=0.02, metadata={"help": "allowed drop of a core metric under the gate"})
+    cache_dir: Path | None = field(default=None, metadata={"help": "answer journal folder; None turns the cache off"})
+    reuse: str = field(default="none", metadata={"help": "which journalled answers to reuse: none, all, successes"})
+    max_error_rate: float | None = field(default=None, metadata={"help": "fail when errors exceed this share"})
     pytest_args: tuple[str, ...] = ()
 
     def dataset_path(self, track: str) -> Path:

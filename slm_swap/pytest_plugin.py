@@ -39,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--out-dir", type=Path, default=None, help="where metric files go (default slm_swap/05_eval)")
     group.addoption("--gate-against", type=Path, default=None, help="reference metric file: exit status follows the gate")
     group.addoption("--delta", type=float, default=0.02, help="largest allowed drop of a core metric under the gate")
+    group.addoption("--resume", action="store_true", help="reuse journalled answers: ask the model only for rows not yet answered")
+    group.addoption("--retry-errors", action="store_true", help="reuse journalled answers except errors, which are asked again")
+    group.addoption("--no-cache", action="store_true", help="neither read nor write the answer journal")
+    group.addoption("--cache-dir", type=Path, default=None, help="answer journal folder (default slm_swap/05_eval/cache)")
+    group.addoption("--max-error-rate", type=float, default=None, help="fail the session when errors exceed this share of rows")
 
 
 def settings_from_config(config: pytest.Config) -> EvalSettings:
@@ -51,7 +56,13 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
         raise pytest.UsageError("--delta must be >= 0")
     if opt("--model") == "replay" and opt("--predictions") is None:
         raise pytest.UsageError("--model=replay needs --predictions PATH")
-    out_dir = opt("--out-dir") or root / "slm_swap" / "05_eval"
+    out_dir = Path(opt("--out-dir") or root / "slm_swap" / "05_eval")
+    if opt("--no-cache") and (opt("--resume") or opt("--retry-errors")):
+        raise pytest.UsageError("--no-cache cannot be combined with --resume or --retry-errors")
+    max_error_rate = opt("--max-error-rate")
+    if max_error_rate is not None and not 0 <= max_error_rate <= 1:
+        raise pytest.UsageError("--max-error-rate must be between 0 and 1")
+    reuse = "successes" if opt("--retry-errors") else "all" if opt("--resume") else "none"
     return EvalSettings(
         model=opt("--model"),
         split=opt("--split"),
@@ -59,11 +70,14 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
         limit=limit,
         predictions=opt("--predictions"),
         tag=opt("--tag"),
-        out_dir=Path(out_dir),
+        out_dir=out_dir,
         dataset_dir=root / "slm_swap" / "02_dataset",
         gate_against=opt("--gate-against"),
         delta=opt("--delta"),
         pytest_args=tuple(str(a) for a in config.invocation_params.args),
+        cache_dir=None if opt("--no-cache") else Path(opt("--cache-dir") or out_dir / "cache"),
+        reuse=reuse,
+        max_error_rate=max_error_rate,
     )
 
 

@@ -33,6 +33,7 @@ class RunWriter:
         self.written: dict[str, dict[str, Any]] = {}
         self.gate: list[GateCheck] | None = None
         self.gate_error: str | None = None
+        self.error_rate_breaches: list[str] = []
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -97,6 +98,19 @@ class RunWriter:
         self.write_files()
         if self.settings.gate_against is not None:
             self.apply_gate(session)
+        self.apply_max_error_rate(session)
+
+    def apply_max_error_rate(self, session: pytest.Session) -> None:
+        limit = self.settings.max_error_rate
+        if limit is None:
+            return
+        for track, doc in self.written.items():
+            share = doc["errors"] / doc["n"] if doc["n"] else 0.0
+            if share > limit:
+                self.error_rate_breaches.append(f"{track}: {doc['errors']} of {doc['n']} rows are errors ({share:.1%} > {limit:.1%}); classes {doc['error_classes']}")
+        if self.error_rate_breaches:
+            # an outage must never read as a bad model, nor pass a gate
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -107,7 +121,11 @@ class RunWriter:
         for track, doc in self.written.items():
             rates = "  ".join(f"{k}={v:.3f}" for k, v in doc["metrics"].items())
             tr.write_line(f"{track} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
+            if doc["errors"] or doc["retries"] or doc["cached_rows"]:
+                tr.write_line(f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}")
             tr.write_line(f"  -> {self.settings.metric_path(track)}")
+        for breach in self.error_rate_breaches:
+            tr.write_line(f"max error rate exceeded: {breach}", red=True)
         if self.gate_error:
             tr.write_line(f"gate: error: {self.gate_error}", red=True)
         elif self.gate is not None:

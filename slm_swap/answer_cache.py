@@ -1,0 +1,106 @@
+"""The answer journal and cache: every model answer is appended as soon as it arrives.
+
+One JSONL file per model identity (endpoint + deployment, or checkpoint + adapter
++ quantisation, with the generation settings). A line is keyed by the exact
+messages, so a resumed or repeated run asks the model only for rows it has not
+answered. Lines are appended with one `write` on an O_APPEND descriptor, so
+xdist workers can share a file; a line cut short by a crash is dropped on read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slm_swap.jsontext import canonical_bytes
+from slm_swap.model_api import Answer, Model
+from slm_swap.prompts import build_messages
+from slm_swap.rows import Row
+
+REUSE_NONE, REUSE_ALL, REUSE_SUCCESSES = "none", "all", "successes"
+
+
+def identity_key(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_bytes(identity)).hexdigest()
+
+
+def messages_key(messages: list[dict[str, str]]) -> str:
+    return hashlib.sha256(canonical_bytes(messages)).hexdigest()
+
+
+@dataclass
+class JournalRead:
+    answers: dict[str, dict[str, Any]]
+    dropped_lines: int
+
+
+def read_journal(path: Path) -> JournalRead:
+    answers: dict[str, dict[str, Any]] = {}
+    dropped = 0
+    if not path.exists():
+        return JournalRead(answers, 0)
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+                answers[record["key"]] = record["answer"]  # later lines win: a retried error is replaced
+            except (ValueError, KeyError, TypeError):
+                dropped += 1
+    return JournalRead(answers, dropped)
+
+
+class AnswerJournal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, key: str, row: Row, answer: Answer) -> None:
+        record = {"key": key, "id": row.id, "track": row.track, "answer": answer.to_record()}
+        os.write(self._fd, (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class CachedModel:
+    """Wraps a model: reuses journalled answers as `reuse` allows, journals every new one."""
+
+    def __init__(self, inner: Model, cache_dir: Path, reuse: str) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.reuse = reuse
+        self.path = Path(cache_dir) / f"{inner.name}-{identity_key(inner.describe())[:16]}.jsonl"
+        previous = read_journal(self.path) if reuse != REUSE_NONE else JournalRead({}, 0)
+        self.cached = previous.answers
+        self.dropped_lines = previous.dropped_lines
+        self.journal = AnswerJournal(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "answer_journal": str(self.path)}
+
+    def reusable(self, row: Row) -> Answer | None:
+        record = self.cached.get(messages_key(build_messages(row.prompt)))
+        if record is None or (self.reuse == REUSE_SUCCESSES and record.get("text") is None):
+            return None
+        return Answer(**{**record, "cached": True})
+
+    def prepare(self, rows: Sequence[Row]) -> None:
+        self.inner.prepare([row for row in rows if self.reusable(row) is None])
+
+    def answer(self, row: Row) -> Answer:
+        cached = self.reusable(row)
+        if cached is not None:
+            return cached
+        answer = self.inner.answer(row)
+        self.journal.append(messages_key(build_messages(row.prompt)), row, answer)
+        return answer
+
+    def close(self) -> None:
+        self.journal.close()
+        self.inner.close()
