@@ -33,15 +33,20 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_strict_json(text: str) -> Any:
     """Parse `text` (surrounding whitespace allowed) as exactly one JSON value."""
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_constant=_reject_constant,
             object_pairs_hook=_reject_duplicate_keys,
         )
+        # Python reads some grammatical JSON into values with no canonical form (1e400 becomes
+        # inf, "\ud800" a lone surrogate); they could never be compared, so they are not strict.
+        canonical_bytes(value)
     except StrictJSONError:
         raise
-    except (json.JSONDecodeError, RecursionError) as exc:
+    # ValueError also covers ints past Python's digit limit and the encoder's refusals
+    except (ValueError, RecursionError) as exc:
         raise StrictJSONError(str(exc)) from exc
+    return value
 
 
 def canonical_bytes(value: Any) -> bytes:
