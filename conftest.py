@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -54,7 +55,10 @@ def model(models: ModelPool, row: Row) -> Model:
 
 @pytest.fixture
 def answer(model: Model, row: Row) -> Answer:
-    return model.answer(row)
+    started = time.time()
+    reply = model.answer(row)
+    reply.started_at = reply.started_at or started
+    return reply
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def make_row_record(row: Row, answer: Answer, result: RowResult) -> dict[str, An
         "usage": dict(answer.usage),
         "retries": dict(answer.retries),
         "cached": answer.cached,
+        "started_at": answer.started_at,
     }
 
 

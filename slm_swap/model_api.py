@@ -25,6 +25,7 @@ class Answer:
     usage: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
     cached: bool = False
+    started_at: float = 0.0  # unix seconds; set by the harness when the model does not
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,6 +7,7 @@ one process writes metric files, whatever `-n` is.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from slm_swap.eval_run import METRIC_SCHEMA, load_metric_file, prediction_lines,
 from slm_swap.eval_settings import EvalSettings
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.gate import GateCheck, compare_to_reference, gate_passes
+from slm_swap.tracing import LangfuseSettings, TracingError, check_connection, settings_from_env
+
+SECRET_VARIABLES = ("AZURE_API_KEY",)
 
 
 def utc_now() -> str:
@@ -34,6 +38,21 @@ class RunWriter:
         self.gate: list[GateCheck] | None = None
         self.gate_error: str | None = None
         self.error_rate_breaches: list[str] = []
+        self.langfuse: LangfuseSettings | None = None
+        self.tracing_errors: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Langfuse is mandatory: check configuration and credentials before any row runs."""
+        self.started_at = utc_now()
+        self.started_clock = time.monotonic()
+        if self.settings.model is None or session.config.option.collectonly:
+            return
+        try:
+            self.langfuse = settings_from_env(os.environ)
+            check_connection(self.langfuse)
+        except TracingError as exc:
+            pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -66,11 +85,27 @@ class RunWriter:
             "predictions_path": str(settings.predictions_path(track)),
         }
 
-    def write_files(self) -> None:
+    def trace(self, session: pytest.Session, document: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+        from slm_swap.eval_tracing import trace_eval_run
+        from slm_swap.pytest_plugin import selected_rows
+
+        if self.langfuse is None:
+            return {"error": "Langfuse was not configured for this run"}
+        rows = {row.id: row for row in selected_rows(session.config, document["track"])}
+        secrets = [os.environ[name] for name in SECRET_VARIABLES if os.environ.get(name)]
+        try:
+            ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
+        except TracingError as exc:
+            self.tracing_errors.append(f"{document['track']}: {exc}")
+            return {"error": str(exc)}
+        return {"trace_id": ref.trace_id, "trace_url": ref.url}
+
+    def write_files(self, session: pytest.Session) -> None:
         finished_at = utc_now()
         for track in sorted(self.records):
             records = sorted(self.records[track].values(), key=lambda r: r["id"])
             document = self.metric_document(track, records, finished_at)
+            document["langfuse"] = self.trace(session, document, records)
             # predictions first, metrics last: a metric file on disk means its run finished
             write_jsonl_atomic(self.settings.predictions_path(track), prediction_lines(records))
             write_json_atomic(self.settings.metric_path(track), document)
@@ -95,10 +130,13 @@ class RunWriter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self.records:
             return  # interrupted or broken runs leave no file that looks complete
-        self.write_files()
+        self.write_files(session)
         if self.settings.gate_against is not None:
             self.apply_gate(session)
         self.apply_max_error_rate(session)
+        if self.tracing_errors:
+            # metric files are written, but a run whose trace was lost is not a success
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     def apply_max_error_rate(self, session: pytest.Session) -> None:
         limit = self.settings.max_error_rate
@@ -121,9 +159,14 @@ class RunWriter:
         for track, doc in self.written.items():
             rates = "  ".join(f"{k}={v:.3f}" for k, v in doc["metrics"].items())
             tr.write_line(f"{track} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
+            trace = doc.get("langfuse", {})
+            if "trace_id" in trace:
+                tr.write_line(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
             if doc["errors"] or doc["retries"] or doc["cached_rows"]:
                 tr.write_line(f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}")
             tr.write_line(f"  -> {self.settings.metric_path(track)}")
+        for failure in self.tracing_errors:
+            tr.write_line(f"LANGFUSE FAILED, the run is not recorded: {failure}", red=True, bold=True)
         for breach in self.error_rate_breaches:
             tr.write_line(f"max error rate exceeded: {breach}", red=True)
         if self.gate_error:

@@ -9,11 +9,11 @@ import pytest
 
 from harness_support import REPO, make_project, predictions, write_jsonl
 
-TIMING = ("started_at", "finished_at", "duration_s", "pytest_args", "model_description", "predictions_path")
+TIMING = ("started_at", "finished_at", "duration_s", "pytest_args", "model_description", "predictions_path", "langfuse")
 
 
 @pytest.fixture(autouse=True)
-def importable_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+def importable_repo(monkeypatch: pytest.MonkeyPatch, langfuse_env) -> None:
     # xdist workers are fresh interpreters: they find slm_swap through PYTHONPATH
     monkeypatch.setenv("PYTHONPATH", str(REPO))
 
