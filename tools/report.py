@@ -1,0 +1,61 @@
+"""Write slm_swap/05_eval/report.md and report.png from the metric files, predictions and decision.
+
+    python tools/report.py
+    python tools/report.py --eval-dir slm_swap/05_eval --ft-dir slm_swap/04_ft --step-times steps.json
+
+`--step-times` is a JSON object {"step name": seconds}; the pipeline passes its own
+timings directly to `slm_swap.report.write_report`. Runs that did not happen appear
+as "not run"; an input file that exists but is broken stops the report with its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a clone without installing
+
+from slm_swap.report import write_report  # noqa: E402
+from slm_swap.report_inputs import ReportInputError, RunNames  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval-dir", type=Path, default=REPO / "slm_swap" / "05_eval", help="folder of the metric files and decision.json")
+    parser.add_argument("--ft-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="folder of the adapters (adapter_<track>/)")
+    parser.add_argument("--step-times", type=Path, default=None, help='JSON file {"step": seconds} shown as wall time per step')
+    parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
+    parser.add_argument("--after-tag", default="ft", help="tag of the SLM + adapter metric files")
+    parser.add_argument("--out", type=Path, default=None, help="report file (default <eval-dir>/report.md; the chart goes beside it as .png)")
+    return parser
+
+
+def read_step_times(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportInputError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values()):
+        raise ReportInputError(f'{path}: expected a JSON object {{"step name": seconds}}')
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def main(args: argparse.Namespace) -> int:
+    out_md = args.out or args.eval_dir / "report.md"
+    out_png = out_md.with_suffix(".png")
+    try:
+        step_times = read_step_times(args.step_times) if args.step_times else None
+        names = RunNames(hosted_model=args.hosted_model, after_tag=args.after_tag)
+        write_report(args.eval_dir, args.ft_dir, step_times, out_md, out_png, names=names, root=REPO)
+    except ReportInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report written to {out_md} (chart {out_png})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(build_parser().parse_args()))
