@@ -1,0 +1,61 @@
+"""Decide per track whether to fine-tune the SLM, from the hosted and SLM metric files.
+
+    python tools/decide.py                      # both tracks, delta 0.02
+    python tools/decide.py --tracks toolcall --delta 0.05
+    eval "$(python tools/decide.py --quiet)"    # sets FINE_TUNE_STRUCTURED / FINE_TUNE_TOOLCALL
+
+Writes slm_swap/05_eval/decision.json, prints `FINE_TUNE_<TRACK>=0|1` lines and a table,
+and logs one Langfuse event per track (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from slm_swap.decision_run import DecisionRequest, run_decision  # noqa: E402
+from slm_swap.prompts import TRACKS  # noqa: E402
+from slm_swap.tracing import TracingError, check_connection, settings_from_env  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this on any core metric (> 0)")
+    parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS), help="tracks to decide")
+    parser.add_argument("--eval-dir", type=Path, default=REPO / "slm_swap" / "05_eval", help="folder of the metric files")
+    parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
+    parser.add_argument("--after-tag", default="ft", help="tag of post-fine-tune SLM metric files, reported as 'after' when present")
+    parser.add_argument("--output", type=Path, default=None, help="decision file (default <eval-dir>/decision.json)")
+    parser.add_argument("--quiet", action="store_true", help="print only the FINE_TUNE_<TRACK>= lines")
+    for track in TRACKS:
+        parser.add_argument(f"--{track}-hosted", type=Path, default=None, help=f"hosted metric file for {track}")
+        parser.add_argument(f"--{track}-slm", type=Path, default=None, help=f"SLM metric file for {track}")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.delta <= 0:
+        print("error: --delta must be > 0", file=sys.stderr)
+        return 2
+    try:
+        langfuse = settings_from_env(os.environ)
+        check_connection(langfuse)
+    except TracingError as exc:
+        print(f"error: Langfuse: {exc}", file=sys.stderr)
+        return 2
+    pairs = {}
+    for track in args.tracks:
+        hosted = getattr(args, f"{track}_hosted") or args.eval_dir / f"{track}_{args.hosted_model}.json"
+        slm = getattr(args, f"{track}_slm") or args.eval_dir / f"{track}_slm.json"
+        pairs[track] = (hosted, slm, args.eval_dir / f"{track}_slm_{args.after_tag}.json")
+    request = DecisionRequest(pairs=pairs, delta=args.delta, output=args.output or args.eval_dir / "decision.json", quiet=args.quiet)
+    return run_decision(request, langfuse, secrets=[key for key in [os.environ.get("AZURE_API_KEY")] if key])
+
+
+if __name__ == "__main__":
+    sys.exit(main(build_parser().parse_args()))
