@@ -10,6 +10,7 @@ import pytest
 
 from slm_swap.eval_run import ROW_PROPERTY, make_row_record
 from slm_swap.model_api import Answer, Model
+from slm_swap.retry import CircuitOpen
 from slm_swap.model_factory import ModelSetupError, build_cached_model
 from slm_swap.pytest_plugin import MODEL_PROPERTY, SETTINGS_KEY, selected_rows
 from slm_swap.rows import DatasetError, Row
@@ -56,7 +57,11 @@ def model(models: ModelPool, row: Row) -> Model:
 @pytest.fixture
 def answer(model: Model, row: Row) -> Answer:
     started = time.time()
-    reply = model.answer(row)
+    try:
+        reply = model.answer(row)
+    except CircuitOpen as exc:
+        # the same failure on row after row is an outage, not a model: stop instead of retrying for hours
+        pytest.exit(f"error: stopping the run early: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
     reply.started_at = reply.started_at or started
     return reply
 

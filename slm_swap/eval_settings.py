@@ -24,6 +24,15 @@ class EvalSettings:
     cache_dir: Path | None = field(default=None, metadata={"help": "answer journal folder; None turns the cache off"})
     reuse: str = field(default="none", metadata={"help": "which journalled answers to reuse: none, all, successes"})
     max_error_rate: float | None = field(default=None, metadata={"help": "fail when errors exceed this share"})
+    adapter: str = field(default="none", metadata={"help": "SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track>) or none"})
+    max_new_tokens: int = field(default=256, metadata={"help": "output-token cap for every model"})
+    batch_size: int | None = field(default=None, metadata={"help": "SLM batch size; None chooses from free memory"})
+    quantization: str = field(default="nf4", metadata={"help": "SLM weights: nf4 (4-bit) or none"})
+    request_timeout_s: float = field(default=60.0, metadata={"help": "hosted request timeout"})
+    max_retries: int = field(default=5, metadata={"help": "hosted retries per row for 429, 5xx and timeouts"})
+    row_budget_s: float = field(default=120.0, metadata={"help": "hosted time budget per row, retries included"})
+    circuit_threshold: int = field(default=10, metadata={"help": "stop after this many identical failures in a row"})
+    ft_dir: Path = field(default=Path("slm_swap/04_ft"), metadata={"help": "where adapters live"})
     pytest_args: tuple[str, ...] = ()
 
     def dataset_path(self, track: str) -> Path:

@@ -20,7 +20,7 @@ from slm_swap.rows import DatasetError, Row, load_rows
 from slm_swap.run_writer import RunWriter
 
 MODEL_PROPERTY = "slm_swap_model"
-MODEL_CHOICES = ("replay",)
+MODEL_CHOICES = ("azure", "slm", "replay")
 SETTINGS_KEY = pytest.StashKey[EvalSettings]()
 ROWS_KEY = pytest.StashKey[dict]()
 BROKEN_KEY = pytest.StashKey[dict]()
@@ -39,6 +39,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--out-dir", type=Path, default=None, help="where metric files go (default slm_swap/05_eval)")
     group.addoption("--gate-against", type=Path, default=None, help="reference metric file: exit status follows the gate")
     group.addoption("--delta", type=float, default=0.02, help="largest allowed drop of a core metric under the gate")
+    group.addoption("--adapter", default="none", help="SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track> if present) or none")
+    group.addoption("--max-new-tokens", type=int, default=256, help="output-token cap, the same for every model (default 256)")
+    group.addoption("--batch-size", type=int, default=None, help="SLM batch size (default: chosen from free memory; 8 on CPU)")
+    group.addoption("--quantization", choices=("nf4", "none"), default="nf4", help="SLM weights: 4-bit NF4 (default) or unquantised")
+    group.addoption("--request-timeout", type=float, default=60.0, help="hosted request timeout in seconds")
+    group.addoption("--max-retries", type=int, default=5, help="hosted retries per row (429, 5xx, timeouts)")
+    group.addoption("--row-budget", type=float, default=120.0, help="hosted seconds per row, retries and waits included")
+    group.addoption("--circuit-threshold", type=int, default=10, help="stop the run after this many identical failures in a row")
     group.addoption("--resume", action="store_true", help="reuse journalled answers: ask the model only for rows not yet answered")
     group.addoption("--retry-errors", action="store_true", help="reuse journalled answers except errors, which are asked again")
     group.addoption("--no-cache", action="store_true", help="neither read nor write the answer journal")
@@ -78,6 +86,15 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
         cache_dir=None if opt("--no-cache") else Path(opt("--cache-dir") or out_dir / "cache"),
         reuse=reuse,
         max_error_rate=max_error_rate,
+        adapter=opt("--adapter"),
+        max_new_tokens=opt("--max-new-tokens"),
+        batch_size=opt("--batch-size"),
+        quantization=opt("--quantization"),
+        request_timeout_s=opt("--request-timeout"),
+        max_retries=opt("--max-retries"),
+        row_budget_s=opt("--row-budget"),
+        circuit_threshold=opt("--circuit-threshold"),
+        ft_dir=root / "slm_swap" / "04_ft",
     )
 
 
@@ -87,6 +104,9 @@ def is_worker(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = settings_from_config(config)
+    if settings.model == "slm" and (is_worker(config) or getattr(config.option, "numprocesses", None)):
+        # one model per device: N workers would load N copies and fight over the GPU
+        raise pytest.UsageError("--model=slm cannot run under pytest-xdist (-n): the SLM batches all rows in one process; drop -n")
     config.stash[SETTINGS_KEY] = settings
     config.stash[ROWS_KEY] = {}
     config.stash[BROKEN_KEY] = {}

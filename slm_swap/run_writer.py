@@ -48,6 +48,12 @@ class RunWriter:
         self.started_clock = time.monotonic()
         if self.settings.model is None or session.config.option.collectonly:
             return
+        from slm_swap.model_factory import ModelSetupError, check_model_config
+
+        try:
+            check_model_config(self.settings, os.environ)
+        except ModelSetupError as exc:
+            pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
             self.langfuse = settings_from_env(os.environ)
             check_connection(self.langfuse)
