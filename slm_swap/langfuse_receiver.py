@@ -167,12 +167,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?")[0]
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
+        raw = self._read_body()
+        if raw is None:
             self.close_connection = True  # without a length the body's end is unknown
-            self._reply(411, {"message": "a numeric Content-Length is required"}, b"")
+            self._reply(411, {"message": "a numeric Content-Length or chunked Transfer-Encoding is required"}, b"")
             return
-        raw = self.rfile.read(int(length))
         public_key = self.receiver.public_key_for(self.headers.get("Authorization"))
         if path not in INGESTION_PATHS:
             self._reply(404, {"message": f"no route {path}"}, raw, public_key)
@@ -192,6 +191,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._ingest_spans(body, public_key)
         else:
             self._ingest_scores(body, public_key)
+
+    def _read_body(self) -> bytes | None:
+        """The request body: Content-Length bytes, or chunks (OpenTelemetry JS, as in Mastra's Langfuse exporter, streams)."""
+        if self.headers.get("Transfer-Encoding", "").strip().lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailer fields, none expected
+            return b"".join(chunks)
+        length = self.headers.get("Content-Length", "")
+        return self.rfile.read(int(length)) if length.isdigit() else None
 
     def _ingest_spans(self, body: bytes, public_key: str) -> None:
         content_type = self.headers.get("Content-Type", "")

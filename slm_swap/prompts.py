@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,45 @@ def load_templates() -> dict[str, str]:
     return {track: data[track]["template"] for track in TRACKS}
 
 
+def js_number(value: float) -> str:
+    """A float as JavaScript's Number#toString writes it, so both clients render `3.0` as `3`."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"  # what JSON.stringify writes for NaN and infinities
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + js_number(-value)
+    _, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    k = len(digits)
+    n = exponent + len(digit_tuple)  # value = 0.<digits> x 10^n
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return f"{digits[:n]}.{digits[n:]}"
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    e = n - 1
+    mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+    return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def to_js_json(value: Any) -> str:
+    """Compact JSON exactly as `JSON.stringify` writes it (numbers included)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        return js_number(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_js_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(to_js_json(v) for v in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
+
+
 def render_tools(tools: list[dict[str, Any]]) -> str:
-    """One compact JSON line per tool, the form `JSON.stringify` also produces."""
-    return "\n".join(json.dumps(tool, ensure_ascii=False, separators=(",", ":")) for tool in tools)
+    """One compact JSON line per tool, byte for byte what `JSON.stringify` produces."""
+    return "\n".join(to_js_json(tool) for tool in tools)
 
 
 def build_prompt(track: str, user_text: str, tools: list[dict[str, Any]]) -> str:

@@ -9,6 +9,7 @@ gate. It never decides whether a row passes: the test does.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,29 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
     )
 
 
+class HiddenEnviron(Mapping[str, str]):
+    """The environment, read-only, printed without its values.
+
+    The models are built from it, so it sits in the locals of every frame of a
+    failed model setup, and `pytest -l` prints those locals: the API key with them.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self._environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+    def __repr__(self) -> str:
+        return f"<environment: {len(self)} variables, values hidden>"
+
+
 def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -129,7 +153,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     track = getattr(metafunc.module, "TRACK", None)
     if track is None:
-        raise pytest.UsageError(f"{metafunc.module.__file__}: an evals module must set TRACK")
+        return  # only evals modules (which set TRACK) get one case per dataset row
     try:
         rows = selected_rows(metafunc.config, track)
     except DatasetError as exc:
@@ -164,6 +188,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if settings.gate_against:
         lines.append(f"slm-swap: gate against {settings.gate_against} with delta {settings.delta}")
     return lines
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    """Under -v, a row whose answer took retries says so on its own line: `PASSED (retries rate_limit=2)`."""
+    if report.when != "call" or report.outcome not in ("passed", "failed"):
+        return None
+    record = dict(report.user_properties).get(ROW_PROPERTY)
+    if not record or not record.get("retries"):
+        return None
+    retries = " ".join(f"{name}={count}" for name, count in sorted(record["retries"].items()))
+    letter = "." if report.passed else "F"
+    return report.outcome, letter, (f"{report.outcome.upper()} (retries {retries})", {"green": report.passed, "red": report.failed})
 
 
 def parse_row_node(nodeid: str) -> tuple[str, str] | None:

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -252,9 +253,23 @@ def test_sdk_with_its_own_defaults_is_understood(receiver: LangfuseReceiver) -> 
     assert (upload.content_type, upload.content_encoding, upload.public_key) == ("application/x-protobuf", "gzip", "pk-lf-sdk-direct")
 
 
-def test_upload_without_length_is_411(receiver: LangfuseReceiver) -> None:
-    def chunks() -> Iterator[bytes]:
-        yield b"[]"
+def test_chunked_upload_is_read(receiver: LangfuseReceiver) -> None:
+    """OpenTelemetry JS (Mastra's Langfuse exporter) streams its body in chunks, with no Content-Length."""
+    body = export_request().SerializeToString()
 
-    response = httpx.post(receiver.url + SCORES_PATH, content=chunks(), headers=AUTH, timeout=5)
-    assert response.status_code == 411
+    def chunks() -> Iterator[bytes]:
+        yield body[:10]
+        yield body[10:]
+
+    headers = {**AUTH, "Content-Type": "application/x-protobuf"}
+    response = httpx.post(receiver.url + TRACES_PATH, content=chunks(), headers=headers, timeout=5)
+    assert response.status_code == 200
+    assert len(receiver.spans()) == 2
+
+
+def test_upload_without_length_is_411(receiver: LangfuseReceiver) -> None:
+    host, port = receiver.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(f"POST {SCORES_PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTH['Authorization']}\r\n\r\n[]".encode())
+        status_line = conn.makefile("rb").readline()
+    assert status_line.split()[1] == b"411"

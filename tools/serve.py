@@ -1,0 +1,117 @@
+"""Serve the SLM of one track on 127.0.0.1 as an OpenAI-compatible endpoint, through `transformers serve`.
+
+    python tools/serve.py --track structured                        # serves until Ctrl-C
+    python tools/serve.py --track toolcall --port 8011 --base-model slm_swap/models/smollm2-135m-instruct
+    python tools/serve.py --track structured --parity-rows 5        # serve, compare with evaluation, stop
+
+The base is --base-model, else SLM_MODEL_PATH, else evaluation's default. When the track
+has an adapter (slm_swap/04_ft/adapter_<track>/) the server loads the merged checkpoint
+that `python tools/export_model.py --track <track>` writes; else it loads the base. The
+weights are unquantised (float32 on CPU, bfloat16 on CUDA, as `--model=slm
+--quantization none` runs them); callers send temperature 0 and max_tokens (evaluation's
+cap, printed below) with every request, as the Mastra client in slm_swap/mastra does.
+The vLLM command that serves the same adapter on GPUs is printed too (vLLM is not installed).
+
+--parity-rows N asks the server and `LocalSLM` (quantization none) the first N rows of the
+split, writes slm_swap/05_eval/serve_parity_<track>.json and exits 0 only when every text
+matches. Needs the `serve` extra: pip install -e '.[serve]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a clone without installing
+
+from slm_swap.eval_settings import EvalSettings
+from slm_swap.files import write_json_atomic
+from slm_swap.model_factory import slm_model_path
+from slm_swap.prompts import TRACKS
+from slm_swap.serve_process import ServeError, ServeProcess, start_transformers_serve
+from slm_swap.serving import ServePlan, ServingError, plan_serving, resolve_device, shell_line, vllm_command
+
+DEFAULT_PORT = 8000
+PLACEHOLDER_KEY = "unused"  # transformers serve checks no key; the OpenAI client insists on one
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--track", required=True, choices=TRACKS, help="which track's SLM to serve")
+    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8000, or a free one with --parity-rows; 0 picks a free one)")
+    parser.add_argument("--base-model", type=Path, help="base checkpoint folder (default: SLM_MODEL_PATH, else evaluation's default)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    parser.add_argument("--max-tokens", type=int, default=EvalSettings.max_new_tokens, help="output cap requests must send (default: evaluation's)")
+    parser.add_argument("--ft-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="where adapters live")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "slm_swap" / "models", help="where merged checkpoints live")
+    parser.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for the server to load the model")
+    parser.add_argument("--parity-rows", type=int, default=0, help="compare N rows with LocalSLM (quantization none), then stop")
+    parser.add_argument("--split", default="test", help="split the parity rows come from (default test)")
+    parser.add_argument("--dataset-dir", type=Path, default=REPO / "slm_swap" / "02_dataset", help="root of the prepared splits")
+    parser.add_argument("--parity-out", type=Path, help="parity report path (default slm_swap/05_eval/serve_parity_<track>.json)")
+    return parser
+
+
+def print_plan(plan: ServePlan, server: ServeProcess, vllm: str) -> None:
+    source = f"merged checkpoint of {plan.adapter}" if plan.adapter else "base checkpoint (no adapter for this track)"
+    print(f"serving {plan.checkpoint} ({source}), {plan.dtype} on {plan.device}, no quantization")
+    print(f"base URL: {server.base_url}")
+    print(f"model id: {server.model_id}")
+    print(f"send with every request: temperature 0, max_tokens {plan.max_tokens} (evaluation's cap)")
+    print(f"Mastra client: SLM_BASE_URL={server.base_url} SLM_TRACK={plan.track} SLM_MODEL_PATH={plan.base}")
+    print(f"vLLM on GPUs (not installed here): {vllm}", flush=True)
+
+
+def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) -> int:
+    from slm_swap.hosted import HostedModel
+    from slm_swap.local_slm import LocalSLM
+    from slm_swap.rows import load_rows
+    from slm_swap.serve_parity import check_parity
+
+    rows = load_rows(args.dataset_dir / plan.track / f"{args.split}.jsonl", plan.track)[: args.parity_rows]
+    served = HostedModel(server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout, max_retries=0)
+    evaluated = LocalSLM(plan.base, adapter=plan.adapter, track=plan.track, max_new_tokens=plan.max_tokens, quantization="none", device=plan.device)
+    try:
+        report = check_parity(rows, served, evaluated, plan.describe())
+    finally:
+        served.close()
+        evaluated.close()
+    out = args.parity_out or REPO / "slm_swap" / "05_eval" / f"serve_parity_{plan.track}.json"
+    write_json_atomic(out, report.to_record())
+    same = sum(row.same for row in report.rows)
+    print(f"parity: {same}/{len(report.rows)} rows identical to LocalSLM (quantization none); report {out}")
+    return 0 if report.all_same else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    base = args.base_model or Path(slm_model_path(os.environ))
+    # None asks for a free port: a parity check must not collide with a server already running.
+    if args.port is not None:
+        port = args.port or None
+    else:
+        port = None if args.parity_rows > 0 else DEFAULT_PORT
+    # SIGTERM unwinds like Ctrl-C, so the server is stopped with us instead of left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        plan = plan_serving(args.track, base, args.ft_dir, args.models_dir, resolve_device(args.device), args.max_tokens)
+        vllm = shell_line(vllm_command(args.track, base, args.ft_dir, port or DEFAULT_PORT))
+        server = start_transformers_serve(plan.checkpoint, port, environ=os.environ, device=plan.device, dtype=plan.dtype, ready_timeout_s=args.ready_timeout)
+    except (ServingError, ServeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with server:
+        print_plan(plan, server, vllm)
+        if args.parity_rows > 0:
+            return run_parity(args, plan, server)
+        try:
+            return server.process.wait()
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(build_parser().parse_args()))
