@@ -49,6 +49,14 @@ def js_number(value: float) -> str:
     return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
 
 
+def js_key_order(item: tuple[Any, Any]) -> tuple[int, int]:
+    """JavaScript objects list array-index keys ("0", "7", not "07") first, ascending, then the rest in order."""
+    key = str(item[0])
+    if key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1:
+        return (0, int(key))
+    return (1, 0)  # sorted() is stable: other keys keep their insertion order
+
+
 def to_js_json(value: Any) -> str:
     """Compact JSON exactly as `JSON.stringify` writes it (numbers included)."""
     if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
@@ -56,7 +64,8 @@ def to_js_json(value: Any) -> str:
     if isinstance(value, float):
         return js_number(value)
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_js_json(v)}" for k, v in value.items()) + "}"
+        items = sorted(value.items(), key=js_key_order)
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_js_json(v)}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(to_js_json(v) for v in value) + "]"
     raise TypeError(f"cannot render {type(value).__name__} as JSON")

@@ -121,6 +121,7 @@ BUILD_CASES = {
     "backslashes-quotes-newlines": ("toolcall", 'a\\b "q" \n\ttab\r\n', [{"name": "p", "description": 'say "hi"\\n', "parameters": {}}]),
     "control-and-separator-chars": ("structured", "x\u0001\u001f\u007f\u2028\u2029y", [{"name": "c\u0002", "description": "\u2028"}]),
     "no-tools": ("toolcall", "nothing to call", []),
+    "integer-like-keys-first": ("structured", "keys", [{"name": "k", "parameters": {"b": 1, "10": 2, "2": 3, "02": 4}}]),
     "floats-as-javascript-writes-them": ("toolcall", "numbers", [{"name": "f", "parameters": {"d": 3.0, "e": 1e-7, "g": 0.00001, "h": 1e21, "i": 1e16, "j": -2.5}}]),
     "empty-user-text": ("structured", "", [WEATHER]),
     "several-tools-nested": ("toolcall", "pick one", [WEATHER, {"name": "n", "parameters": {"a": [1, -2.5, True, None, {"b": "c"}]}}]),
