@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from slm_swap.answer_cache import JournalError
 from slm_swap.eval_run import ROW_PROPERTY, make_row_record
 from slm_swap.model_api import Answer, Model
 from slm_swap.retry import CircuitOpen
 from slm_swap.model_factory import ModelSetupError, build_cached_model
-from slm_swap.pytest_plugin import MODEL_PROPERTY, SETTINGS_KEY, selected_rows
+from slm_swap.pytest_plugin import MODEL_PROPERTY, SETTINGS_KEY, HiddenEnviron, selected_rows
 from slm_swap.rows import DatasetError, Row
 from slm_swap.scoring import RowResult
 
@@ -22,18 +23,24 @@ class ModelPool:
     def __init__(self, session: pytest.Session) -> None:
         self.session = session
         self.models: dict[str, Model] = {}
+        self.failures: dict[str, BaseException] = {}
 
     def get(self, track: str) -> Model:
+        if track in self.failures:
+            raise self.failures[track]  # a model that failed to load is not loaded again for every row
         if track not in self.models:
             config = self.session.config
             settings = config.stash[SETTINGS_KEY]
             chosen = {item.callspec.id for item in self.session.items if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")}
             rows = [row for row in selected_rows(config, track) if row.id in chosen]
             try:
-                model = build_cached_model(settings, track, os.environ)
+                model = build_cached_model(settings, track, HiddenEnviron(os.environ))
                 model.prepare(rows)
-            except (ModelSetupError, DatasetError) as exc:
+            except (ModelSetupError, DatasetError, JournalError) as exc:
                 pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            except Exception as exc:
+                self.failures[track] = exc
+                raise
             self.models[track] = model
         return self.models[track]
 

@@ -42,6 +42,13 @@ _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _MESSAGE_LIMIT = 300
 
 
+class Secret(str):
+    """A key that works as a string but prints as [hidden]: `pytest -l` shows the locals of every frame in a traceback."""
+
+    def __repr__(self) -> str:
+        return "'[hidden]'"
+
+
 class HostedSettingsError(ValueError):
     """The hosted endpoint is not configured; the message names the variable to set."""
 
@@ -64,7 +71,7 @@ def hosted_settings_from_env(environ: Mapping[str, str]) -> HostedSettings:
             )
     return HostedSettings(
         endpoint=check_endpoint(environ[ENDPOINT_VAR].strip()),
-        api_key=environ[KEY_VAR].strip(),
+        api_key=Secret(environ[KEY_VAR].strip()),
         api_version=environ.get(VERSION_VAR, "").strip() or None,
     )
 

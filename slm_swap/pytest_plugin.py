@@ -61,6 +61,8 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
     limit = opt("--limit")
     if limit is not None and limit < 1:
         raise pytest.UsageError("--limit must be at least 1")
+    if opt("--max-new-tokens") < 1:
+        raise pytest.UsageError("--max-new-tokens must be at least 1")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
     if opt("--model") == "replay" and opt("--predictions") is None:

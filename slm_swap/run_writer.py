@@ -49,9 +49,10 @@ class RunWriter:
         if self.settings.model is None or session.config.option.collectonly:
             return
         from slm_swap.model_factory import ModelSetupError, check_model_config
+        from slm_swap.pytest_plugin import HiddenEnviron
 
         try:
-            check_model_config(self.settings, os.environ)
+            check_model_config(self.settings, HiddenEnviron(os.environ))
         except ModelSetupError as exc:
             pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
