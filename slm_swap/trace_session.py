@@ -9,6 +9,8 @@ short of that, or a flush past its time bound, is a `TracingError`.
 
 from __future__ import annotations
 
+import secrets
+
 import base64
 import contextlib
 import json
@@ -27,6 +29,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from slm_swap.tracing import LangfuseSettings, TracingError, claim_public_key, redact, release_public_key, run_bounded
@@ -38,6 +41,17 @@ BATCH_SIZE = 200  # spans per OTLP request and scores per scores request
 FLUSH_EVERY_SPANS = 1000
 Observation = LangfuseSpan | LangfuseGeneration | LangfuseEvent
 
+
+
+class EntropyIdGenerator(IdGenerator):
+    """Trace and span ids from the OS, not the global `random`: training seeds that one, and two
+    runs with the same seed would otherwise write into the same trace."""
+
+    def generate_span_id(self) -> int:
+        return secrets.randbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        return secrets.randbits(128) or 1
 
 class DeliveryLedger:
     """What Langfuse confirmed, fed by the exporter and by HTTP response hooks; never holds a header."""
@@ -143,7 +157,7 @@ class TracingSession:
         )
         self._http = httpx.Client(timeout=settings.request_timeout_s, event_hooks={"response": [self.ledger.on_api_response]})
         # A provider of our own keeps the process-wide OTel provider untouched and lets close() stop its thread.
-        self._provider = TracerProvider(shutdown_on_exit=False)
+        self._provider = TracerProvider(shutdown_on_exit=False, id_generator=EntropyIdGenerator())
         self.client = Langfuse(
             public_key=settings.public_key,
             secret_key=settings.secret_key,

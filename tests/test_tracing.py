@@ -335,3 +335,14 @@ def test_a_disabled_sdk_is_an_error_not_an_empty_trace(settings: LangfuseSetting
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     with pytest.raises(TracingError, match="not recording"):
         record_decisions(settings, {"structured": {}}, at=T0)
+
+
+def test_seeded_global_random_does_not_reuse_trace_ids(receiver: LangfuseReceiver, settings: LangfuseSettings) -> None:
+    # training seeds the global `random`; two runs with the same seed must still get two traces
+    import random
+
+    ids = []
+    for _ in range(2):
+        random.seed(7)
+        ids.append(record_decisions(settings, {"toolcall": {"fine_tune": 1}}, at=time.time()).trace_id)
+    assert ids[0] != ids[1]
