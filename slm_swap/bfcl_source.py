@@ -19,7 +19,7 @@ from typing import Any
 
 from slm_swap.data_sources import Example, SourceData
 from slm_swap.files import sha256_file
-from slm_swap.rows import DatasetError
+from slm_swap.rows import DatasetError, read_lines
 
 BFCL_PACKAGE = "bfcl_eval"
 BFCL_DISTRIBUTION = "bfcl-eval"
@@ -59,12 +59,7 @@ def installed_bfcl_version() -> str | None:
 
 def read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, record) for every non-blank line; each record must be an object with a string id."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    lines = read_lines(path, "bfcl data file")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -9,7 +9,7 @@ from typing import Any
 
 from slm_swap.files import sha256_file
 from slm_swap.model_api import Answer
-from slm_swap.rows import DatasetError, Row
+from slm_swap.rows import DatasetError, Row, read_lines
 
 
 class ReplayModel:
@@ -45,12 +45,7 @@ class ReplayModel:
 
 def load_predictions(path: Path) -> dict[tuple[str | None, str], dict[str, Any]]:
     """Predictions by (track, id); a file without a track field serves any track."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: predictions file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read predictions ({exc})") from exc
+    lines = read_lines(path, "predictions file")
     records: dict[tuple[str | None, str], dict[str, Any]] = {}
     for index, line in enumerate(lines):
         where = f"{path}: row {index} (line {index + 1})"

@@ -72,18 +72,23 @@ def parse_row_line(line: str, track: str) -> tuple[str, str]:
     return prompt, completion
 
 
+def read_lines(path: Path, what: str, hint: str = "") -> list[str]:
+    """A text file's lines, or a DatasetError naming the file and saying what it should have been."""
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: {what} not found{hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read {what} ({exc})") from exc
+
+
 def load_rows(path: str | Path, track: str, split: str | None = None) -> list[Row]:
     """All rows of a JSONL split, ids `<split>-<line index>`; the split defaults to the file stem."""
     if track not in TRACKS:
         raise DatasetError(f"unknown track {track!r}")
     path = Path(path)
     split = split or path.stem
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: dataset file not found (run `python tools/prepare_data.py` or pass --dataset)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read dataset ({exc})") from exc
+    lines = read_lines(path, "dataset file", " (run `python tools/prepare_data.py` or pass --dataset)")
     rows = []
     for index, line in enumerate(lines):
         if not line.strip():

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from slm_swap.prompts import render_tools
+
 from slm_swap import splits as splits_module
 from slm_swap.bfcl_source import BFCL_CATEGORIES, find_bfcl_data, load_bfcl
 from slm_swap.data_sources import Example
@@ -73,7 +75,7 @@ def test_both_tracks_offer_the_rows_tools_in_the_prompt(tmp_path: Path) -> None:
         for line in (tmp_path / track / "train.jsonl").read_text().splitlines():
             prompt = json.loads(line)["prompt"]
             tools = by_request[prompt.split("Request: ")[-1]]
-            assert all(json.dumps(tool, separators=(",", ":"), ensure_ascii=False) in prompt for tool in tools)
+            assert all(render_tools([tool]) in prompt for tool in tools)
 
 
 def test_multi_call_and_repeated_request_are_dropped_with_reasons(tmp_path: Path) -> None:
@@ -225,7 +227,7 @@ def test_bad_bfcl_line_names_file_line_and_id(tmp_path: Path, capsys: pytest.Cap
         load_bfcl(data_dir)
     (data_dir / "BFCL_v4_simple_python.json").unlink()
     assert run_tool("--bfcl-data", str(data_dir), "--out-dir", str(tmp_path / "out")) == 2
-    assert "BFCL_v4_simple_python.json: file not found" in capsys.readouterr().err
+    assert "BFCL_v4_simple_python.json: bfcl data file not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
