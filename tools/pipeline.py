@@ -1,0 +1,105 @@
+"""Run the whole pipeline: prepare -> evaluate hosted -> evaluate SLM -> decide -> fine-tune -> re-evaluate -> report.
+
+    python tools/pipeline.py --demo                 # offline, embedded models, CPU: under 30 minutes
+    python tools/pipeline.py --demo --force-finetune
+    python tools/pipeline.py --limit 200 -n 16      # real run: AZURE_*, LANGFUSE_*, SLM_MODEL_PATH set
+
+Steps whose outputs exist for the same inputs are skipped unless --fresh.
+Writes slm_swap/05_eval/report.md and report.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a clone without installing
+
+from slm_swap.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
+from slm_swap.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
+from slm_swap.pipeline import Pipeline, PipelineConfig, StepFailed  # noqa: E402
+from slm_swap.prompts import TRACKS  # noqa: E402
+from slm_swap.tracing import TracingError, settings_from_env  # noqa: E402
+
+TOOLS = ("prepare_data", "decide", "finetune", "report", "fetch_model")
+
+
+def tool_runner(name: str):
+    """Calls tools/<name>.py's main with an argv, the way its command line would."""
+    spec = importlib.util.spec_from_file_location(f"slm_swap_tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return lambda argv: module.main(module.build_parser().parse_args(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo", action="store_true", help="offline demo on the embedded checkpoints, no credentials needed")
+    parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS))
+    parser.add_argument("--limit", type=int, default=None, help=f"test rows per track (demo default {DEMO_TEST_ROWS}; else all)")
+    parser.add_argument("--train-limit", type=int, default=None, help=f"training rows per track (demo default {DEMO_TRAIN_ROWS}; else all)")
+    parser.add_argument("--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help=f"output cap for both models (demo default {DEMO_MAX_NEW_TOKENS}; else 256)")
+    parser.add_argument("-n", "--workers", type=int, default=1, help="parallel hosted calls (pytest -n)")
+    parser.add_argument("--fresh", action="store_true", help="run every step even if its outputs exist")
+    parser.add_argument("--force-finetune", action="store_true", help="fine-tune every track whatever the decision")
+    parser.add_argument("--demo-hosted", default=DEMO_HOSTED, help="embedded checkpoint standing in for the hosted model")
+    parser.add_argument("--demo-slm", default=DEMO_SLM, help="embedded checkpoint used as the SLM in the demo")
+    return parser
+
+
+def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hosted_identity: dict[str, str]) -> int:
+    tools = {name: tool_runner(name) for name in TOOLS}
+    config = PipelineConfig(
+        repo=REPO,
+        slm_model_path=slm_path,
+        hosted_identity=hosted_identity,
+        tracks=tuple(args.tracks),
+        limit=args.limit,
+        train_limit=args.train_limit,
+        delta=args.delta,
+        workers=args.workers,
+        max_new_tokens=args.max_new_tokens or 256,
+        fresh=args.fresh,
+        force_finetune=args.force_finetune,
+        environ=environ,
+    )
+    try:
+        Pipeline(config, tools).run()
+    except StepFailed as exc:
+        print(f"\nerror: pipeline stopped: {exc}\nEarlier outputs are kept; fix the cause and run again (finished steps are skipped).", file=sys.stderr)
+        return 1
+    print(f"\nreport: {REPO / 'slm_swap' / '05_eval' / 'report.md'} and report.png")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    environ = dict(os.environ)
+    if args.demo:
+        args.limit = args.limit or DEMO_TEST_ROWS
+        args.train_limit = args.train_limit or DEMO_TRAIN_ROWS
+        args.max_new_tokens = args.max_new_tokens or DEMO_MAX_NEW_TOKENS
+        print(
+            f"offline demo: {args.limit} test rows and {args.train_limit} training rows per track, output cap {args.max_new_tokens} tokens; "
+            f"hosted stand-in {args.demo_hosted} (served by transformers serve), SLM {args.demo_slm} (4-bit)."
+        )
+        print("It shows the pipeline working end to end on tiny models; it is no verdict on any real model.", flush=True)
+        fetch = tool_runner("fetch_model")
+        with demo_environment(REPO, environ, lambda name: fetch([name]), args.demo_hosted, args.demo_slm) as demo:
+            return run(args, demo.environ, demo.slm_path, demo.hosted_identity)
+    try:
+        hosted = hosted_settings_from_env(environ)
+        settings_from_env(environ)
+    except (HostedSettingsError, TracingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    slm_path = Path(environ.get("SLM_MODEL_PATH", REPO / "slm_swap" / "models" / "phi-4-mini"))
+    return run(args, environ, slm_path, {"endpoint": public_endpoint(hosted.endpoint)})
+
+
+if __name__ == "__main__":
+    sys.exit(main(build_parser().parse_args()))
