@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hosted_identity: dict[str, str]) -> int:
+    # the in-process steps (decide, fine-tune, report) read the same variables as the pytest subprocesses
+    os.environ.update(environ)
     tools = {name: tool_runner(name) for name in TOOLS}
     config = PipelineConfig(
         repo=REPO,
