@@ -26,6 +26,8 @@ from slm_swap.prompts import TRACKS  # noqa: E402
 from slm_swap.tracing import TracingError, settings_from_env  # noqa: E402
 
 TOOLS = ("prepare_data", "decide", "finetune", "report", "fetch_model")
+# on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row
+DEMO_FINETUNE_ARGS = ("--batch-size", "1", "--max-batch-tokens", "2048")
 
 
 def tool_runner(name: str):
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
         delta=args.delta,
         workers=args.workers,
         max_new_tokens=args.max_new_tokens or 256,
+        finetune_args=DEMO_FINETUNE_ARGS if args.demo else (),
         fresh=args.fresh,
         force_finetune=args.force_finetune,
         environ=environ,
