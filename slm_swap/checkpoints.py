@@ -184,13 +184,18 @@ def ensure_checkpoint(name: str, out: str | Path | None = None, force: bool = Fa
             manifest = download_hub_model(spec, staging, out, endpoint)
         else:
             manifest = convert_embedded_model(spec, gguf_parts, staging)
-        manifest["files"] = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
-        write_json_atomic(staging / MANIFEST_NAME, manifest)
-        staging.chmod(0o755)  # mkdtemp makes it private; the checkpoint is an ordinary folder
-        replace_folder(staging, out)
+        publish_checkpoint(staging, out, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def publish_checkpoint(staging: Path, out: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest last (its existence means the folder is complete), then swap the folder in."""
+    manifest["files"] = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
+    write_json_atomic(staging / MANIFEST_NAME, manifest)
+    staging.chmod(0o755)  # mkdtemp makes it private; the checkpoint is an ordinary folder
+    replace_folder(staging, out)
 
 
 def replace_folder(staging: Path, out: Path) -> None:

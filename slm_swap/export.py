@@ -25,11 +25,11 @@ from slm_swap.checkpoints import (
     adapter_base,
     check_adapter_base,
     checkpoint_identity,
+    publish_checkpoint,
     read_manifest,
-    replace_folder,
     require_checkpoint,
 )
-from slm_swap.files import sha256_file, write_json_atomic
+from slm_swap.files import sha256_file
 
 # The files that decide the merged weights; tokenizer copies and training logs beside them do not.
 ADAPTER_WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
@@ -95,10 +95,7 @@ def export_merged(base: str | Path, adapter: str | Path, track: str, out: str | 
         dtype = merge_dtype(base)
         write_merged_weights(base, adapter, staging, dtype)
         manifest = build_manifest(out.name, base, adapter, track, dtype, fingerprint)
-        manifest["files"] = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
-        write_json_atomic(staging / MANIFEST_NAME, manifest)
-        staging.chmod(0o755)  # mkdtemp makes it private; the checkpoint is an ordinary folder
-        replace_folder(staging, out)
+        publish_checkpoint(staging, out, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(out, manifest, reused=False)

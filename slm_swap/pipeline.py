@@ -124,7 +124,7 @@ class Pipeline:
         cfg = self.config
         decision = cfg.eval_dir / "decision.json"
         metrics = [cfg.eval_dir / f"{t}_{m}.json" for t in cfg.tracks for m in ("azure", "slm")]
-        argv = ["--tracks", *cfg.tracks, "--delta", str(cfg.delta), "--eval-dir", str(cfg.eval_dir)]
+        argv = self.decide_args()
         inputs = {"metrics": [file_hash_or_missing(p) for p in metrics], "delta": cfg.delta}
         self.step("decide", inputs, [decision], lambda: self.run_tool("decide", argv))
         return decision
@@ -169,5 +169,8 @@ class Pipeline:
 
     def decide_after(self) -> None:
         """Decide again so decision.json carries the after-fine-tune metrics beside the before."""
+        self.run_tool("decide", [*self.decide_args(), "--quiet"])
+
+    def decide_args(self) -> list[str]:
         cfg = self.config
-        self.run_tool("decide", ["--tracks", *cfg.tracks, "--delta", str(cfg.delta), "--eval-dir", str(cfg.eval_dir), "--quiet"])
+        return ["--tracks", *cfg.tracks, "--delta", str(cfg.delta), "--eval-dir", str(cfg.eval_dir)]
