@@ -45,6 +45,7 @@ class RunTiming:
     mean_new_tokens: float
     peak_memory_gib: float
     batch_sizes: list[int]
+    batches: list[dict[str, Any]]  # static engine: rows, slots, prefill and decode seconds of each batch
 
 
 @dataclass
@@ -104,15 +105,17 @@ def peak_memory_gib(slm: LocalSLM) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
-def timed_run(slm: LocalSLM, rows: Sequence[Row], batch_size: int | None) -> tuple[dict[str, GeneratedRow], RunTiming]:
+def timed_run(slm: LocalSLM, rows: Sequence[Row], batch_size: int | None, engine: str | None = None) -> tuple[dict[str, GeneratedRow], RunTiming]:
     reset_peak_memory(slm)
     before = len(slm.batch_sizes)
+    timings_before = len(slm.batch_timings)
     started = time.perf_counter()
-    outputs = slm.generate_rows(rows, batch_size=batch_size)
+    outputs = slm.generate_rows(rows, batch_size=batch_size, engine=engine)
     seconds = time.perf_counter() - started
     new_tokens = sum(output.completion_tokens for output in outputs.values())
     timing = RunTiming(
-        len(rows), seconds, len(rows) / seconds, new_tokens / seconds, new_tokens / len(rows), peak_memory_gib(slm), sorted(set(slm.batch_sizes[before:]))
+        len(rows), seconds, len(rows) / seconds, new_tokens / seconds, new_tokens / len(rows), peak_memory_gib(slm), sorted(set(slm.batch_sizes[before:])),
+        slm.batch_timings[timings_before:],
     )
     return outputs, timing
 
@@ -122,13 +125,14 @@ def count_flips(first: dict[str, GeneratedRow], second: dict[str, GeneratedRow])
 
 
 def bench_track(slm: LocalSLM, rows: Sequence[Row], single_rows: int) -> TrackResult:
-    """Two batched runs over all rows, then the first `single_rows` rows one at a time."""
+    """Two batched runs over all rows, then the first `single_rows` rows one at a time with plain `generate`."""
     prompt_lengths = [len(slm.encode(row)) for row in rows]
     slm.generate_rows(rows[:1], batch_size=1)  # warm-up: kernels, allocator, lazy initialisation
+    slm.generate_rows(rows[:1], batch_size=1, engine="padded")
     batched, batched_timing = timed_run(slm, rows, None)
     again, _ = timed_run(slm, rows, None)
     identical = all(batched[row.id].text.encode() == again[row.id].text.encode() for row in rows)
-    single, single_timing = timed_run(slm, rows[:single_rows], 1)
+    single, single_timing = timed_run(slm, rows[:single_rows], 1, engine="padded")
     flips = count_flips(batched, single)
     return TrackResult(
         track=rows[0].track,

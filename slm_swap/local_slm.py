@@ -1,11 +1,14 @@
 """The local small language model: a checkpoint in 4-bit NF4 through bitsandbytes, greedy, batched.
 
 `prepare` generates every row up front (never one `generate` call per row) and
-`answer` only reads the stored output. Two engines:
+`answer` only reads the stored output. Three engines:
 
-- "padded" (default): `generate` over length-sorted, left-padded batches sized from free
-  memory. A batch ends when every row has produced an end-of-turn token, or at
-  `max_new_tokens`.
+- "static" (default): slm_swap.static_engine: length-sorted batches planned from free memory,
+  one preallocated KV cache per batch, prefill in groups of similar length, and on CUDA each
+  decode step replayed as a CUDA graph. A batch ends when every row has produced an
+  end-of-turn token, or at `max_new_tokens`.
+- "padded": `generate` over length-sorted, left-padded batches sized from free memory, with
+  the same stopping rule.
 - "continuous": transformers' continuous batching (`generate_batch`): a paged KV cache,
   no padding, finished rows replaced by waiting ones. Without flash-attn its attention
   runs through SDPA over the whole step; docs/benchmarks.md has both engines' speed.
@@ -20,23 +23,36 @@ import gc
 import importlib.metadata
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from slm_swap import decode_attention
 from slm_swap.checkpoints import CheckpointError, check_adapter_base, checkpoint_identity, require_checkpoint
 from slm_swap.model_api import Answer
 from slm_swap.prompts import build_messages
 from slm_swap.rows import Row
+from slm_swap.static_engine import StaticGenerator, dequantized_bytes, dequantized_weights, plan_batches
 
 QUANTIZATIONS = ("nf4", "none")
-ENGINES = ("padded", "continuous")
+BATCHING = {
+    "static": "length-sorted, planned from free memory, static KV cache, decode steps as CUDA graphs on CUDA",
+    "padded": "length-sorted, left-padded",
+    "continuous": "continuous, paged KV cache",
+}
+ENGINES = ("static", "padded", "continuous")
 CONTINUOUS_BLOCK = 256  # tokens per KV cache block of the continuous engine
 CPU_BATCH_SIZE = 8
+STATIC_PREFILL_TOKENS = 32768  # padded tokens per prefill pass of the static engine on CUDA
+CPU_PREFILL_TOKENS = 2048
 MAX_BATCH_SIZE = 1024
 # Share of free accelerator memory that batches may plan to use; the rest absorbs allocator
 # fragmentation and the transient buffers the estimate below leaves out.
 MEMORY_SHARE = 0.7
+# The static engine on CUDA keeps compute-dtype copies of the 4-bit weights for one generate_rows
+# call when they take at most this share of free memory (static_engine.dequantized_weights).
+DEQUANTIZED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -68,8 +84,12 @@ def bytes_per_row(config: Any, dtype_bytes: int, tokens: int) -> int:
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     kv = 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
-    activations = (6 * text.hidden_size + 3 * text.intermediate_size) * dtype_bytes
-    return tokens * (kv + activations) + 2 * 4 * text.vocab_size
+    return tokens * (kv + activation_bytes(text, dtype_bytes)) + 2 * 4 * text.vocab_size
+
+
+def activation_bytes(text_config: Any, dtype_bytes: int) -> int:
+    """Activations of one token in a forward pass (hidden states and the MLP's intermediate)."""
+    return (6 * text_config.hidden_size + 3 * text_config.intermediate_size) * dtype_bytes
 
 
 def choose_batch_size(free_bytes: int, row_bytes: int, rows: int, cap: int = MAX_BATCH_SIZE) -> int:
@@ -91,7 +111,7 @@ class LocalSLM:
         quantization: str = "nf4",
         device: str = "auto",
         min_new_tokens: int = 0,
-        engine: str = "padded",
+        engine: str = "static",
     ) -> None:
         import torch
 
@@ -120,11 +140,15 @@ class LocalSLM:
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.engine = engine
         if self.engine == "continuous" and min_new_tokens:
-            raise ValueError("min_new_tokens needs the padded engine (continuous batching has no minimum length)")
+            raise ValueError("min_new_tokens needs the static or padded engine (continuous batching has no minimum length)")
         self.model, self.tokenizer = self._load()
         self.free_bytes = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
         self.batch_sizes: list[int] = []
+        self.batch_timings: list[dict[str, Any]] = []  # static engine: where each batch's time went
         self._outputs: dict[str, GeneratedRow] = {}
+        self._static: StaticGenerator | None = None
+        self.dequantized = 0  # bytes of dequantised weight copies in use by the static engine
+        self.dequantized_peak = 0
 
     def _load(self) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -170,15 +194,19 @@ class LocalSLM:
             if self.track is not None and row.track != self.track:
                 raise ValueError(f"row {row.id} is of track {row.track!r}, this model was set up for {self.track!r}")
 
-    def generate_rows(self, rows: Sequence[Row], batch_size: int | None = None) -> dict[str, GeneratedRow]:
+    def generate_rows(self, rows: Sequence[Row], batch_size: int | None = None, engine: str | None = None) -> dict[str, GeneratedRow]:
         """Every row's output by id, longest prompts first (a batch too big fails at once, not at the end).
 
-        `batch_size` overrides the configured size for this call (the benchmark's one-at-a-time run).
+        `batch_size` and `engine` override the configured ones for this call (the benchmark's
+        one-at-a-time run is plain `generate`: `batch_size=1, engine="padded"`).
         """
         self.check_tracks(rows)
-        if self.engine == "continuous" and batch_size is None and rows:
+        engine = engine or self.engine
+        if engine == "continuous" and batch_size is None and rows:
             return self.generate_continuous(rows)
         todo = sorted(((row, self.encode(row)) for row in rows), key=lambda item: (-len(item[1]), item[0].id))
+        if engine == "static":
+            return self.generate_static(todo, batch_size or self.batch_size)
         outputs: dict[str, GeneratedRow] = {}
         start = 0
         while start < len(todo):
@@ -196,6 +224,77 @@ class LocalSLM:
             outputs.update({row.id: output for (row, _), output in zip(batch, generated)})
             start += size
         return outputs
+
+    def generate_static(self, todo: list[tuple[Row, list[int]]], requested: int | None) -> dict[str, GeneratedRow]:
+        import torch
+
+        if self._static is None:
+            self._static = StaticGenerator(
+                self.model, self.eos_ids(), self.tokenizer.pad_token_id, use_graphs=self.device.type == "cuda", prefill_tokens=self.prefill_tokens()
+            )
+        with ExitStack() as stack:
+            if self.quantization == "nf4" and self.free_bytes is not None:
+                size = dequantized_bytes(self.model, self.dtype)
+                if size <= DEQUANTIZED_SHARE * torch.cuda.mem_get_info(self.device)[0]:
+                    self.dequantized = stack.enter_context(dequantized_weights(self.model, self.dtype))
+                    self.dequantized_peak = max(self.dequantized_peak, self.dequantized)
+            try:
+                return self.generate_static_batches(todo, requested)
+            finally:
+                self.dequantized = 0
+
+    def generate_static_batches(self, todo: list[tuple[Row, list[int]]], requested: int | None) -> dict[str, GeneratedRow]:
+        import torch
+
+        outputs: dict[str, GeneratedRow] = {}
+        eos_ids = self.eos_ids()
+        while todo:
+            plans = self.plan_static([len(ids) for _, ids in todo], requested)
+            batch = todo[: plans[0].rows]
+            prompts = [ids for _, ids in batch]
+            started = time.perf_counter()
+            try:
+                generated = self._static.generate(prompts, self.max_new_tokens, self.min_new_tokens)
+            except Exception as exc:
+                if len(batch) == 1 or not is_out_of_memory(exc):
+                    raise
+                self.release_memory()
+                self.batch_cap = len(batch) // 2
+                continue
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            latency = (time.perf_counter() - started) / len(batch)
+            self.batch_sizes.append(len(batch))
+            self.batch_timings.append(asdict(self._static.timings[-1]))
+            for (row, ids), tokens in zip(batch, generated):
+                outputs[row.id] = self.read_output(ids, tokens, eos_ids, latency)
+            todo = todo[len(batch) :]
+        return outputs
+
+    def plan_static(self, lengths: list[int], requested: int | None) -> list[Any]:
+        """Batches for the static engine: from free memory on CUDA, CPU_BATCH_SIZE rows on the CPU."""
+        text = self.model.config.get_text_config()
+        heads = text.num_attention_heads
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+        kv_heads = getattr(text, "num_key_value_heads", None) or heads
+        slot_bytes = 2 * text.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+        # A decode step reads every weight; NF4 weights are dequantised to the compute dtype and read again.
+        params = sum(p.numel() * (2 if p.dtype.itemsize == 1 else 1) for p in self.model.parameters())
+        step_bytes = params * (2 * self.dtype.itemsize if self.quantization == "nf4" and not self.dequantized else self.dtype.itemsize)
+        max_rows = requested or (MAX_BATCH_SIZE if self.free_bytes is not None else CPU_BATCH_SIZE)
+        max_rows = min(max_rows, self.batch_cap or max_rows)
+        if self.free_bytes is None:
+            memory = float("inf")
+        else:
+            # A prefill pass keeps only the last position's logits: its activations are what it needs.
+            prefill = self.prefill_tokens() * activation_bytes(text, self.dtype.itemsize)
+            memory = max((self.free_bytes - self.dequantized) * MEMORY_SHARE - prefill, slot_bytes * (lengths[0] + self.max_new_tokens))
+        reads_padding = not decode_attention.available(self.device, head_dim)
+        return plan_batches(lengths, self.max_new_tokens, slot_bytes, step_bytes, memory, max_rows, reads_padding)
+
+    def prefill_tokens(self) -> int:
+        """Padded tokens per prefill pass of the static engine."""
+        return STATIC_PREFILL_TOKENS if self.device.type == "cuda" else CPU_PREFILL_TOKENS
 
     def batch_size_for(self, prompt_tokens: int, rows_left: int, requested: int | None) -> int:
         cap = min(rows_left, self.batch_cap or rows_left)
@@ -289,8 +388,10 @@ class LocalSLM:
                 "min_new_tokens": self.min_new_tokens,
                 "batch_size": self.batch_size if self.batch_size is not None else "auto",
                 "batch_sizes_used": sorted(set(self.batch_sizes)),
-                "batching": "length-sorted, left-padded" if self.engine == "padded" else "continuous, paged KV cache",
+                "batching": BATCHING[self.engine],
                 "stop": "end-of-turn token or max_new_tokens",
+                "dequantized_weight_gib": round(self.dequantized_peak / 2**30, 2),
+                "cuda_graphs_failed": self._static.graphs_failed if self._static is not None else None,
             },
             "versions": versions,
         }
@@ -303,6 +404,7 @@ class LocalSLM:
             torch.cuda.empty_cache()
 
     def close(self) -> None:
+        self._static = None
         self.model = None
         self._outputs.clear()
         self.release_memory()

@@ -6,9 +6,10 @@
     # CUDA, random-weight model of Phi-4-mini's architecture in NF4, built on the GPU
     python tools/bench_generate.py --device cuda --random-phi4 --tokenizer slm_swap/models/smollm2-135m-instruct --single-rows 8
 
-The padded engine generates exactly --new-tokens tokens per row (min_new_tokens = max_new_tokens);
+The batched runs use --engine (default static: slm_swap/static_engine.py); the static and padded
+engines generate exactly --new-tokens tokens per row (min_new_tokens = max_new_tokens);
 continuous batching has no minimum, so there --new-tokens is the most per row. One-at-a-time runs
-are plain `generate` calls of one row.
+are always plain `generate` calls of one row.
 The batch size comes from free accelerator memory unless --batch-size is given. Prints a
 markdown table; --out also writes the full numbers as JSON.
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from slm_swap.checkpoints import CheckpointError
 from slm_swap.generation_bench import bench_track, build_random_phi4_mini, markdown_table, summarize
-from slm_swap.local_slm import LocalSLM
+from slm_swap.local_slm import ENGINES, LocalSLM
 from slm_swap.prompts import TRACKS
 from slm_swap.rows import DatasetError, load_rows
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--single-rows", type=int, default=8, help="rows per track generated one at a time (default: 8)")
     parser.add_argument("--new-tokens", type=int, default=60, help="tokens generated per row (default: 60)")
     parser.add_argument("--batch-size", type=int, help="fixed batch size (default: from free memory; 8 on CPU)")
-    parser.add_argument("--engine", choices=("padded", "continuous"), default="padded", help="generation engine (default: padded)")
+    parser.add_argument("--engine", choices=ENGINES, default="static", help="engine of the batched runs (default: static)")
     parser.add_argument("--quantization", choices=("nf4", "none"), default="nf4", help="weights (default: nf4)")
     parser.add_argument("--out", type=Path, help="write the full results as JSON here")
     return parser
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
                 model_path,
                 max_new_tokens=args.new_tokens,
                 # Continuous batching has no minimum length; there rows may stop early, which new_tokens_per_s shows.
-                min_new_tokens=args.new_tokens if args.engine == "padded" else 0,
+                min_new_tokens=args.new_tokens if args.engine != "continuous" else 0,
                 batch_size=args.batch_size,
                 quantization=args.quantization,
                 device=args.device,

@@ -1,0 +1,433 @@
+"""Static-cache greedy generation: one KV cache per batch, allocated once; on CUDA each decode step is a graph replay.
+
+Why not `generate`: on Phi-4-mini in NF4 a `generate` decode step costs about 50 ms of Python
+and kernel launches before any work, its dynamic cache copies the whole KV cache on every step,
+and grouped-query attention repeats each KV head for every query head it serves
+(docs/benchmarks.md). Here:
+
+- The rows of a batch are right-aligned in one cache of `P + new_tokens - 1` slots, P being the
+  batch's longest prompt: row b's prompt ends at slot P-1 and its new tokens follow it. Slots
+  before a row's prompt are masked.
+- Prefill runs in groups of rows of similar length, each group left-padded to its own longest
+  row, so one long row does not pad every other row of the batch.
+- Decode attention groups the query heads by the KV head they share and reads each cached head
+  once; nothing is repeated or copied.
+- On CUDA the whole decode step (forward pass, greedy pick, minimum-length rule, end-of-turn
+  bookkeeping) is captured once per batch as a CUDA graph and replayed; elsewhere it runs as is.
+
+The picks follow `generate`'s greedy rules: end-of-turn tokens are barred until
+`min_new_tokens` tokens exist, and a finished row emits the pad token. The arithmetic differs
+from `generate`'s, so on near-ties a pick can differ (the benchmark counts such flips).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from slm_swap import decode_attention
+
+log = logging.getLogger(__name__)
+
+ATTENTION_NAME = "slm_swap_static"
+UNSUPPORTED_ATTENTION = ("softcap", "s_aux")  # attention features this engine does not implement
+ALIGN = 16  # the memory-efficient SDPA kernel wants mask rows aligned to 16 elements
+PREFILL_PADDING = 1.15  # a prefill group's longest row is at most this many times its shortest
+# One-off cost of a batch (its eager first step, the graph capture), in decode steps.
+BATCH_OVERHEAD_STEPS = 20
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    start: int
+    end: int
+
+    @property
+    def rows(self) -> int:
+        return self.end - self.start
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    new_tokens: int,
+    slot_bytes: int,
+    step_bytes: int,
+    memory_bytes: float,
+    max_rows: int,
+    reads_padding: bool = True,
+) -> list[BatchPlan]:
+    """Split rows sorted longest first into batches that minimise the memory read by decoding.
+
+    A decode step reads the weights (`step_bytes`, whatever the batch size) and every slot of the
+    batch's cache (`slot_bytes` each: rows x (longest prompt + new tokens)). One batch of every
+    row reads the long rows' padding on every step; one batch per row reads the weights once per
+    row. The split in between is found exactly by dynamic programming over the sorted rows,
+    within `memory_bytes` of cache and `max_rows` rows per batch. With `reads_padding` False
+    (the Triton decode kernel reads only each row's own slots) padding costs memory, not time,
+    and the plan is the fewest batches that fit.
+    """
+    import numpy as np
+
+    if any(a < b for a, b in zip(lengths, lengths[1:])):
+        raise ValueError("plan_batches needs the lengths sorted longest first")
+    n = len(lengths)
+    if n == 0:
+        return []
+    steps = max(new_tokens - 1, 1)
+    slots = np.asarray(lengths, dtype=np.float64) + new_tokens
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, dtype=np.int64)
+    real = np.concatenate(([0.0], np.cumsum(slots)))  # real slots of rows [0, i)
+    for end in range(1, n + 1):
+        starts = np.arange(max(0, end - max_rows), end)
+        rows = end - starts
+        cache = rows * slots[starts] * slot_bytes  # a batch is sized by its first (longest) row
+        read = cache if reads_padding else (real[end] - real[starts]) * slot_bytes
+        cost = best[starts] + steps * (step_bytes + read) + BATCH_OVERHEAD_STEPS * step_bytes
+        cost[(cache > memory_bytes) & (rows > 1)] = np.inf  # a row alone is always tried: it may still fit
+        pick = int(np.argmin(cost))
+        best[end], cut[end] = cost[pick], starts[pick]
+    plans: list[BatchPlan] = []
+    end = n
+    while end > 0:
+        plans.append(BatchPlan(int(cut[end]), end))
+        end = int(cut[end])
+    return plans[::-1]
+
+
+def prefill_groups(lengths: Sequence[int], max_tokens: int) -> list[tuple[int, int]]:
+    """Consecutive groups of rows (sorted longest first) for one prefill pass each.
+
+    A group's rows are padded to its first row: it holds at most `max_tokens` padded tokens
+    (always at least one row) and its first row is at most PREFILL_PADDING times its last.
+    """
+    groups: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(lengths) + 1):
+        if index == len(lengths):
+            groups.append((start, index))
+            break
+        longest = lengths[start]
+        if (index - start + 1) * longest > max_tokens or longest > PREFILL_PADDING * max(lengths[index], 1):
+            groups.append((start, index))
+            start = index
+    return groups
+
+
+@dataclass
+class BatchTiming:
+    """Where one batch's time went (device work included: the clock is read after a sync)."""
+
+    rows: int
+    slots: int
+    prompt_tokens: int
+    padded_prompt_tokens: int = 0
+    prefill_passes: int = 0
+    prefill_s: float = 0.0
+    decode_steps: int = 0
+    decode_s: float = 0.0
+
+
+def synchronized_clock(device: Any) -> float:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+class BatchCache:
+    """The KV cache of one batch and the attention that reads it; the attention function in use calls `attend`."""
+
+    def __init__(self, rows: int, slots: int, prompt_end: int) -> None:
+        self.rows = rows
+        self.slots = slots
+        self.prompt_end = prompt_end  # P: every prompt ends at slot P-1
+        self.keys: dict[int, Any] = {}
+        self.values: dict[int, Any] = {}
+        self.group = (0, rows)  # rows the prefill pass in progress covers
+        self.decoding = False
+        self.slot: Any = None  # decode: a 1-element tensor, the slot this step writes
+        self.slot_index: Any = None  # decode: arange(slots), for the sliding-window mask
+        self.first_slot: Any = None  # decode: (rows,) tensor, where each row's prompt starts
+
+    def attend(self, layer: int, query: Any, key: Any, value: Any, mask: Any, scaling: float, window: int | None) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        if layer not in self.keys:
+            shape = (self.rows, key.shape[1], self.slots, key.shape[3])
+            self.keys[layer] = torch.zeros(shape, dtype=key.dtype, device=key.device)
+            self.values[layer] = torch.zeros(shape, dtype=value.dtype, device=value.device)
+        keys, values = self.keys[layer], self.values[layer]
+        batch, heads, q_len, head_dim = query.shape
+        kv_heads = key.shape[1]
+        if not self.decoding:
+            first, last = self.group
+            start = self.prompt_end - q_len
+            keys[first:last, :, start : self.prompt_end] = key
+            values[first:last, :, start : self.prompt_end] = value
+            if window is not None and window < q_len:
+                offsets = torch.arange(q_len, device=query.device)
+                mask = mask & ((offsets[:, None] - offsets[None, :]) < window) | torch.eye(q_len, dtype=torch.bool, device=query.device)
+            groups = heads // kv_heads
+            out = F.scaled_dot_product_attention(
+                query, key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1), attn_mask=mask, scale=scaling
+            )
+            return out.transpose(1, 2).contiguous()
+        keys.index_copy_(2, self.slot, key)
+        values.index_copy_(2, self.slot, value)
+        if decode_attention.available(query.device, head_dim):
+            return decode_attention.decode_attention(query, keys, values, self.first_slot, self.slot, scaling, window)
+        if window is not None and window < self.slots:
+            mask = mask & (self.slot_index > self.slot - window)
+        # The query heads that share a KV head become that head's query rows: the fused attention
+        # kernel then streams each cached head once, with no repeat and no score tensor in memory.
+        grouped = query.reshape(batch, kv_heads, heads // kv_heads, head_dim)
+        out = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask, scale=scaling)
+        return out.reshape(batch, heads, 1, head_dim).transpose(1, 2)
+
+
+_ACTIVE: list[BatchCache] = []
+
+
+def static_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+    """transformers attention interface: key and value are this pass's new tokens, unrepeated."""
+    for name in UNSUPPORTED_ATTENTION:
+        if kwargs.get(name) is not None:
+            raise NotImplementedError(f"the static engine does not implement attention with {name}; use --engine padded")
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    return _ACTIVE[-1].attend(module.layer_idx, query, key, value, attention_mask, scaling, kwargs.get("sliding_window")), None
+
+
+def register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION_NAME, static_attention)
+
+
+class StaticGenerator:
+    """Greedy generation of one batch at a time with the static cache, on a loaded causal LM."""
+
+    def __init__(self, model: Any, eos_ids: Sequence[int], pad_id: int, use_graphs: bool, prefill_tokens: int) -> None:
+        self.model = model
+        self.eos_ids = list(eos_ids)
+        self.pad_id = pad_id
+        self.use_graphs = use_graphs
+        self.prefill_tokens = prefill_tokens
+        self.graphs_failed: str | None = None  # why capture failed once; later batches run eagerly
+        self.timings: list[BatchTiming] = []
+        register_attention()
+
+    def base(self) -> Any:
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, min_new_tokens: int = 0) -> list[list[int]]:
+        """New tokens of every prompt, in the order given (ending at the first end-of-turn token or the cap)."""
+        import torch
+
+        if not prompts:
+            return []
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        lengths = [len(prompts[i]) for i in order]
+        if min(lengths) == 0:
+            raise ValueError("every prompt needs at least one token")
+        device = self.model.device
+        prompt_end = aligned(lengths[0])
+        cache = BatchCache(len(order), aligned(prompt_end + max_new_tokens - 1), prompt_end)
+        base = self.base()
+        previous = base.config._attn_implementation
+        base.set_attn_implementation(ATTENTION_NAME)
+        _ACTIVE.append(cache)
+        timing = BatchTiming(rows=len(order), slots=cache.slots, prompt_tokens=sum(lengths))
+        try:
+            with torch.inference_mode():
+                started = time.perf_counter()
+                state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
+                groups = prefill_groups(lengths, self.prefill_tokens)
+                for first, last in groups:
+                    ids, positions, mask = left_padded([prompts[i] for i in order[first:last]], self.pad_id, device)
+                    cache.group = (first, last)
+                    logits = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=False, logits_to_keep=1).logits[:, -1]
+                    state.start_rows(first, last, logits, lengths[first:last])
+                    timing.padded_prompt_tokens += ids.numel()
+                timing.prefill_passes = len(groups)
+                timing.prefill_s = synchronized_clock(device) - started
+                cache.decoding = True
+                timing.decode_steps = self.decode(state)
+                tokens = state.out.tolist()
+                timing.decode_s = time.perf_counter() - started - timing.prefill_s
+                self.timings.append(timing)
+        finally:
+            _ACTIVE.remove(cache)
+            base.set_attn_implementation(previous)
+        generated: list[list[int]] = [[] for _ in prompts]
+        for row, index in enumerate(order):
+            generated[index] = tokens[row]
+        return generated
+
+    def decode(self, state: DecodeState) -> int:
+        """Decode steps until every row has finished or has max_new_tokens tokens; returns the steps run."""
+        steps = state.max_new_tokens - 1
+        graph = None
+        done = 0
+        while done < steps:
+            if not bool(state.unfinished.any()):
+                break
+            if graph is None and done >= 1 and self.use_graphs and self.graphs_failed is None:
+                graph = self.capture(state)
+            if graph is not None:
+                graph.replay()
+            else:
+                state.step(self.model)
+            done += 1
+        return done
+
+    def capture(self, state: DecodeState) -> Any:
+        """The decode step as a CUDA graph, captured after one eager step (which warms up every kernel)."""
+        import torch
+
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                state.step(self.model)
+        except Exception as exc:  # a kernel that syncs or allocates on the host cannot be captured
+            self.graphs_failed = f"{type(exc).__name__}: {exc}"
+            log.warning("CUDA graph capture failed, decoding without graphs: %s", self.graphs_failed)
+            torch.cuda.synchronize()
+            return None
+        return graph
+
+
+class DecodeState:
+    """The tensors one decode step reads and advances in place, so a CUDA graph can replay it."""
+
+    def __init__(self, rows: int, max_new_tokens: int, min_new_tokens: int, eos_ids: Sequence[int], pad_id: int, cache: BatchCache, device: Any) -> None:
+        import torch
+
+        self.max_new_tokens = max_new_tokens
+        self.min_new_tokens = min_new_tokens
+        self.pad_id = pad_id
+        self.cache = cache
+        long = dict(dtype=torch.long, device=device)
+        self.eos = torch.tensor(list(eos_ids), **long)
+        self.tokens = torch.zeros(rows, 1, **long)  # the token each row feeds next
+        self.positions = torch.zeros(rows, 1, **long)
+        self.first_slot = torch.zeros(rows, 1, **long)  # where each row's prompt starts in the cache
+        self.generated = torch.ones(1, **long)  # tokens generated so far (prefill makes the first)
+        self.unfinished = torch.ones(rows, dtype=torch.bool, device=device)
+        self.out = torch.full((rows, max_new_tokens), pad_id, **long)
+        cache.slot = torch.full((1,), cache.prompt_end, **long)
+        cache.slot_index = torch.arange(cache.slots, **long)
+        cache.first_slot = self.first_slot.view(-1)
+        self.mask = torch.zeros(rows, 1, 1, cache.slots, dtype=torch.bool, device=device)
+
+    def pick(self, logits: Any, generated: Any, unfinished: Any) -> Any:
+        """Greedy token per row; end-of-turn tokens are barred while fewer than min_new_tokens exist; finished rows pad."""
+        import torch
+
+        if self.min_new_tokens:
+            barred = torch.where(generated < self.min_new_tokens, float("-inf"), 0.0).to(logits.dtype)
+            logits = logits.index_copy(1, self.eos, logits.index_select(1, self.eos) + barred)
+        return torch.where(unfinished, logits.argmax(dim=-1), self.pad_id)
+
+    def finish(self, rows: slice, tokens: Any) -> None:
+        self.unfinished[rows] &= ~(tokens[:, None] == self.eos[None, :]).any(dim=-1)
+
+    def start_rows(self, first: int, last: int, logits: Any, lengths: Sequence[int]) -> None:
+        import torch
+
+        rows = slice(first, last)
+        tokens = self.pick(logits, torch.zeros_like(self.generated), self.unfinished[rows])
+        self.out[rows, 0] = tokens
+        self.finish(rows, tokens)
+        self.tokens[rows, 0] = tokens
+        self.positions[rows, 0] = torch.tensor(list(lengths), dtype=torch.long, device=tokens.device)
+        self.first_slot[rows, 0] = self.cache.prompt_end - self.positions[rows, 0]
+
+    def step(self, model: Any) -> None:
+        """One decode step, entirely on the device: no host sync, so it can be captured."""
+        cache = self.cache
+        self.mask.copy_(((cache.slot_index >= self.first_slot) & (cache.slot_index <= cache.slot))[:, None, None, :])
+        logits = model(input_ids=self.tokens, position_ids=self.positions, attention_mask=self.mask, use_cache=False, logits_to_keep=1).logits[:, -1]
+        tokens = self.pick(logits, self.generated, self.unfinished)
+        self.out.index_copy_(1, self.generated, tokens[:, None])
+        self.finish(slice(None), tokens)
+        self.tokens.copy_(tokens[:, None])
+        self.positions.add_(1)
+        self.generated.add_(1)
+        cache.slot.add_(1)
+
+
+def four_bit_layers(model: Any) -> list[Any]:
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return []
+    return [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
+
+
+def dequantized_bytes(model: Any, dtype: Any) -> int:
+    """Memory the compute-dtype copies of every 4-bit layer's weight take."""
+    return sum(layer.weight.quant_state.shape.numel() * dtype.itemsize for layer in four_bit_layers(model))
+
+
+@contextmanager
+def dequantized_weights(model: Any, dtype: Any) -> Iterator[int]:
+    """Within the block every 4-bit layer multiplies by a compute-dtype copy of its weight, made once.
+
+    bitsandbytes dequantises a 4-bit weight on every call with more than one input row, then
+    multiplies in the compute dtype; the copy is the same numbers, made once instead of on each
+    decode step. It is freed when the block ends. Yields the copies' size in bytes.
+    """
+    import bitsandbytes.functional as bnbf
+    import torch.nn.functional as F
+
+    layers = four_bit_layers(model)
+    total = 0
+    try:
+        for layer in layers:
+            weight = bnbf.dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(dtype)
+            bias = layer.bias.to(dtype) if layer.bias is not None else None
+            total += weight.numel() * weight.element_size()
+
+            def forward(x: Any, weight: Any = weight, bias: Any = bias) -> Any:
+                return F.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+
+            layer.forward = forward
+        yield total
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("forward", None)
+
+
+def aligned(width: int) -> int:
+    """Widths of masks the fused attention kernels read are rounded up to a multiple of ALIGN."""
+    return -(-width // ALIGN) * ALIGN
+
+
+def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    """Input ids, position ids (0 at each row's first token) and a 4-D causal mask over real tokens.
+
+    Every token also sees itself, so padding rows never softmax over nothing (their results are
+    never read: real tokens do not attend to padding).
+    """
+    import torch
+
+    width = aligned(max(len(p) for p in prompts))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+    ids = ids.to(device)
+    starts = torch.tensor([width - len(p) for p in prompts], device=device)
+    index = torch.arange(width, device=device)
+    real = index[None, :] >= starts[:, None]
+    positions = (index[None, :] - starts[:, None]).clamp(min=0)
+    mask = ((index[None, :, None] >= index[None, None, :]) & real[:, None, :]) | (index[:, None] == index[None, :])[None]
+    return ids, positions, mask[:, None]
