@@ -1,7 +1,7 @@
 """Decode-step attention over the static engine's cache that reads only each row's own slots (Triton, CUDA).
 
-In a batch of rows right-aligned in one cache, row b's keys are the contiguous slots
-[first_slot[b], slot]; everything before is padding. Fused SDPA kernels take a mask and still
+In a batch of rows left-aligned in one cache, row b's keys are the contiguous slots
+[0, slot[b]]; everything after is padding. Fused SDPA kernels take a mask and still
 read every slot, so a batch whose longest prompt is three times its shortest reads mostly
 padding on every step. This kernel, one program per (row, KV head), walks only the row's slots
 in blocks with an online softmax (as flash-decoding does), and serves all the query heads that
@@ -29,15 +29,15 @@ if triton is not None:
 
     @triton.jit
     def _decode_kernel(
-        Q, K, V, O, FirstSlot, Slot,
+        Q, K, V, O, Slot,
         sq_b, sq_h, sk_b, sk_h, sk_n, so_b, so_h,
         scale, window,
         GROUP: tl.constexpr, GROUP_PAD: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
         row = tl.program_id(0)
         kv_head = tl.program_id(1)
-        end = tl.load(Slot) + 1
-        start = tl.load(FirstSlot + row)
+        end = tl.load(Slot + row) + 1
+        start = end * 0  # zero of the slot's integer type
         if window > 0:
             start = tl.maximum(start, end - window)
         g = tl.arange(0, GROUP_PAD)
@@ -65,11 +65,11 @@ if triton is not None:
         tl.store(O + row * so_b + heads[:, None] * so_h + d[None, :], out.to(O.dtype.element_ty), mask=(g < GROUP)[:, None])
 
 
-def decode_attention(query: Any, keys: Any, values: Any, first_slot: Any, slot: Any, scaling: float, window: int | None) -> Any:
+def decode_attention(query: Any, keys: Any, values: Any, slot: Any, scaling: float, window: int | None) -> Any:
     """Attention of one new token per row: query (rows, heads, 1, dim) over cache (rows, kv heads, slots, dim).
 
-    Row b attends slots first_slot[b] .. slot (a one-element tensor), and within `window` slots
-    of the newest when a sliding window is given. Returns (rows, 1, heads, dim).
+    Row b attends slots 0 .. slot[b], only the last `window` of them when a sliding window is
+    given. Returns (rows, 1, heads, dim).
     """
     import torch
 
@@ -81,7 +81,7 @@ def decode_attention(query: Any, keys: Any, values: Any, first_slot: Any, slot: 
     query = query.reshape(rows, heads, head_dim).contiguous()
     out = torch.empty((rows, heads, head_dim), dtype=query.dtype, device=query.device)
     _decode_kernel[(rows, kv_heads)](
-        query, keys, values, out, first_slot, slot,
+        query, keys, values, out, slot,
         query.stride(0), query.stride(1), keys.stride(0), keys.stride(1), keys.stride(2), out.stride(0), out.stride(1),
         scaling, window or 0,
         GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)), HEAD_DIM=head_dim, BLOCK_N=BLOCK,

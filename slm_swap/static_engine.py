@@ -5,13 +5,14 @@ and kernel launches before any work, its dynamic cache copies the whole KV cache
 and grouped-query attention repeats each KV head for every query head it serves
 (docs/benchmarks.md). Here:
 
-- The rows of a batch are right-aligned in one cache of `P + new_tokens - 1` slots, P being the
-  batch's longest prompt: row b's prompt ends at slot P-1 and its new tokens follow it. Slots
-  before a row's prompt are masked.
-- Prefill runs in groups of rows of similar length, each group left-padded to its own longest
-  row, so one long row does not pad every other row of the batch.
-- Decode attention groups the query heads by the KV head they share and reads each cached head
-  once; nothing is repeated or copied.
+- The rows of a batch are left-aligned in one cache of `P + new_tokens - 1` slots, P being the
+  batch's longest prompt: row b's prompt fills slots [0, len_b) and its new tokens follow it.
+- Prefill runs in groups of rows of similar length, each group right-padded to its own longest
+  row, so one long row does not pad every other row of the batch, and plain causal attention
+  (flash kernels, no mask) is exact for every real token.
+- Decode attention reads only each row's own slots (slm_swap.decode_attention, Triton) and
+  serves all the query heads that share a KV head from one read; without Triton it runs
+  through SDPA with a mask, the query heads grouped the same way.
 - On CUDA the whole decode step (forward pass, greedy pick, minimum-length rule, end-of-turn
   bookkeeping) is captured once per batch as a CUDA graph and replayed; elsewhere it runs as is.
 
@@ -142,19 +143,21 @@ def synchronized_clock(device: Any) -> float:
 
 
 class BatchCache:
-    """The KV cache of one batch and the attention that reads it; the attention function in use calls `attend`."""
+    """The KV cache of one batch and the attention that reads it; the attention function in use calls `attend`.
 
-    def __init__(self, rows: int, slots: int, prompt_end: int) -> None:
+    Rows are left-aligned: row b's prompt fills slots [0, len_b) and its new tokens follow.
+    """
+
+    def __init__(self, rows: int, slots: int) -> None:
         self.rows = rows
         self.slots = slots
-        self.prompt_end = prompt_end  # P: every prompt ends at slot P-1
         self.keys: dict[int, Any] = {}
         self.values: dict[int, Any] = {}
         self.group = (0, rows)  # rows the prefill pass in progress covers
         self.decoding = False
-        self.slot: Any = None  # decode: a 1-element tensor, the slot this step writes
-        self.slot_index: Any = None  # decode: arange(slots), for the sliding-window mask
-        self.first_slot: Any = None  # decode: (rows,) tensor, where each row's prompt starts
+        self.slot: Any = None  # decode: (rows,) tensor, the slot each row writes this step (its position)
+        self.row_index: Any = None  # decode: arange(rows)
+        self.slot_index: Any = None  # decode: arange(slots), for the masks of the SDPA fallback
 
     def attend(self, layer: int, query: Any, key: Any, value: Any, mask: Any, scaling: float, window: int | None) -> Any:
         import torch
@@ -168,24 +171,25 @@ class BatchCache:
         batch, heads, q_len, head_dim = query.shape
         kv_heads = key.shape[1]
         if not self.decoding:
+            # Right-padded rows: a real token only sees earlier tokens, all real, so plain causal
+            # attention (flash kernels, no mask) is exact for them. Padding slots written here are
+            # overwritten by the row's new tokens before any query reads them.
             first, last = self.group
-            start = self.prompt_end - q_len
-            keys[first:last, :, start : self.prompt_end] = key
-            values[first:last, :, start : self.prompt_end] = value
+            keys[first:last, :, :q_len] = key
+            values[first:last, :, :q_len] = value
+            causal: dict[str, Any] = {"is_causal": True}
             if window is not None and window < q_len:
                 offsets = torch.arange(q_len, device=query.device)
-                mask = mask & ((offsets[:, None] - offsets[None, :]) < window) | torch.eye(q_len, dtype=torch.bool, device=query.device)
-            groups = heads // kv_heads
-            out = F.scaled_dot_product_attention(
-                query, key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1), attn_mask=mask, scale=scaling
-            )
+                gap = offsets[:, None] - offsets[None, :]
+                causal = {"attn_mask": (gap >= 0) & (gap < window)}
+            out = F.scaled_dot_product_attention(query, key, value, scale=scaling, enable_gqa=heads != kv_heads, **causal)
             return out.transpose(1, 2).contiguous()
-        keys.index_copy_(2, self.slot, key)
-        values.index_copy_(2, self.slot, value)
+        keys[self.row_index, :, self.slot] = key[:, :, 0]
+        values[self.row_index, :, self.slot] = value[:, :, 0]
         if decode_attention.available(query.device, head_dim):
-            return decode_attention.decode_attention(query, keys, values, self.first_slot, self.slot, scaling, window)
+            return decode_attention.decode_attention(query, keys, values, self.slot, scaling, window)
         if window is not None and window < self.slots:
-            mask = mask & (self.slot_index > self.slot - window)
+            mask = mask & (self.slot_index[None, None, None, :] > self.slot[:, None, None, None] - window)
         # The query heads that share a KV head become that head's query rows: the fused attention
         # kernel then streams each cached head once, with no repeat and no score tensor in memory.
         grouped = query.reshape(batch, kv_heads, heads // kv_heads, head_dim)
@@ -239,8 +243,7 @@ class StaticGenerator:
         if min(lengths) == 0:
             raise ValueError("every prompt needs at least one token")
         device = self.model.device
-        prompt_end = aligned(lengths[0])
-        cache = BatchCache(len(order), aligned(prompt_end + max_new_tokens - 1), prompt_end)
+        cache = BatchCache(len(order), aligned(lengths[0] + max_new_tokens - 1))
         base = self.base()
         previous = base.config._attn_implementation
         base.set_attn_implementation(ATTENTION_NAME)
@@ -251,11 +254,14 @@ class StaticGenerator:
                 started = time.perf_counter()
                 state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
                 groups = prefill_groups(lengths, self.prefill_tokens)
+                no_mask = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=device)  # 4-D: transformers passes it on as is
                 for first, last in groups:
-                    ids, positions, mask = left_padded([prompts[i] for i in order[first:last]], self.pad_id, device)
+                    ids, lasts, keep = right_padded([prompts[i] for i in order[first:last]], self.pad_id, device)
                     cache.group = (first, last)
-                    logits = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=False, logits_to_keep=1).logits[:, -1]
-                    state.start_rows(first, last, logits, lengths[first:last])
+                    positions = torch.arange(ids.shape[1], device=device)[None].expand(ids.shape[0], -1)
+                    # Logits only at the columns where some row's prompt ends; each row takes its own.
+                    logits = self.model(input_ids=ids, position_ids=positions, attention_mask=no_mask, use_cache=False, logits_to_keep=keep).logits
+                    state.start_rows(first, last, logits[torch.arange(len(lasts), device=device), lasts], lengths[first:last])
                     timing.padded_prompt_tokens += ids.numel()
                 timing.prefill_passes = len(groups)
                 timing.prefill_s = synchronized_clock(device) - started
@@ -318,14 +324,13 @@ class DecodeState:
         long = dict(dtype=torch.long, device=device)
         self.eos = torch.tensor(list(eos_ids), **long)
         self.tokens = torch.zeros(rows, 1, **long)  # the token each row feeds next
-        self.positions = torch.zeros(rows, 1, **long)
-        self.first_slot = torch.zeros(rows, 1, **long)  # where each row's prompt starts in the cache
+        self.positions = torch.zeros(rows, 1, **long)  # also the cache slot each row writes next
         self.generated = torch.ones(1, **long)  # tokens generated so far (prefill makes the first)
         self.unfinished = torch.ones(rows, dtype=torch.bool, device=device)
         self.out = torch.full((rows, max_new_tokens), pad_id, **long)
-        cache.slot = torch.full((1,), cache.prompt_end, **long)
+        cache.slot = self.positions.view(-1)
+        cache.row_index = torch.arange(rows, **long)
         cache.slot_index = torch.arange(cache.slots, **long)
-        cache.first_slot = self.first_slot.view(-1)
         self.mask = torch.zeros(rows, 1, 1, cache.slots, dtype=torch.bool, device=device)
 
     def pick(self, logits: Any, generated: Any, unfinished: Any) -> Any:
@@ -349,12 +354,11 @@ class DecodeState:
         self.finish(rows, tokens)
         self.tokens[rows, 0] = tokens
         self.positions[rows, 0] = torch.tensor(list(lengths), dtype=torch.long, device=tokens.device)
-        self.first_slot[rows, 0] = self.cache.prompt_end - self.positions[rows, 0]
 
     def step(self, model: Any) -> None:
         """One decode step, entirely on the device: no host sync, so it can be captured."""
         cache = self.cache
-        self.mask.copy_(((cache.slot_index >= self.first_slot) & (cache.slot_index <= cache.slot))[:, None, None, :])
+        self.mask.copy_((cache.slot_index[None, :] <= self.positions)[:, None, None, :])
         logits = model(input_ids=self.tokens, position_ids=self.positions, attention_mask=self.mask, use_cache=False, logits_to_keep=1).logits[:, -1]
         tokens = self.pick(logits, self.generated, self.unfinished)
         self.out.index_copy_(1, self.generated, tokens[:, None])
@@ -362,7 +366,6 @@ class DecodeState:
         self.tokens.copy_(tokens[:, None])
         self.positions.add_(1)
         self.generated.add_(1)
-        cache.slot.add_(1)
 
 
 def four_bit_layers(model: Any) -> list[Any]:
@@ -412,22 +415,19 @@ def aligned(width: int) -> int:
     return -(-width // ALIGN) * ALIGN
 
 
-def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
-    """Input ids, position ids (0 at each row's first token) and a 4-D causal mask over real tokens.
+def right_padded(prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    """Input ids padded on the right, each row's last prompt column, and the distinct last columns.
 
-    Every token also sees itself, so padding rows never softmax over nothing (their results are
-    never read: real tokens do not attend to padding).
+    The third is for `logits_to_keep`; the second indexes into it, so row r's next-token
+    logits are `logits[r, lasts[r]]`.
     """
     import torch
 
     width = aligned(max(len(p) for p in prompts))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-    ids = ids.to(device)
-    starts = torch.tensor([width - len(p) for p in prompts], device=device)
-    index = torch.arange(width, device=device)
-    real = index[None, :] >= starts[:, None]
-    positions = (index[None, :] - starts[:, None]).clamp(min=0)
-    mask = ((index[None, :, None] >= index[None, None, :]) & real[:, None, :]) | (index[:, None] == index[None, :])[None]
-    return ids, positions, mask[:, None]
+        ids[row, : len(prompt)] = torch.tensor(list(prompt), dtype=torch.long)
+    ends = sorted({len(p) - 1 for p in prompts})
+    column = {end: index for index, end in enumerate(ends)}
+    lasts = torch.tensor([column[len(p) - 1] for p in prompts], dtype=torch.long)
+    return ids.to(device), lasts.to(device), torch.tensor(ends, dtype=torch.long, device=device)

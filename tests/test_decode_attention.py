@@ -14,13 +14,13 @@ from slm_swap.decode_attention import decode_attention  # noqa: E402
 pytestmark = pytest.mark.gpu
 
 
-def masked_sdpa(query, keys, values, first_slot, slot, scaling, window):  # type: ignore[no-untyped-def]
+def masked_sdpa(query, keys, values, slot, scaling, window):  # type: ignore[no-untyped-def]
     rows, heads, _, dim = query.shape
     kv_heads = keys.shape[1]
     index = torch.arange(keys.shape[2], device=keys.device)
-    mask = (index[None, :] >= first_slot[:, None]) & (index[None, :] <= slot)
+    mask = index[None, :] <= slot[:, None]
     if window:
-        mask &= index[None, :] > slot - window
+        mask &= index[None, :] > slot[:, None] - window
     grouped = query.reshape(rows, kv_heads, heads // kv_heads, dim)
     keys, values = keys.float().nan_to_num(0.0), values.float()  # masked slots may hold garbage; the reference must not see NaN
     out = torch.nn.functional.scaled_dot_product_attention(grouped.float(), keys, values, attn_mask=mask[:, None, None, :], scale=scaling)
@@ -34,13 +34,12 @@ def test_kernel_matches_masked_attention(heads: int, kv_heads: int, window: int 
     query = torch.randn(rows, heads, 1, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
     keys = torch.randn(rows, kv_heads, slots, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
     values = torch.randn(rows, kv_heads, slots, dim, device="cuda", dtype=torch.bfloat16, generator=generator)
-    # Rows of very different lengths, one of a single slot; slots outside a row's range hold garbage that must not leak in.
-    first_slot = torch.tensor([0, 5, 100, 250, 299, 300, 310], device="cuda")
-    keys[1, :, :5] = float("nan")
-    values[3, :, :250] = 1e4
-    slot = torch.tensor([310], device="cuda")
-    got = decode_attention(query, keys, values, first_slot, slot, dim**-0.5, window)
-    want = masked_sdpa(query, keys, values, first_slot, slot, dim**-0.5, window)
+    # Rows of very different lengths, one of a single slot; slots past a row's end hold garbage that must not leak in.
+    slot = torch.tensor([332, 300, 200, 63, 64, 1, 0], device="cuda")
+    keys[1, :, 301:] = float("nan")
+    values[3, :, 64:] = 1e4
+    got = decode_attention(query, keys, values, slot, dim**-0.5, window)
+    want = masked_sdpa(query, keys, values, slot, dim**-0.5, window)
     assert got.shape == (rows, 1, heads, dim)
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=2e-2)
