@@ -28,6 +28,7 @@ class EvalSettings:
     max_new_tokens: int = field(default=256, metadata={"help": "output-token cap for every model"})
     batch_size: int | None = field(default=None, metadata={"help": "SLM batch size; None chooses from free memory"})
     quantization: str = field(default="nf4", metadata={"help": "SLM weights: nf4 (4-bit) or none"})
+    engine: str = field(default="static", metadata={"help": "SLM generation engine: static, padded or continuous"})
     request_timeout_s: float = field(default=60.0, metadata={"help": "hosted request timeout"})
     max_retries: int = field(default=5, metadata={"help": "hosted retries per row for 429, 5xx and timeouts"})
     row_budget_s: float = field(default=120.0, metadata={"help": "hosted time budget per row, retries included"})

@@ -62,6 +62,7 @@ def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str]) 
                 max_new_tokens=settings.max_new_tokens,
                 batch_size=settings.batch_size,
                 quantization=settings.quantization,
+                engine=settings.engine,
             )
         except CheckpointError as exc:
             raise ModelSetupError(str(exc)) from None

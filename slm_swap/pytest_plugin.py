@@ -43,6 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--adapter", default="none", help="SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track> if present) or none")
     group.addoption("--max-new-tokens", type=int, default=256, help="output-token cap, the same for every model (default 256)")
     group.addoption("--batch-size", type=int, default=None, help="SLM batch size (default: chosen from free memory; 8 on CPU)")
+    group.addoption("--engine", choices=("static", "padded", "continuous"), default="static", help="SLM generation engine (default static: static KV cache, CUDA graphs on CUDA)")
     group.addoption("--quantization", choices=("nf4", "none"), default="nf4", help="SLM weights: 4-bit NF4 (default) or unquantised")
     group.addoption("--request-timeout", type=float, default=60.0, help="hosted request timeout in seconds")
     group.addoption("--max-retries", type=int, default=5, help="hosted retries per row (429, 5xx, timeouts)")
@@ -93,6 +94,7 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
         max_new_tokens=opt("--max-new-tokens"),
         batch_size=opt("--batch-size"),
         quantization=opt("--quantization"),
+        engine=opt("--engine"),
         request_timeout_s=opt("--request-timeout"),
         max_retries=opt("--max-retries"),
         row_budget_s=opt("--row-budget"),

@@ -62,21 +62,26 @@ def test_two_batched_runs_agree_byte_for_byte(slm: LocalSLM) -> None:
 
 
 @pytest.mark.slow
-def test_batch_that_runs_out_of_memory_is_split(slm: LocalSLM, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("engine", ["static", "padded"])
+def test_batch_that_runs_out_of_memory_is_split(slm: LocalSLM, engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = split_rows(slm.track, 2)
-    expected = slm.generate_rows(rows, batch_size=1)
-    real_generate = slm.generate_batch
+    expected = slm.generate_rows(rows, batch_size=1, engine=engine)
     sizes: list[int] = []
+    if engine == "static":
+        target, name = slm._static, "generate"
+    else:
+        target, name = slm, "generate_batch"
+    real_generate = getattr(target, name)
 
-    def generate_or_fail(prompts: list[list[int]]):  # type: ignore[no-untyped-def]
+    def generate_or_fail(prompts, *args):  # type: ignore[no-untyped-def]
         sizes.append(len(prompts))
         if len(prompts) > 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_generate(prompts)
+        return real_generate(prompts, *args)
 
     monkeypatch.setattr(slm, "batch_cap", None)
-    monkeypatch.setattr(slm, "generate_batch", generate_or_fail)
-    outputs = slm.generate_rows(rows, batch_size=2)
+    monkeypatch.setattr(target, name, generate_or_fail)
+    outputs = slm.generate_rows(rows, batch_size=2, engine=engine)
     assert sizes == [2, 1, 1]
     assert {k: v.text for k, v in outputs.items()} == {k: v.text for k, v in expected.items()}
 
