@@ -33,7 +33,7 @@ from slm_swap.checkpoints import CheckpointError, check_adapter_base, checkpoint
 from slm_swap.model_api import Answer
 from slm_swap.prompts import build_messages
 from slm_swap.rows import Row
-from slm_swap.static_engine import StaticGenerator, dequantized_bytes, dequantized_weights, plan_batches
+from slm_swap.static_engine import BatchPlan, StaticGenerator, dequantized_bytes, dequantized_weights, plan_batches
 
 QUANTIZATIONS = ("nf4", "none")
 BATCHING = {
@@ -80,11 +80,17 @@ def resolve_adapter(adapter_opt: str, track: str, ft_dir: str | Path) -> Path | 
 def bytes_per_row(config: Any, dtype_bytes: int, tokens: int) -> int:
     """Memory one row of a batch needs: its KV cache, prefill activations and a float32 logits row."""
     text = config.get_text_config()
-    heads = text.num_attention_heads
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    kv = 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
-    return tokens * (kv + activation_bytes(text, dtype_bytes)) + 2 * 4 * text.vocab_size
+    return tokens * (kv_bytes_per_token(text, dtype_bytes) + activation_bytes(text, dtype_bytes)) + 2 * 4 * text.vocab_size
+
+
+def head_dim_of(text_config: Any) -> int:
+    return getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+
+
+def kv_bytes_per_token(text_config: Any, dtype_bytes: int) -> int:
+    """KV cache of one token: keys and values of every layer."""
+    kv_heads = getattr(text_config, "num_key_value_heads", None) or text_config.num_attention_heads
+    return 2 * text_config.num_hidden_layers * kv_heads * head_dim_of(text_config) * dtype_bytes
 
 
 def activation_bytes(text_config: Any, dtype_bytes: int) -> int:
@@ -147,8 +153,7 @@ class LocalSLM:
         self.batch_timings: list[dict[str, Any]] = []  # static engine: where each batch's time went
         self._outputs: dict[str, GeneratedRow] = {}
         self._static: StaticGenerator | None = None
-        self.dequantized = 0  # bytes of dequantised weight copies in use by the static engine
-        self.dequantized_peak = 0
+        self.dequantized_peak = 0  # bytes of the static engine's dequantised weight copies, the most at once
 
     def _load(self) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -233,24 +238,23 @@ class LocalSLM:
                 self.model, self.eos_ids(), self.tokenizer.pad_token_id, use_graphs=self.device.type == "cuda", prefill_tokens=self.prefill_tokens()
             )
         with ExitStack() as stack:
+            dequantized = 0
             if self.quantization == "nf4" and self.free_bytes is not None:
                 size = dequantized_bytes(self.model, self.dtype)
                 if size <= DEQUANTIZED_SHARE * torch.cuda.mem_get_info(self.device)[0]:
-                    self.dequantized = stack.enter_context(dequantized_weights(self.model, self.dtype))
-                    self.dequantized_peak = max(self.dequantized_peak, self.dequantized)
-            try:
-                return self.generate_static_batches(todo, requested)
-            finally:
-                self.dequantized = 0
+                    dequantized = stack.enter_context(dequantized_weights(self.model, self.dtype))
+                    self.dequantized_peak = max(self.dequantized_peak, dequantized)
+            return self.generate_static_batches(todo, requested, dequantized)
 
-    def generate_static_batches(self, todo: list[tuple[Row, list[int]]], requested: int | None) -> dict[str, GeneratedRow]:
+    def generate_static_batches(self, todo: list[tuple[Row, list[int]]], requested: int | None, dequantized: int) -> dict[str, GeneratedRow]:
         import torch
 
         outputs: dict[str, GeneratedRow] = {}
         eos_ids = self.eos_ids()
-        while todo:
-            plans = self.plan_static([len(ids) for _, ids in todo], requested)
-            batch = todo[: plans[0].rows]
+        plans = self.plan_static([len(ids) for _, ids in todo], requested, dequantized)
+        while plans:
+            plan = plans.pop(0)
+            batch = todo[plan.start : plan.end]
             prompts = [ids for _, ids in batch]
             started = time.perf_counter()
             try:
@@ -260,6 +264,9 @@ class LocalSLM:
                     raise
                 self.release_memory()
                 self.batch_cap = len(batch) // 2
+                # Plan again what is left, in batches of at most half the size that did not fit.
+                left = todo[plan.start :]
+                plans = [BatchPlan(p.start + plan.start, p.end + plan.start) for p in self.plan_static([len(ids) for _, ids in left], requested, dequantized)]
                 continue
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -268,19 +275,18 @@ class LocalSLM:
             self.batch_timings.append(asdict(self._static.timings[-1]))
             for (row, ids), tokens in zip(batch, generated):
                 outputs[row.id] = self.read_output(ids, tokens, eos_ids, latency)
-            todo = todo[len(batch) :]
         return outputs
 
-    def plan_static(self, lengths: list[int], requested: int | None) -> list[Any]:
-        """Batches for the static engine: from free memory on CUDA, CPU_BATCH_SIZE rows on the CPU."""
+    def plan_static(self, lengths: list[int], requested: int | None, dequantized: int) -> list[BatchPlan]:
+        """Batches for the static engine: from free memory on CUDA, CPU_BATCH_SIZE rows on the CPU.
+
+        `dequantized`: bytes of compute-dtype weight copies in use (they are read instead of the 4-bit weights).
+        """
         text = self.model.config.get_text_config()
-        heads = text.num_attention_heads
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-        kv_heads = getattr(text, "num_key_value_heads", None) or heads
-        slot_bytes = 2 * text.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+        slot_bytes = kv_bytes_per_token(text, self.dtype.itemsize)
         # A decode step reads every weight; NF4 weights are dequantised to the compute dtype and read again.
         params = sum(p.numel() * (2 if p.dtype.itemsize == 1 else 1) for p in self.model.parameters())
-        step_bytes = params * (2 * self.dtype.itemsize if self.quantization == "nf4" and not self.dequantized else self.dtype.itemsize)
+        step_bytes = params * (2 * self.dtype.itemsize if self.quantization == "nf4" and not dequantized else self.dtype.itemsize)
         max_rows = requested or (MAX_BATCH_SIZE if self.free_bytes is not None else CPU_BATCH_SIZE)
         max_rows = min(max_rows, self.batch_cap or max_rows)
         if self.free_bytes is None:
@@ -288,8 +294,8 @@ class LocalSLM:
         else:
             # A prefill pass keeps only the last position's logits: its activations are what it needs.
             prefill = self.prefill_tokens() * activation_bytes(text, self.dtype.itemsize)
-            memory = max((self.free_bytes - self.dequantized) * MEMORY_SHARE - prefill, slot_bytes * (lengths[0] + self.max_new_tokens))
-        reads_padding = not decode_attention.available(self.device, head_dim)
+            memory = max((self.free_bytes - dequantized) * MEMORY_SHARE - prefill, slot_bytes * (lengths[0] + self.max_new_tokens))
+        reads_padding = not decode_attention.available(self.device, head_dim_of(text))
         return plan_batches(lengths, self.max_new_tokens, slot_bytes, step_bytes, memory, max_rows, reads_padding)
 
     def prefill_tokens(self) -> int:

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ATTENTION_NAME = "slm_swap_static"
 UNSUPPORTED_ATTENTION = ("softcap", "s_aux")  # attention features this engine does not implement
-ALIGN = 16  # the memory-efficient SDPA kernel wants mask rows aligned to 16 elements
+ALIGN = 16  # cache and prefill widths are multiples of this, so masks over them suit fused SDPA kernels
 PREFILL_PADDING = 1.15  # a prefill group's longest row is at most this many times its shortest
 # One-off cost of a batch (its eager first step, the graph capture), in decode steps.
 BATCH_OVERHEAD_STEPS = 20
@@ -159,7 +159,7 @@ class BatchCache:
         self.row_index: Any = None  # decode: arange(rows)
         self.slot_index: Any = None  # decode: arange(slots), for the masks of the SDPA fallback
 
-    def attend(self, layer: int, query: Any, key: Any, value: Any, mask: Any, scaling: float, window: int | None) -> Any:
+    def attend(self, layer: int, query: Any, key: Any, value: Any, scaling: float, window: int | None) -> Any:
         import torch
         import torch.nn.functional as F
 
@@ -188,8 +188,10 @@ class BatchCache:
         values[self.row_index, :, self.slot] = value[:, :, 0]
         if decode_attention.available(query.device, head_dim):
             return decode_attention.decode_attention(query, keys, values, self.slot, scaling, window)
+        mask = self.slot_index[None, :] <= self.slot[:, None]
         if window is not None and window < self.slots:
-            mask = mask & (self.slot_index[None, None, None, :] > self.slot[:, None, None, None] - window)
+            mask &= self.slot_index[None, :] > self.slot[:, None] - window
+        mask = mask[:, None, None, :]
         # The query heads that share a KV head become that head's query rows: the fused attention
         # kernel then streams each cached head once, with no repeat and no score tensor in memory.
         grouped = query.reshape(batch, kv_heads, heads // kv_heads, head_dim)
@@ -201,13 +203,17 @@ _ACTIVE: list[BatchCache] = []
 
 
 def static_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
-    """transformers attention interface: key and value are this pass's new tokens, unrepeated."""
+    """transformers attention interface: key and value are this pass's new tokens, unrepeated.
+
+    `attention_mask` is DecodeState.no_mask, a placeholder: the cache knows which slots each row sees.
+    """
     for name in UNSUPPORTED_ATTENTION:
         if kwargs.get(name) is not None:
             raise NotImplementedError(f"the static engine does not implement attention with {name}; use --engine padded")
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    return _ACTIVE[-1].attend(module.layer_idx, query, key, value, attention_mask, scaling, kwargs.get("sliding_window")), None
+    return _ACTIVE[-1].attend(module.layer_idx, query, key, value, scaling, kwargs.get("sliding_window")), None
+
 
 
 def register_attention() -> None:
@@ -254,13 +260,12 @@ class StaticGenerator:
                 started = time.perf_counter()
                 state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
                 groups = prefill_groups(lengths, self.prefill_tokens)
-                no_mask = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=device)  # 4-D: transformers passes it on as is
                 for first, last in groups:
                     ids, lasts, keep = right_padded([prompts[i] for i in order[first:last]], self.pad_id, device)
                     cache.group = (first, last)
                     positions = torch.arange(ids.shape[1], device=device)[None].expand(ids.shape[0], -1)
                     # Logits only at the columns where some row's prompt ends; each row takes its own.
-                    logits = self.model(input_ids=ids, position_ids=positions, attention_mask=no_mask, use_cache=False, logits_to_keep=keep).logits
+                    logits = self.model(input_ids=ids, position_ids=positions, attention_mask=state.no_mask, use_cache=False, logits_to_keep=keep).logits
                     state.start_rows(first, last, logits[torch.arange(len(lasts), device=device), lasts], lengths[first:last])
                     timing.padded_prompt_tokens += ids.numel()
                 timing.prefill_passes = len(groups)
@@ -331,7 +336,8 @@ class DecodeState:
         cache.slot = self.positions.view(-1)
         cache.row_index = torch.arange(rows, **long)
         cache.slot_index = torch.arange(cache.slots, **long)
-        self.mask = torch.zeros(rows, 1, 1, cache.slots, dtype=torch.bool, device=device)
+        # Any 4-D mask is handed to the attention function as is: transformers builds none of its own.
+        self.no_mask = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=device)
 
     def pick(self, logits: Any, generated: Any, unfinished: Any) -> Any:
         """Greedy token per row; end-of-turn tokens are barred while fewer than min_new_tokens exist; finished rows pad."""
@@ -357,9 +363,7 @@ class DecodeState:
 
     def step(self, model: Any) -> None:
         """One decode step, entirely on the device: no host sync, so it can be captured."""
-        cache = self.cache
-        self.mask.copy_((cache.slot_index[None, :] <= self.positions)[:, None, None, :])
-        logits = model(input_ids=self.tokens, position_ids=self.positions, attention_mask=self.mask, use_cache=False, logits_to_keep=1).logits[:, -1]
+        logits = model(input_ids=self.tokens, position_ids=self.positions, attention_mask=self.no_mask, use_cache=False, logits_to_keep=1).logits[:, -1]
         tokens = self.pick(logits, self.generated, self.unfinished)
         self.out.index_copy_(1, self.generated, tokens[:, None])
         self.finish(slice(None), tokens)
@@ -411,7 +415,7 @@ def dequantized_weights(model: Any, dtype: Any) -> Iterator[int]:
 
 
 def aligned(width: int) -> int:
-    """Widths of masks the fused attention kernels read are rounded up to a multiple of ALIGN."""
+    """A cache or prefill width rounded up to a multiple of ALIGN."""
     return -(-width // ALIGN) * ALIGN
 
 
