@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from slm_swap.data_sources import Example, SourceData
 from slm_swap.files import sha256_file
-from slm_swap.rows import DatasetError, read_lines
+from slm_swap.rows import DatasetError, parse_id_record, read_lines
 
 BFCL_PACKAGE = "bfcl_eval"
 BFCL_DISTRIBUTION = "bfcl-eval"
@@ -64,13 +63,7 @@ def read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}: line {number}: not valid JSON ({exc})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-            raise DatasetError(f"{path}: line {number}: expected an object with a string 'id'")
-        records.append((number, record))
+        records.append((number, parse_id_record(line, f"{path}: line {number}")))
     return records
 
 

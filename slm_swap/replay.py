@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from slm_swap.files import sha256_file
 from slm_swap.model_api import Answer
-from slm_swap.rows import DatasetError, Row, read_lines
+from slm_swap.rows import DatasetError, Row, parse_id_record, read_lines
 
 
 class ReplayModel:
@@ -49,12 +48,7 @@ def load_predictions(path: Path) -> dict[tuple[str | None, str], dict[str, Any]]
     records: dict[tuple[str | None, str], dict[str, Any]] = {}
     for index, line in enumerate(lines):
         where = f"{path}: row {index} (line {index + 1})"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-            raise DatasetError(f"{where}: expected an object with a string 'id'")
+        record = parse_id_record(line, where)
         output = record.get("output")
         if output is None and not record.get("error"):
             raise DatasetError(f"{where}: 'output' is missing and no 'error' is recorded")

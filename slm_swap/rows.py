@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from slm_swap.jsontext import StrictJSONError, parse_strict_json
@@ -70,6 +71,17 @@ def parse_row_line(line: str, track: str) -> tuple[str, str]:
     if problem:
         raise ValueError(problem)
     return prompt, completion
+
+
+def parse_id_record(line: str, where: str) -> dict[str, Any]:
+    """One JSONL line that must be an object with a string id; `where` (file and line) starts any error."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+        raise DatasetError(f"{where}: expected an object with a string 'id'")
+    return record
 
 
 def read_lines(path: Path, what: str, hint: str = "") -> list[str]:
