@@ -1,11 +1,12 @@
-"""Decode-step attention over the static engine's cache that reads only each row's own slots (Triton, CUDA).
+"""Decode-step attention over the static engine's ragged cache, reading only each row's own slots (Triton, CUDA).
 
-In a batch of rows left-aligned in one cache, row b's keys are the contiguous slots
-[0, slot[b]]; everything after is padding. Fused SDPA kernels take a mask and still
-read every slot, so a batch whose longest prompt is three times its shortest reads mostly
-padding on every step. This kernel, one program per (row, KV head), walks only the row's slots
-in blocks with an online softmax (as flash-decoding does), and serves all the query heads that
-share the KV head from one read. Without Triton or off CUDA the engine uses SDPA with a mask.
+In the static engine's cache row b's keys are the contiguous slots [starts[b], starts[b] + slot[b]]
+of one (kv heads, slots, dim) tensor per layer. Fused SDPA kernels need a padded
+(rows, kv heads, slots, dim) block and a mask, and read every slot of it, so a batch whose longest
+prompt is three times its shortest reads mostly padding on every step. This kernel, one program
+per (row, KV head), walks only the row's slots in blocks with an online softmax (as
+flash-decoding does), and serves all the query heads that share the KV head from one read.
+Without Triton or off CUDA the engine gathers each row's slots and uses SDPA with a mask.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ if triton is not None:
 
     @triton.jit
     def _decode_kernel(
-        Q, K, V, O, Slot,
-        sq_b, sq_h, sk_b, sk_h, sk_n, so_b, so_h,
+        Q, K, V, O, Start, Slot,
+        sq_b, sq_h, sk_h, sk_n, so_b, so_h,
         scale, window,
         GROUP: tl.constexpr, GROUP_PAD: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
@@ -47,7 +48,7 @@ if triton is not None:
         m = tl.full([GROUP_PAD], float("-inf"), tl.float32)
         total = tl.zeros([GROUP_PAD], tl.float32)
         acc = tl.zeros([GROUP_PAD, HEAD_DIM], tl.float32)
-        base = row * sk_b + kv_head * sk_h
+        base = tl.load(Start + row) * sk_n + kv_head * sk_h
         for first in range(start, end, BLOCK_N):
             n = first + tl.arange(0, BLOCK_N)
             valid = n < end
@@ -65,24 +66,24 @@ if triton is not None:
         tl.store(O + row * so_b + heads[:, None] * so_h + d[None, :], out.to(O.dtype.element_ty), mask=(g < GROUP)[:, None])
 
 
-def decode_attention(query: Any, keys: Any, values: Any, slot: Any, scaling: float, window: int | None) -> Any:
-    """Attention of one new token per row: query (rows, heads, 1, dim) over cache (rows, kv heads, slots, dim).
+def decode_attention(query: Any, keys: Any, values: Any, starts: Any, slot: Any, scaling: float, window: int | None) -> Any:
+    """Attention of one new token per row: query (rows, heads, 1, dim) over a cache (kv heads, slots, dim).
 
-    Row b attends slots 0 .. slot[b], only the last `window` of them when a sliding window is
-    given. Returns (rows, 1, heads, dim).
+    Row b attends slots starts[b] .. starts[b] + slot[b], only the last `window` of them when a
+    sliding window is given. Returns (rows, 1, heads, dim).
     """
     import torch
 
     rows, heads, _, head_dim = query.shape
-    kv_heads = keys.shape[1]
+    kv_heads = keys.shape[0]
     group = heads // kv_heads
     if keys.stride(-1) != 1 or values.stride() != keys.stride():
         raise ValueError("decode_attention needs the cache's keys and values contiguous in the head dimension, with equal strides")
     query = query.reshape(rows, heads, head_dim).contiguous()
     out = torch.empty((rows, heads, head_dim), dtype=query.dtype, device=query.device)
     _decode_kernel[(rows, kv_heads)](
-        query, keys, values, out, slot,
-        query.stride(0), query.stride(1), keys.stride(0), keys.stride(1), keys.stride(2), out.stride(0), out.stride(1),
+        query, keys, values, out, starts, slot,
+        query.stride(0), query.stride(1), keys.stride(0), keys.stride(1), out.stride(0), out.stride(1),
         scaling, window or 0,
         GROUP=group, GROUP_PAD=max(16, triton.next_power_of_2(group)), HEAD_DIM=head_dim, BLOCK_N=BLOCK,
     )  # fmt: skip

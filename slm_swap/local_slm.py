@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap import decode_attention
+from slm_swap import decode_attention, fused_kernels
 from slm_swap.checkpoints import CheckpointError, check_adapter_base, checkpoint_identity, require_checkpoint
 from slm_swap.model_api import Answer
 from slm_swap.prompts import build_messages
@@ -154,6 +154,7 @@ class LocalSLM:
         self._outputs: dict[str, GeneratedRow] = {}
         self._static: StaticGenerator | None = None
         self.dequantized_peak = 0  # bytes of the static engine's dequantised weight copies, the most at once
+        self.fused_kernels: list[str] = []  # what the static engine ran through slm_swap.fused_kernels
 
     def _load(self) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -244,6 +245,8 @@ class LocalSLM:
                 if size <= DEQUANTIZED_SHARE * torch.cuda.mem_get_info(self.device)[0]:
                     dequantized = stack.enter_context(dequantized_weights(self.model, self.dtype))
                     self.dequantized_peak = max(self.dequantized_peak, dequantized)
+            fused = stack.enter_context(fused_kernels.patched(self.model, self.dtype))
+            self.fused_kernels = sorted(set(self.fused_kernels) | set(fused))
             return self.generate_static_batches(todo, requested, dequantized)
 
     def generate_static_batches(self, todo: list[tuple[Row, list[int]]], requested: int | None, dequantized: int) -> dict[str, GeneratedRow]:
@@ -397,6 +400,7 @@ class LocalSLM:
                 "batching": BATCHING[self.engine],
                 "stop": "end-of-turn token or max_new_tokens",
                 "dequantized_weight_gib": round(self.dequantized_peak / 2**30, 2),
+                "fused_kernels": self.fused_kernels,
                 "cuda_graphs_failed": self._static.graphs_failed if self._static is not None else None,
             },
             "versions": versions,

@@ -5,14 +5,18 @@ and kernel launches before any work, its dynamic cache copies the whole KV cache
 and grouped-query attention repeats each KV head for every query head it serves
 (docs/benchmarks.md). Here:
 
-- The rows of a batch are left-aligned in one cache of `P + new_tokens - 1` slots, P being the
-  batch's longest prompt: row b's prompt fills slots [0, len_b) and its new tokens follow it.
+- The rows of a batch share one ragged cache: row b owns a run of slots from `starts[b]`, its
+  prompt first and its new tokens after it, so a batch takes the memory of its real tokens
+  (plus its prefill group's padding), not rows x its longest row, and one long row does not
+  push the others into a second batch.
 - Prefill runs in groups of rows of similar length, each group right-padded to its own longest
   row, so one long row does not pad every other row of the batch, and plain causal attention
   (flash kernels, no mask) is exact for every real token.
 - Decode attention reads only each row's own slots (slm_swap.decode_attention, Triton) and
-  serves all the query heads that share a KV head from one read; without Triton it runs
-  through SDPA with a mask, the query heads grouped the same way.
+  serves all the query heads that share a KV head from one read; without Triton each row's
+  slots are gathered into a padded block and attended through SDPA with a mask.
+- On CUDA the norms, rotary embeddings and SwiGLU run fused Triton kernels with transformers'
+  rounding (slm_swap.fused_kernels; LocalSLM turns them on).
 - On CUDA the whole decode step (forward pass, greedy pick, minimum-length rule, end-of-turn
   bookkeeping) is captured once per batch as a CUDA graph and replayed; elsewhere it runs as is.
 
@@ -23,7 +27,9 @@ from `generate`'s, so on near-ties a pick can differ (the benchmark counts such 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -63,13 +69,14 @@ def plan_batches(
 ) -> list[BatchPlan]:
     """Split rows sorted longest first into batches that minimise the memory read by decoding.
 
-    A decode step reads the weights (`step_bytes`, whatever the batch size) and every slot of the
-    batch's cache (`slot_bytes` each: rows x (longest prompt + new tokens)). One batch of every
-    row reads the long rows' padding on every step; one batch per row reads the weights once per
-    row. The split in between is found exactly by dynamic programming over the sorted rows,
-    within `memory_bytes` of cache and `max_rows` rows per batch. With `reads_padding` False
-    (the Triton decode kernel reads only each row's own slots) padding costs memory, not time,
-    and the plan is the fewest batches that fit.
+    A decode step reads the weights (`step_bytes`, whatever the batch size) and the batch's
+    cache (`slot_bytes` per slot). The cache holds each row's own slots (`row_slots`), but
+    without the Triton kernel (`reads_padding`) a step reads rows x the longest row's slots:
+    then one batch of every row reads the long rows' padding on every step, and one batch per
+    row reads the weights once per row. The split in between is found exactly by dynamic
+    programming over the sorted rows, within `memory_bytes` of cache and `max_rows` rows per
+    batch. With `reads_padding` False padding costs nothing, and the plan is the fewest
+    batches that fit.
     """
     import numpy as np
 
@@ -79,16 +86,16 @@ def plan_batches(
     if n == 0:
         return []
     steps = max(new_tokens - 1, 1)
-    slots = np.asarray(lengths, dtype=np.float64) + new_tokens
+    slots = np.asarray([row_slots(length, new_tokens) for length in lengths], dtype=np.float64)
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
     cut = np.zeros(n + 1, dtype=np.int64)
-    real = np.concatenate(([0.0], np.cumsum(slots)))  # real slots of rows [0, i)
+    real = np.concatenate(([0.0], np.cumsum(slots)))  # slots of rows [0, i)
     for end in range(1, n + 1):
         starts = np.arange(max(0, end - max_rows), end)
         rows = end - starts
-        cache = rows * slots[starts] * slot_bytes  # a batch is sized by its first (longest) row
-        read = cache if reads_padding else (real[end] - real[starts]) * slot_bytes
+        cache = (real[end] - real[starts]) * slot_bytes
+        read = rows * slots[starts] * slot_bytes if reads_padding else cache  # padded to the first (longest) row
         cost = best[starts] + steps * (step_bytes + read) + BATCH_OVERHEAD_STEPS * step_bytes
         cost[(cache > memory_bytes) & (rows > 1)] = np.inf  # a row alone is always tried: it may still fit
         pick = int(np.argmin(cost))
@@ -99,6 +106,25 @@ def plan_batches(
         plans.append(BatchPlan(int(cut[end]), end))
         end = int(cut[end])
     return plans[::-1]
+
+
+def row_slots(length: int, new_tokens: int) -> int:
+    """The most cache slots a row of `length` prompt tokens takes in a batch (see `reserved_slots`)."""
+    return aligned(max(length + new_tokens - 1, math.ceil(PREFILL_PADDING * length)))
+
+
+def reserved_slots(lengths: Sequence[int], new_tokens: int, groups: Sequence[tuple[int, int]]) -> list[int]:
+    """Cache slots of each row: its prompt and new tokens, and at least its prefill group's width.
+
+    A prefill pass writes every column of its right-padded group, padding included, into each
+    row's own slots (the row's new tokens overwrite the padding before any query reads it).
+    """
+    slots = [0] * len(lengths)
+    for first, last in groups:
+        width = aligned(lengths[first])
+        for row in range(first, last):
+            slots[row] = aligned(max(lengths[row] + new_tokens - 1, width))
+    return slots
 
 
 def prefill_groups(lengths: Sequence[int], max_tokens: int) -> list[tuple[int, int]]:
@@ -145,38 +171,50 @@ def synchronized_clock(device: Any) -> float:
 class BatchCache:
     """The KV cache of one batch and the attention that reads it; the attention function in use calls `attend`.
 
-    Rows are left-aligned: row b's prompt fills slots [0, len_b) and its new tokens follow.
+    Ragged: per layer one (kv heads, total slots, head dim) tensor for keys and one for values;
+    row b owns slots [starts[b], starts[b] + reserved[b]), its prompt first, then its new tokens.
     """
 
-    def __init__(self, rows: int, slots: int) -> None:
-        self.rows = rows
-        self.slots = slots
+    def __init__(self, reserved: Sequence[int], device: Any) -> None:
+        import torch
+
+        self.rows = len(reserved)
+        self.width = max(reserved)  # the most slots a row owns
+        self.total = sum(reserved)
+        long = dict(dtype=torch.long, device=device)
+        self.starts = torch.tensor([0, *itertools.accumulate(reserved)][:-1], **long)
         self.keys: dict[int, Any] = {}
         self.values: dict[int, Any] = {}
-        self.group = (0, rows)  # rows the prefill pass in progress covers
         self.decoding = False
-        self.slot: Any = None  # decode: (rows,) tensor, the slot each row writes this step (its position)
-        self.row_index: Any = None  # decode: arange(rows)
-        self.slot_index: Any = None  # decode: arange(slots), for the masks of the SDPA fallback
+        self.destination: Any = None  # prefill: the slot of every token of the pass in progress, row by row
+        self.slot: Any = None  # decode: (rows,) tensor, the slot each row writes this step, counted from its start
+        self.write = torch.zeros(self.rows, **long)  # decode: starts + slot, updated in place before each step
+        self.slot_index = torch.arange(self.width, **long)  # for the SDPA fallback's gather and mask
+
+    def prefill_group(self, first: int, last: int, width: int) -> None:
+        """The next pass prefills rows [first, last), right-padded to `width` columns."""
+        import torch
+
+        columns = torch.arange(width, device=self.starts.device)
+        self.destination = (self.starts[first:last, None] + columns[None, :]).reshape(-1)
 
     def attend(self, layer: int, query: Any, key: Any, value: Any, scaling: float, window: int | None) -> Any:
         import torch
         import torch.nn.functional as F
 
+        batch, heads, q_len, head_dim = query.shape
+        kv_heads = key.shape[1]
         if layer not in self.keys:
-            shape = (self.rows, key.shape[1], self.slots, key.shape[3])
+            shape = (kv_heads, self.total, head_dim)
             self.keys[layer] = torch.zeros(shape, dtype=key.dtype, device=key.device)
             self.values[layer] = torch.zeros(shape, dtype=value.dtype, device=value.device)
         keys, values = self.keys[layer], self.values[layer]
-        batch, heads, q_len, head_dim = query.shape
-        kv_heads = key.shape[1]
         if not self.decoding:
             # Right-padded rows: a real token only sees earlier tokens, all real, so plain causal
             # attention (flash kernels, no mask) is exact for them. Padding slots written here are
             # overwritten by the row's new tokens before any query reads them.
-            first, last = self.group
-            keys[first:last, :, :q_len] = key
-            values[first:last, :, :q_len] = value
+            for cache, new in ((keys, key), (values, value)):
+                cache.index_copy_(1, self.destination, new.transpose(1, 2).reshape(-1, kv_heads, head_dim).transpose(0, 1))
             causal: dict[str, Any] = {"is_causal": True}
             if window is not None and window < q_len:
                 offsets = torch.arange(q_len, device=query.device)
@@ -184,18 +222,21 @@ class BatchCache:
                 causal = {"attn_mask": (gap >= 0) & (gap < window)}
             out = F.scaled_dot_product_attention(query, key, value, scale=scaling, enable_gqa=heads != kv_heads, **causal)
             return out.transpose(1, 2).contiguous()
-        keys[self.row_index, :, self.slot] = key[:, :, 0]
-        values[self.row_index, :, self.slot] = value[:, :, 0]
+        keys.index_copy_(1, self.write, key[:, :, 0].transpose(0, 1))
+        values.index_copy_(1, self.write, value[:, :, 0].transpose(0, 1))
         if decode_attention.available(query.device, head_dim):
-            return decode_attention.decode_attention(query, keys, values, self.slot, scaling, window)
+            return decode_attention.decode_attention(query, keys, values, self.starts, self.slot, scaling, window)
+        # Each row's slots gathered into a (rows, kv heads, width, dim) block; slots past the
+        # cache's end are clamped, then masked like every slot past the row's position.
+        gather = (self.starts[:, None] + self.slot_index[None, :]).clamp_(max=self.total - 1)
         mask = self.slot_index[None, :] <= self.slot[:, None]
-        if window is not None and window < self.slots:
+        if window is not None and window < self.width:
             mask &= self.slot_index[None, :] > self.slot[:, None] - window
-        mask = mask[:, None, None, :]
+        rows_keys, rows_values = (cache[:, gather].transpose(0, 1) for cache in (keys, values))
         # The query heads that share a KV head become that head's query rows: the fused attention
         # kernel then streams each cached head once, with no repeat and no score tensor in memory.
         grouped = query.reshape(batch, kv_heads, heads // kv_heads, head_dim)
-        out = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask, scale=scaling)
+        out = F.scaled_dot_product_attention(grouped, rows_keys, rows_values, attn_mask=mask[:, None, None, :], scale=scaling)
         return out.reshape(batch, heads, 1, head_dim).transpose(1, 2)
 
 
@@ -249,24 +290,26 @@ class StaticGenerator:
         if min(lengths) == 0:
             raise ValueError("every prompt needs at least one token")
         device = self.model.device
-        cache = BatchCache(len(order), aligned(lengths[0] + max_new_tokens - 1))
+        groups = prefill_groups(lengths, self.prefill_tokens)
+        cache = BatchCache(reserved_slots(lengths, max_new_tokens, groups), device)
         base = self.base()
         previous = base.config._attn_implementation
         base.set_attn_implementation(ATTENTION_NAME)
         _ACTIVE.append(cache)
-        timing = BatchTiming(rows=len(order), slots=cache.slots, prompt_tokens=sum(lengths))
+        timing = BatchTiming(rows=len(order), slots=cache.total, prompt_tokens=sum(lengths))
         try:
             with torch.inference_mode():
                 started = time.perf_counter()
                 state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
-                groups = prefill_groups(lengths, self.prefill_tokens)
-                for first, last in groups:
-                    ids, lasts, keep = right_padded([prompts[i] for i in order[first:last]], self.pad_id, device)
-                    cache.group = (first, last)
+                # Every pass's inputs first, copied without waiting: no pass waits on the host.
+                inputs = [right_padded([prompts[i] for i in order[first:last]], self.pad_id, device) for first, last in groups]
+                positions_of = to_device(torch.tensor(lengths), device)
+                for (first, last), (ids, lasts, keep) in zip(groups, inputs):
+                    cache.prefill_group(first, last, ids.shape[1])
                     positions = torch.arange(ids.shape[1], device=device)[None].expand(ids.shape[0], -1)
                     # Logits only at the columns where some row's prompt ends; each row takes its own.
                     logits = self.model(input_ids=ids, position_ids=positions, attention_mask=state.no_mask, use_cache=False, logits_to_keep=keep).logits
-                    state.start_rows(first, last, logits[torch.arange(len(lasts), device=device), lasts], lengths[first:last])
+                    state.start_rows(first, last, logits[torch.arange(len(lasts), device=device), lasts], positions_of[first:last])
                     timing.padded_prompt_tokens += ids.numel()
                 timing.prefill_passes = len(groups)
                 timing.prefill_s = synchronized_clock(device) - started
@@ -334,8 +377,6 @@ class DecodeState:
         self.unfinished = torch.ones(rows, dtype=torch.bool, device=device)
         self.out = torch.full((rows, max_new_tokens), pad_id, **long)
         cache.slot = self.positions.view(-1)
-        cache.row_index = torch.arange(rows, **long)
-        cache.slot_index = torch.arange(cache.slots, **long)
         # Any 4-D mask is handed to the attention function as is: transformers builds none of its own.
         self.no_mask = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=device)
 
@@ -351,7 +392,8 @@ class DecodeState:
     def finish(self, rows: slice, tokens: Any) -> None:
         self.unfinished[rows] &= ~(tokens[:, None] == self.eos[None, :]).any(dim=-1)
 
-    def start_rows(self, first: int, last: int, logits: Any, lengths: Sequence[int]) -> None:
+    def start_rows(self, first: int, last: int, logits: Any, lengths: Any) -> None:
+        """Rows [first, last) take their first token from `logits`; `lengths` (on the device) are their prompt lengths."""
         import torch
 
         rows = slice(first, last)
@@ -359,10 +401,13 @@ class DecodeState:
         self.out[rows, 0] = tokens
         self.finish(rows, tokens)
         self.tokens[rows, 0] = tokens
-        self.positions[rows, 0] = torch.tensor(list(lengths), dtype=torch.long, device=tokens.device)
+        self.positions[rows, 0] = lengths
 
     def step(self, model: Any) -> None:
         """One decode step, entirely on the device: no host sync, so it can be captured."""
+        import torch
+
+        torch.add(self.cache.starts, self.cache.slot, out=self.cache.write)
         logits = model(input_ids=self.tokens, position_ids=self.positions, attention_mask=self.no_mask, use_cache=False, logits_to_keep=1).logits[:, -1]
         tokens = self.pick(logits, self.generated, self.unfinished)
         self.out.index_copy_(1, self.generated, tokens[:, None])
@@ -434,4 +479,14 @@ def right_padded(prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> 
     ends = sorted({len(p) - 1 for p in prompts})
     column = {end: index for index, end in enumerate(ends)}
     lasts = torch.tensor([column[len(p) - 1] for p in prompts], dtype=torch.long)
-    return ids.to(device), lasts.to(device), torch.tensor(ends, dtype=torch.long, device=device)
+    return to_device(ids, device), to_device(lasts, device), to_device(torch.tensor(ends, dtype=torch.long), device)
+
+
+def to_device(tensor: Any, device: Any) -> Any:
+    """A host tensor on `device`; to CUDA through pinned memory, so the copy does not make the host wait for the GPU."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

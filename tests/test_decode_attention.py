@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -38,7 +40,11 @@ def test_kernel_matches_masked_attention(heads: int, kv_heads: int, window: int 
     slot = torch.tensor([332, 300, 200, 63, 64, 1, 0], device="cuda")
     keys[1, :, 301:] = float("nan")
     values[3, :, 64:] = 1e4
-    got = decode_attention(query, keys, values, slot, dim**-0.5, window)
+    # The engine's ragged layout: each row's run of slots, its own garbage after its end included.
+    reserved = [min(int(s) + 21, slots) for s in slot]
+    starts = torch.tensor([0, *itertools.accumulate(reserved)][:-1], device="cuda")
+    packed_keys, packed_values = (torch.cat([block[b, :, :n] for b, n in enumerate(reserved)], dim=1) for block in (keys, values))
+    got = decode_attention(query, packed_keys, packed_values, starts, slot, dim**-0.5, window)
     want = masked_sdpa(query, keys, values, slot, dim**-0.5, window)
     assert got.shape == (rows, 1, heads, dim)
     assert torch.isfinite(got).all()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.static_engine import ATTENTION_NAME, StaticGenerator, plan_batches, prefill_groups, right_padded
+from slm_swap.static_engine import ATTENTION_NAME, StaticGenerator, plan_batches, prefill_groups, reserved_slots, right_padded, row_slots
 
 REPO = Path(__file__).resolve().parents[1]
 SLOT = 1000  # bytes per cache slot in the planning tests
@@ -28,8 +28,8 @@ def test_plans_cover_every_row_within_memory_and_row_cap(seed: int) -> None:
         covers_in_order(plans, len(lengths))
         for p in plans:
             assert p.rows <= max_rows
-            # a batch is sized by its longest row; only a row alone may exceed the memory
-            assert p.rows == 1 or p.rows * (lengths[p.start] + 60) * SLOT <= memory
+            # a batch holds its rows' own slots; only a row alone may exceed the memory
+            assert p.rows == 1 or sum(row_slots(n, 60) for n in lengths[p.start : p.end]) * SLOT <= memory
 
 
 def test_costly_weights_give_one_batch_and_costly_padding_splits_the_long_row_off() -> None:
@@ -54,6 +54,20 @@ def test_prefill_groups_bound_tokens_and_padding() -> None:
         assert end - start == 1 or (end - start) * lengths[start] <= 2048
         assert end - start == 1 or lengths[start] <= 1.15 * lengths[end - 1]
     assert groups[0] == (0, 1)  # the 5000-token row exceeds the budget alone and pads nobody
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_each_row_owns_its_tokens_and_its_prefill_width_within_the_planning_bound(seed: int) -> None:
+    rng = random.Random(seed)
+    lengths = sorted((rng.randint(1, 3000) for _ in range(rng.randint(1, 200))), reverse=True)
+    new_tokens = rng.choice([1, 60, 300])
+    groups = prefill_groups(lengths, rng.choice([512, 32768]))
+    slots = reserved_slots(lengths, new_tokens, groups)
+    for first, last in groups:
+        for row in range(first, last):
+            assert slots[row] >= lengths[row] + new_tokens - 1  # its prompt and every new token but the last fed
+            assert slots[row] >= lengths[first]  # every column its prefill pass writes
+            assert slots[row] % 16 == 0 and slots[row] <= row_slots(lengths[row], new_tokens)
 
 
 def test_right_padding_and_the_logit_columns_each_row_reads() -> None:
