@@ -126,7 +126,7 @@ def count_flips(first: dict[str, GeneratedRow], second: dict[str, GeneratedRow])
 
 def bench_track(slm: LocalSLM, rows: Sequence[Row], single_rows: int) -> TrackResult:
     """Two batched runs over all rows, then the first `single_rows` rows one at a time with plain `generate`."""
-    prompt_lengths = [len(slm.encode(row)) for row in rows]
+    prompt_lengths = [len(ids) for ids in slm.encode_many(rows)]
     slm.generate_rows(rows[:1], batch_size=1)  # warm-up: kernels, allocator, lazy initialisation
     slm.generate_rows(rows[:1], batch_size=1, engine="padded")
     batched, batched_timing = timed_run(slm, rows, None)

@@ -186,9 +186,15 @@ class LocalSLM:
         return ids or [self.tokenizer.eos_token_id]
 
     def encode(self, row: Row) -> list[int]:
-        text = self.tokenizer.apply_chat_template(build_messages(row.prompt), add_generation_prompt=True, tokenize=False)
+        return self.encode_many([row])[0]
+
+    def encode_many(self, rows: Sequence[Row]) -> list[list[int]]:
+        """Prompt token ids of each row, tokenized in one call (the fast tokenizer spreads it over threads)."""
+        if not rows:
+            return []
+        texts = [self.tokenizer.apply_chat_template(build_messages(row.prompt), add_generation_prompt=True, tokenize=False) for row in rows]
         # The template already holds every special token the model expects.
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def prepare(self, rows: Sequence[Row]) -> None:
         self.check_tracks(rows)
@@ -210,7 +216,7 @@ class LocalSLM:
         engine = engine or self.engine
         if engine == "continuous" and batch_size is None and rows:
             return self.generate_continuous(rows)
-        todo = sorted(((row, self.encode(row)) for row in rows), key=lambda item: (-len(item[1]), item[0].id))
+        todo = sorted(zip(rows, self.encode_many(rows)), key=lambda item: (-len(item[1]), item[0].id))
         if engine == "static":
             return self.generate_static(todo, batch_size or self.batch_size)
         outputs: dict[str, GeneratedRow] = {}
@@ -340,7 +346,7 @@ class LocalSLM:
         from transformers import GenerationConfig
         from transformers.generation import ContinuousBatchingConfig
 
-        prompts = [self.encode(row) for row in rows]
+        prompts = self.encode_many(rows)
         eos_ids = self.eos_ids()
         settings = GenerationConfig(do_sample=False, max_new_tokens=self.max_new_tokens, eos_token_id=eos_ids, pad_token_id=self.tokenizer.pad_token_id)
         # A KV cache of exactly the blocks these rows can fill; sized from free memory it takes gigabytes even on a CPU.
