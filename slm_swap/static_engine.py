@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,17 +186,10 @@ class BatchCache:
         self.keys: dict[int, Any] = {}
         self.values: dict[int, Any] = {}
         self.decoding = False
-        self.destination: Any = None  # prefill: the slot of every token of the pass in progress, row by row
+        self.prefill: PrefillPass | None = None  # the prefill pass in progress
         self.slot: Any = None  # decode: (rows,) tensor, the slot each row writes this step, counted from its start
         self.write = torch.zeros(self.rows, **long)  # decode: starts + slot, updated in place before each step
         self.slot_index = torch.arange(self.width, **long)  # for the SDPA fallback's gather and mask
-
-    def prefill_group(self, first: int, last: int, width: int) -> None:
-        """The next pass prefills rows [first, last), right-padded to `width` columns."""
-        import torch
-
-        columns = torch.arange(width, device=self.starts.device)
-        self.destination = (self.starts[first:last, None] + columns[None, :]).reshape(-1)
 
     def attend(self, layer: int, query: Any, key: Any, value: Any, scaling: float, window: int | None) -> Any:
         import torch
@@ -210,11 +203,14 @@ class BatchCache:
             self.values[layer] = torch.zeros(shape, dtype=value.dtype, device=value.device)
         keys, values = self.keys[layer], self.values[layer]
         if not self.decoding:
+            prefill = self.prefill
+            for cache, new in ((keys, key), (values, value)):
+                cache.index_copy_(1, prefill.destination, new.transpose(1, 2).reshape(-1, kv_heads, head_dim).transpose(0, 1))
+            if prefill.sequence_starts is not None:
+                return packed_attention(query, key, value, prefill, scaling, window)
             # Right-padded rows: a real token only sees earlier tokens, all real, so plain causal
             # attention (flash kernels, no mask) is exact for them. Padding slots written here are
             # overwritten by the row's new tokens before any query reads them.
-            for cache, new in ((keys, key), (values, value)):
-                cache.index_copy_(1, self.destination, new.transpose(1, 2).reshape(-1, kv_heads, head_dim).transpose(0, 1))
             causal: dict[str, Any] = {"is_causal": True}
             if window is not None and window < q_len:
                 offsets = torch.arange(q_len, device=query.device)
@@ -238,6 +234,33 @@ class BatchCache:
         grouped = query.reshape(batch, kv_heads, heads // kv_heads, head_dim)
         out = F.scaled_dot_product_attention(grouped, rows_keys, rows_values, attn_mask=mask[:, None, None, :], scale=scaling)
         return out.reshape(batch, heads, 1, head_dim).transpose(1, 2)
+
+
+def packed_attention(query: Any, key: Any, value: Any, prefill: PrefillPass, scaling: float, window: int | None) -> Any:
+    """Causal attention within each of the rows packed one after another in (1, heads, tokens, dim) tensors.
+
+    On CUDA variable-length flash attention; elsewhere SDPA with a block-diagonal causal mask
+    (tokens x tokens: for tests and small passes). Returns (1, tokens, heads, dim).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if packed_prefill_available(query.device):
+        from torch.nn.attention.varlen import varlen_attn
+
+        q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))
+        starts, longest = prefill.sequence_starts, prefill.longest
+        out = varlen_attn(q, k, v, starts, starts, longest, longest, scale=scaling, window_size=(window - 1 if window is not None else -1, 0))
+        return out[None]
+    row = torch.repeat_interleave(torch.arange(len(prefill.sequence_starts) - 1, device=query.device), prefill.sequence_starts.diff().long())
+    position = prefill.positions[0]
+    gap = position[:, None] - position[None, :]
+    mask = (row[:, None] == row[None, :]) & (gap >= 0)
+    if window is not None:
+        mask &= gap < window
+    heads, kv_heads = query.shape[1], key.shape[1]
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling, enable_gqa=heads != kv_heads)
+    return out.transpose(1, 2).contiguous()
 
 
 _ACTIVE: list[BatchCache] = []
@@ -266,8 +289,10 @@ def register_attention() -> None:
 class StaticGenerator:
     """Greedy generation of one batch at a time with the static cache, on a loaded causal LM."""
 
-    def __init__(self, model: Any, eos_ids: Sequence[int], pad_id: int, use_graphs: bool, prefill_tokens: int) -> None:
+    def __init__(self, model: Any, eos_ids: Sequence[int], pad_id: int, use_graphs: bool, prefill_tokens: int, packed: bool | None = None) -> None:
         self.model = model
+        # Prefill rows packed without padding (None: where variable-length flash attention exists), else right-padded groups.
+        self.packed = packed_prefill_available(model.device) if packed is None else packed
         self.eos_ids = list(eos_ids)
         self.pad_id = pad_id
         self.use_graphs = use_graphs
@@ -290,27 +315,34 @@ class StaticGenerator:
         if min(lengths) == 0:
             raise ValueError("every prompt needs at least one token")
         device = self.model.device
-        groups = prefill_groups(lengths, self.prefill_tokens)
-        cache = BatchCache(reserved_slots(lengths, max_new_tokens, groups), device)
+        packed = self.packed
+        if packed:
+            groups = packed_groups(lengths, self.prefill_tokens)
+            reserved = [aligned(n + max_new_tokens - 1) for n in lengths]
+        else:
+            groups = prefill_groups(lengths, self.prefill_tokens)
+            reserved = reserved_slots(lengths, max_new_tokens, groups)
+        cache = BatchCache(reserved, device)
         base = self.base()
         previous = base.config._attn_implementation
         base.set_attn_implementation(ATTENTION_NAME)
         _ACTIVE.append(cache)
         timing = BatchTiming(rows=len(order), slots=cache.total, prompt_tokens=sum(lengths))
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), prefill_backends(device):
                 started = time.perf_counter()
                 state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
                 # Every pass's inputs first, copied without waiting: no pass waits on the host.
-                inputs = [right_padded([prompts[i] for i in order[first:last]], self.pad_id, device) for first, last in groups]
-                positions_of = to_device(torch.tensor(lengths), device)
-                for (first, last), (ids, lasts, keep) in zip(groups, inputs):
-                    cache.prefill_group(first, last, ids.shape[1])
-                    positions = torch.arange(ids.shape[1], device=device)[None].expand(ids.shape[0], -1)
-                    # Logits only at the columns where some row's prompt ends; each row takes its own.
-                    logits = self.model(input_ids=ids, position_ids=positions, attention_mask=state.no_mask, use_cache=False, logits_to_keep=keep).logits
-                    state.start_rows(first, last, logits[torch.arange(len(lasts), device=device), lasts], positions_of[first:last])
-                    timing.padded_prompt_tokens += ids.numel()
+                build = packed_pass if packed else padded_pass
+                passes = [build([prompts[i] for i in order[first:last]], first, last, reserved, self.pad_id, device) for first, last in groups]
+                lengths_on_device = to_device(torch.tensor(lengths), device)
+                for prefill in passes:
+                    cache.prefill = prefill
+                    logits = self.model(
+                        input_ids=prefill.ids, position_ids=prefill.positions, attention_mask=state.no_mask, use_cache=False, logits_to_keep=prefill.keep
+                    ).logits
+                    state.start_rows(prefill.first, prefill.last, logits[prefill.row_of_logits, prefill.column_of_logits], lengths_on_device[prefill.first : prefill.last])
+                    timing.padded_prompt_tokens += prefill.ids.numel()
                 timing.prefill_passes = len(groups)
                 timing.prefill_s = synchronized_clock(device) - started
                 cache.decoding = True
@@ -459,17 +491,47 @@ def dequantized_weights(model: Any, dtype: Any) -> Iterator[int]:
             layer.__dict__.pop("forward", None)
 
 
+def prefill_backends(device: Any) -> Any:
+    """SDPA without cuDNN on CUDA: cuDNN builds a plan for every new shape, and each prefill group is one."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if device.type != "cuda":
+        return nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 def aligned(width: int) -> int:
     """A cache or prefill width rounded up to a multiple of ALIGN."""
     return -(-width // ALIGN) * ALIGN
 
 
-def right_padded(prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
-    """Input ids padded on the right, each row's last prompt column, and the distinct last columns.
+@dataclass
+class PrefillPass:
+    """The inputs of one prefill pass over rows [first, last) of a batch, on the device.
 
-    The third is for `logits_to_keep`; the second indexes into it, so row r's next-token
-    logits are `logits[r, lasts[r]]`.
+    Right-padded: ids (rows, width), each row's tokens from column 0. Packed: ids (1, tokens),
+    the rows one after another, `sequence_starts` their offsets (and the total) for
+    variable-length attention. Either way `logits[row_of_logits, column_of_logits]` are the rows'
+    next-token logits, `logits` being the model's output for `logits_to_keep=keep`, and
+    `destination` is the cache slot of every token of `ids`, row-major.
     """
+
+    first: int
+    last: int
+    ids: Any
+    positions: Any
+    keep: Any
+    row_of_logits: Any
+    column_of_logits: Any
+    destination: Any
+    sequence_starts: Any = None
+    longest: int = 0
+
+
+def padded_pass(prompts: Sequence[Sequence[int]], first: int, last: int, reserved: Sequence[int], pad_id: int, device: Any) -> PrefillPass:
+    """Rows padded on the right to a common width; `keep` is the distinct columns where some row's prompt ends."""
+    import numpy as np
     import torch
 
     width = aligned(max(len(p) for p in prompts))
@@ -478,8 +540,61 @@ def right_padded(prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> 
         ids[row, : len(prompt)] = torch.tensor(list(prompt), dtype=torch.long)
     ends = sorted({len(p) - 1 for p in prompts})
     column = {end: index for index, end in enumerate(ends)}
-    lasts = torch.tensor([column[len(p) - 1] for p in prompts], dtype=torch.long)
-    return to_device(ids, device), to_device(lasts, device), to_device(torch.tensor(ends, dtype=torch.long), device)
+    starts = np.concatenate(([0], np.cumsum(reserved)))[first:last]
+    return PrefillPass(
+        first, last, to_device(ids, device),
+        positions=to_device(torch.arange(width)[None].expand(len(prompts), -1), device),
+        keep=to_device(torch.tensor(ends, dtype=torch.long), device),
+        row_of_logits=to_device(torch.arange(len(prompts)), device),
+        column_of_logits=to_device(torch.tensor([column[len(p) - 1] for p in prompts], dtype=torch.long), device),
+        destination=to_device(torch.from_numpy((starts[:, None] + np.arange(width)[None, :]).reshape(-1)), device),
+    )  # fmt: skip
+
+
+def packed_pass(prompts: Sequence[Sequence[int]], first: int, last: int, reserved: Sequence[int], pad_id: int, device: Any) -> PrefillPass:
+    """Rows one after another in one sequence, no padding; `keep` is each row's last token."""
+    import numpy as np
+    import torch
+
+    lengths = np.asarray([len(p) for p in prompts])
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    positions = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    starts = np.concatenate(([0], np.cumsum(reserved)))[first:last]
+    return PrefillPass(
+        first, last, to_device(torch.tensor([token for prompt in prompts for token in prompt], dtype=torch.long)[None], device),
+        positions=to_device(torch.from_numpy(positions)[None], device),
+        keep=to_device(torch.from_numpy(offsets[1:] - 1), device),
+        row_of_logits=0,
+        column_of_logits=to_device(torch.arange(len(prompts)), device),
+        destination=to_device(torch.from_numpy(np.repeat(starts, lengths) + positions), device),
+        sequence_starts=to_device(torch.from_numpy(offsets).to(torch.int32), device),
+        longest=int(lengths.max()),
+    )  # fmt: skip
+
+
+def packed_prefill_available(device: Any) -> bool:
+    """Variable-length flash attention (torch.nn.attention.varlen, CUDA) for packed prefill passes."""
+    if device.type != "cuda":
+        return False
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def packed_groups(lengths: Sequence[int], max_tokens: int) -> list[tuple[int, int]]:
+    """Consecutive groups of rows of at most `max_tokens` tokens together (always at least one row)."""
+    groups: list[tuple[int, int]] = []
+    start, tokens = 0, 0
+    for index, length in enumerate(lengths):
+        if index > start and tokens + length > max_tokens:
+            groups.append((start, index))
+            start, tokens = index, 0
+        tokens += length
+    if lengths:
+        groups.append((start, len(lengths)))
+    return groups
 
 
 def to_device(tensor: Any, device: Any) -> Any:
@@ -489,4 +604,4 @@ def to_device(tensor: Any, device: Any) -> Any:
     device = torch.device(device)
     if device.type != "cuda":
         return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.contiguous().pin_memory().to(device, non_blocking=True)

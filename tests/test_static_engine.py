@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.static_engine import ATTENTION_NAME, StaticGenerator, plan_batches, prefill_groups, reserved_slots, right_padded, row_slots
+from slm_swap.static_engine import (
+    ATTENTION_NAME,
+    StaticGenerator,
+    packed_groups,
+    packed_pass,
+    padded_pass,
+    plan_batches,
+    prefill_groups,
+    reserved_slots,
+    row_slots,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SLOT = 1000  # bytes per cache slot in the planning tests
@@ -70,14 +80,26 @@ def test_each_row_owns_its_tokens_and_its_prefill_width_within_the_planning_boun
             assert slots[row] % 16 == 0 and slots[row] <= row_slots(lengths[row], new_tokens)
 
 
-def test_right_padding_and_the_logit_columns_each_row_reads() -> None:
+def test_right_padded_pass_reads_each_rows_own_logit_column_and_writes_its_own_slots() -> None:
     import torch
 
-    ids, lasts, keep = right_padded([[5, 6, 7], [8], [9, 9, 9]], pad_id=0, device=torch.device("cpu"))
-    assert ids.shape == (3, 16)  # widths rounded up for the fused kernels
-    assert ids[0, :4].tolist() == [5, 6, 7, 0] and ids[1, :2].tolist() == [8, 0]
-    assert keep.tolist() == [0, 2]
-    assert [keep[i].item() for i in lasts.tolist()] == [2, 0, 2]
+    prefill = padded_pass([[5, 6, 7], [8], [9, 9, 9]], 2, 5, reserved=[32, 32, 16, 48, 16], pad_id=0, device=torch.device("cpu"))
+    assert prefill.ids.shape == (3, 16)  # widths rounded up for the fused kernels
+    assert prefill.ids[0, :4].tolist() == [5, 6, 7, 0] and prefill.ids[1, :2].tolist() == [8, 0]
+    assert prefill.keep.tolist() == [0, 2]
+    assert [prefill.keep[i].item() for i in prefill.column_of_logits.tolist()] == [2, 0, 2]
+    # rows 2, 3, 4 of the batch start at slots 64, 80 and 128; every column, padding included, lands in the row's own run
+    assert prefill.destination.view(3, 16)[:, 0].tolist() == [64, 80, 128] and prefill.destination.view(3, 16)[2, -1].item() == 143
+
+
+def test_packed_pass_puts_rows_end_to_end_with_their_own_positions() -> None:
+    import torch
+
+    prefill = packed_pass([[5, 6, 7], [8], [9, 9]], 1, 4, reserved=[16, 16, 32, 16], pad_id=0, device=torch.device("cpu"))
+    assert prefill.ids.tolist() == [[5, 6, 7, 8, 9, 9]] and prefill.positions.tolist() == [[0, 1, 2, 0, 0, 1]]
+    assert prefill.keep.tolist() == [2, 3, 5] and prefill.sequence_starts.tolist() == [0, 3, 4, 6] and prefill.longest == 3
+    assert prefill.destination.tolist() == [16, 17, 18, 32, 64, 65]  # rows 1, 2, 3 start at 16, 32, 64; no padding
+    assert packed_groups([5, 4, 4, 3, 9], 8) == [(0, 1), (1, 3), (3, 4), (4, 5)]  # a row past the budget goes alone
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +121,13 @@ def prompts_of(slm, n: int = 5) -> list[list[int]]:  # type: ignore[no-untyped-d
 
 
 @pytest.mark.slow
-def test_static_outputs_equal_generate_one_row_at_a_time(smollm2_fp32) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("packed", [False, True], ids=["right-padded", "packed"])
+def test_static_outputs_equal_generate_one_row_at_a_time(smollm2_fp32, packed: bool) -> None:  # type: ignore[no-untyped-def]
     slm = smollm2_fp32
     prompts = prompts_of(slm)
     assert len({len(p) for p in prompts}) == len(prompts)  # lengths differ: padding and grouping are exercised
-    engine = StaticGenerator(slm.model, slm.eos_ids(), slm.tokenizer.pad_token_id, use_graphs=False, prefill_tokens=1024)
+    # Budgets that give several passes, and with packing passes of several rows.
+    engine = StaticGenerator(slm.model, slm.eos_ids(), slm.tokenizer.pad_token_id, use_graphs=False, prefill_tokens=2048 if packed else 1024, packed=packed)
     batched = engine.generate(prompts, 16)
     for prompt, tokens in zip(prompts, batched):
         (expected,) = slm.generate_batch([prompt])  # plain `generate`, one row
@@ -112,6 +136,8 @@ def test_static_outputs_equal_generate_one_row_at_a_time(smollm2_fp32) -> None: 
     timing = engine.timings[-1]
     assert timing.rows == len(prompts) and timing.prompt_tokens == sum(map(len, prompts))
     assert timing.prefill_passes >= 2 and timing.decode_steps == 15
+    assert timing.prefill_passes < len(prompts) or not packed
+    assert (timing.padded_prompt_tokens == timing.prompt_tokens) == packed
 
 
 @pytest.mark.slow
