@@ -182,7 +182,8 @@ class BatchCache:
         self.width = max(reserved)  # the most slots a row owns
         self.total = sum(reserved)
         long = dict(dtype=torch.long, device=device)
-        self.starts = torch.tensor([0, *itertools.accumulate(reserved)][:-1], **long)
+        self.row_starts = [0, *itertools.accumulate(reserved)][:-1]  # each row's first slot
+        self.starts = torch.tensor(self.row_starts, **long)
         self.keys: dict[int, Any] = {}
         self.values: dict[int, Any] = {}
         self.decoding = False
@@ -333,8 +334,10 @@ class StaticGenerator:
                 started = time.perf_counter()
                 state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
                 # Every pass's inputs first, copied without waiting: no pass waits on the host.
-                build = packed_pass if packed else padded_pass
-                passes = [build([prompts[i] for i in order[first:last]], first, last, reserved, self.pad_id, device) for first, last in groups]
+                passes = []
+                for first, last in groups:
+                    rows, starts = [prompts[i] for i in order[first:last]], cache.row_starts[first:last]
+                    passes.append(packed_pass(rows, first, last, starts, device) if packed else padded_pass(rows, first, last, starts, self.pad_id, device))
                 lengths_on_device = to_device(torch.tensor(lengths), device)
                 for prefill in passes:
                     cache.prefill = prefill
@@ -529,8 +532,11 @@ class PrefillPass:
     longest: int = 0
 
 
-def padded_pass(prompts: Sequence[Sequence[int]], first: int, last: int, reserved: Sequence[int], pad_id: int, device: Any) -> PrefillPass:
-    """Rows padded on the right to a common width; `keep` is the distinct columns where some row's prompt ends."""
+def padded_pass(prompts: Sequence[Sequence[int]], first: int, last: int, starts: Sequence[int], pad_id: int, device: Any) -> PrefillPass:
+    """Rows [first, last) padded on the right to a common width, row r's slots from starts[r - first].
+
+    `keep` is the distinct columns where some row's prompt ends.
+    """
     import numpy as np
     import torch
 
@@ -540,33 +546,34 @@ def padded_pass(prompts: Sequence[Sequence[int]], first: int, last: int, reserve
         ids[row, : len(prompt)] = torch.tensor(list(prompt), dtype=torch.long)
     ends = sorted({len(p) - 1 for p in prompts})
     column = {end: index for index, end in enumerate(ends)}
-    starts = np.concatenate(([0], np.cumsum(reserved)))[first:last]
     return PrefillPass(
         first, last, to_device(ids, device),
         positions=to_device(torch.arange(width)[None].expand(len(prompts), -1), device),
         keep=to_device(torch.tensor(ends, dtype=torch.long), device),
         row_of_logits=to_device(torch.arange(len(prompts)), device),
         column_of_logits=to_device(torch.tensor([column[len(p) - 1] for p in prompts], dtype=torch.long), device),
-        destination=to_device(torch.from_numpy((starts[:, None] + np.arange(width)[None, :]).reshape(-1)), device),
+        destination=to_device(torch.from_numpy((np.asarray(starts)[:, None] + np.arange(width)[None, :]).reshape(-1)), device),
     )  # fmt: skip
 
 
-def packed_pass(prompts: Sequence[Sequence[int]], first: int, last: int, reserved: Sequence[int], pad_id: int, device: Any) -> PrefillPass:
-    """Rows one after another in one sequence, no padding; `keep` is each row's last token."""
+def packed_pass(prompts: Sequence[Sequence[int]], first: int, last: int, starts: Sequence[int], device: Any) -> PrefillPass:
+    """Rows [first, last) one after another in one sequence, no padding, row r's slots from starts[r - first].
+
+    `keep` is each row's last token.
+    """
     import numpy as np
     import torch
 
     lengths = np.asarray([len(p) for p in prompts])
     offsets = np.concatenate(([0], np.cumsum(lengths)))
     positions = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
-    starts = np.concatenate(([0], np.cumsum(reserved)))[first:last]
     return PrefillPass(
         first, last, to_device(torch.tensor([token for prompt in prompts for token in prompt], dtype=torch.long)[None], device),
         positions=to_device(torch.from_numpy(positions)[None], device),
         keep=to_device(torch.from_numpy(offsets[1:] - 1), device),
         row_of_logits=0,
         column_of_logits=to_device(torch.arange(len(prompts)), device),
-        destination=to_device(torch.from_numpy(np.repeat(starts, lengths) + positions), device),
+        destination=to_device(torch.from_numpy(np.repeat(np.asarray(starts), lengths) + positions), device),
         sequence_starts=to_device(torch.from_numpy(offsets).to(torch.int32), device),
         longest=int(lengths.max()),
     )  # fmt: skip

@@ -83,22 +83,22 @@ def test_each_row_owns_its_tokens_and_its_prefill_width_within_the_planning_boun
 def test_right_padded_pass_reads_each_rows_own_logit_column_and_writes_its_own_slots() -> None:
     import torch
 
-    prefill = padded_pass([[5, 6, 7], [8], [9, 9, 9]], 2, 5, reserved=[32, 32, 16, 48, 16], pad_id=0, device=torch.device("cpu"))
+    prefill = padded_pass([[5, 6, 7], [8], [9, 9, 9]], 2, 5, starts=[64, 80, 128], pad_id=0, device=torch.device("cpu"))
     assert prefill.ids.shape == (3, 16)  # widths rounded up for the fused kernels
     assert prefill.ids[0, :4].tolist() == [5, 6, 7, 0] and prefill.ids[1, :2].tolist() == [8, 0]
     assert prefill.keep.tolist() == [0, 2]
     assert [prefill.keep[i].item() for i in prefill.column_of_logits.tolist()] == [2, 0, 2]
-    # rows 2, 3, 4 of the batch start at slots 64, 80 and 128; every column, padding included, lands in the row's own run
+    # every column, padding included, lands in the row's own run of slots
     assert prefill.destination.view(3, 16)[:, 0].tolist() == [64, 80, 128] and prefill.destination.view(3, 16)[2, -1].item() == 143
 
 
 def test_packed_pass_puts_rows_end_to_end_with_their_own_positions() -> None:
     import torch
 
-    prefill = packed_pass([[5, 6, 7], [8], [9, 9]], 1, 4, reserved=[16, 16, 32, 16], pad_id=0, device=torch.device("cpu"))
+    prefill = packed_pass([[5, 6, 7], [8], [9, 9]], 1, 4, starts=[16, 32, 64], device=torch.device("cpu"))
     assert prefill.ids.tolist() == [[5, 6, 7, 8, 9, 9]] and prefill.positions.tolist() == [[0, 1, 2, 0, 0, 1]]
     assert prefill.keep.tolist() == [2, 3, 5] and prefill.sequence_starts.tolist() == [0, 3, 4, 6] and prefill.longest == 3
-    assert prefill.destination.tolist() == [16, 17, 18, 32, 64, 65]  # rows 1, 2, 3 start at 16, 32, 64; no padding
+    assert prefill.destination.tolist() == [16, 17, 18, 32, 64, 65]  # each row's tokens from its own start; no padding
     assert packed_groups([5, 4, 4, 3, 9], 8) == [(0, 1), (1, 3), (3, 4), (4, 5)]  # a row past the budget goes alone
 
 
