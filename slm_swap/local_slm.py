@@ -6,8 +6,8 @@
 - "static" (default): slm_swap.static_engine: length-sorted batches planned from free memory,
   one preallocated KV cache per batch holding only its rows' slots, prompts prefilled packed
   into shared passes on CUDA (variable-length flash attention; elsewhere right-padded groups
-  of similar length), and on CUDA each decode step
-  replayed as a CUDA graph, with slm_swap.fused_kernels' Triton RMSNorm, rotary and SwiGLU.
+  of similar length), and on CUDA each decode step replayed as a CUDA graph, with
+  slm_swap.fused_kernels' Triton RMSNorm, rotary and SwiGLU.
   A batch ends when every row has produced an end-of-turn token, or at `max_new_tokens`.
 - "padded": `generate` over length-sorted, left-padded batches sized from free memory, with
   the same stopping rule.
