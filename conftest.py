@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from slm_swap.answer_cache import JournalError
-from slm_swap.eval_run import ROW_PROPERTY, make_row_record
-from slm_swap.model_api import Answer, Model
-from slm_swap.retry import CircuitOpen
-from slm_swap.model_factory import ModelSetupError, build_cached_model
-from slm_swap.pytest_plugin import MODEL_PROPERTY, SETTINGS_KEY, HiddenEnviron, selected_rows
-from slm_swap.rows import DatasetError, Row
-from slm_swap.scoring import RowResult
+from slm_swap.backends.journal import JournalError
+from slm_swap.harness.records import ROW_PROPERTY, make_row_record
+from slm_swap.backends.api import Answer, Model
+from slm_swap.backends.retry import CircuitOpen
+from slm_swap.harness.factory import ModelSetupError, build_cached_model
+from slm_swap.harness.plugin import MODEL_PROPERTY, SETTINGS_KEY, HiddenEnviron, selected_rows
+from slm_swap.data.rows import DatasetError, Row
+from slm_swap.scoring.scorers import RowResult
 
 class ModelPool:
     """One model per track, built and prepared with the track's selected rows on first use."""

@@ -2,8 +2,8 @@
 
 import pytest
 
-from slm_swap.row_report import explain_failure
-from slm_swap.scoring import score_structured
+from slm_swap.harness.explain import explain_failure
+from slm_swap.scoring.scorers import score_structured
 
 TRACK = "structured"
 

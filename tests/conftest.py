@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from slm_swap.langfuse_receiver import LangfuseReceiver
+from slm_swap.tracing.receiver.server import LangfuseReceiver
 
 pytest_plugins = ["pytester"]
 

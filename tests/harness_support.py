@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slm_swap.prompts import build_prompt
-from slm_swap.toolcall_format import format_structured_call, format_tool_call
+from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 def make_project(pytester: pytest.Pytester, n: int = 8) -> dict[str, list[dict[str, str]]]:
     """A project with the real conftest, evals and plugin, and `n` rows per track in the test split."""
-    pytester.makeini("[pytest]\naddopts = -p slm_swap.pytest_plugin -p no:cacheprovider\n")
+    pytester.makeini("[pytest]\naddopts = -p slm_swap.harness.plugin -p no:cacheprovider\n")
     pytester.makeconftest((REPO / "conftest.py").read_text(encoding="utf-8"))
     evals = pytester.mkdir("evals")
     for name in ("test_structured.py", "test_toolcall.py"):

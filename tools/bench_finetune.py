@@ -4,7 +4,7 @@
     python tools/bench_finetune.py throughput --backend unsloth --arch phi4-mini \
         --tokenizer slm_swap/models/smollm2-135m-instruct --track toolcall --steps 40 --out bench_unsloth.json
     python tools/bench_finetune.py throughput --backend hf --arch phi4-mini ... --steps 12
-    # task quality of the base model and of base + adapter on the same rows (greedy, slm_swap.local_slm)
+    # task quality of the base model and of base + adapter on the same rows (greedy, slm_swap.backends.local_slm)
     python tools/bench_finetune.py quality --model slm_swap/models/smollm2-135m-instruct \
         --adapter slm_swap/04_ft/adapter_toolcall --track toolcall --split test --limit 200
 
@@ -69,16 +69,16 @@ def throughput(args: argparse.Namespace) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from slm_swap.finetune_config import RECIPE, Knobs
-    from slm_swap.finetune_data import end_of_turn_id, prepare_split, stop_token_ids
-    from slm_swap.finetune_unsloth import import_unsloth
+    from slm_swap.finetune.config import RECIPE, Knobs
+    from slm_swap.finetune.data import end_of_turn_id, prepare_split, stop_token_ids
+    from slm_swap.finetune.unsloth_backend import import_unsloth
 
     if args.backend == "unsloth":
         import_unsloth()
     from transformers import AutoTokenizer
 
-    from slm_swap.finetune_hf import load_hf_model, lora_target_modules
-    from slm_swap.finetune_loop import train
+    from slm_swap.finetune.hf import load_hf_model, lora_target_modules
+    from slm_swap.finetune.loop import train
 
     model_path = build_random_phi4(Path(args.work_dir) / "phi4-mini-random", args.tokenizer) if args.arch == "phi4-mini" else Path(args.arch)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -92,7 +92,7 @@ def throughput(args: argparse.Namespace) -> dict:
     loaded_at = time.perf_counter()
     targets = lora_target_modules(model_path)
     if args.backend == "unsloth":
-        from slm_swap.finetune_unsloth import load_unsloth_model
+        from slm_swap.finetune.unsloth_backend import load_unsloth_model
 
         loaded = load_unsloth_model(model_path, device, targets, True, 0)
     else:
@@ -124,10 +124,10 @@ def throughput(args: argparse.Namespace) -> dict:
 
 
 def quality(args: argparse.Namespace) -> dict:
-    from slm_swap.local_slm import LocalSLM
-    from slm_swap.metrics import compute_rates, count_failures
-    from slm_swap.rows import load_rows
-    from slm_swap.scoring import score_output
+    from slm_swap.backends.local_slm import LocalSLM
+    from slm_swap.scoring.metrics import compute_rates, count_failures
+    from slm_swap.data.rows import load_rows
+    from slm_swap.scoring.scorers import score_output
 
     rows = load_rows(args.dataset_dir / args.track / f"{args.split}.jsonl", args.track)[: args.limit]
     report = {"track": args.track, "split": args.split, "rows": len(rows), "model": str(args.model)}

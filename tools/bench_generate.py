@@ -6,7 +6,7 @@
     # CUDA, random-weight model of Phi-4-mini's architecture in NF4, built on the GPU
     python tools/bench_generate.py --device cuda --random-phi4 --tokenizer slm_swap/models/smollm2-135m-instruct --single-rows 8
 
-The batched runs use --engine (default static: slm_swap/static_engine.py); the static and padded
+The batched runs use --engine (default static: slm_swap/engine/static.py); the static and padded
 engines generate exactly --new-tokens tokens per row (min_new_tokens = max_new_tokens);
 continuous batching has no minimum, so there --new-tokens is the most per row. One-at-a-time runs
 are always plain `generate` calls of one row.
@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.checkpoints import CheckpointError
-from slm_swap.generation_bench import bench_track, build_random_phi4_mini, markdown_table, summarize
-from slm_swap.local_slm import ENGINES, LocalSLM
+from slm_swap.backends.checkpoints import CheckpointError
+from slm_swap.bench.generation import bench_track, build_random_phi4_mini, markdown_table, summarize
+from slm_swap.backends.local_slm import ENGINES, LocalSLM
 from slm_swap.prompts import TRACKS
-from slm_swap.rows import DatasetError, load_rows
+from slm_swap.data.rows import DatasetError, load_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

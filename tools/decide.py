@@ -18,9 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from slm_swap.decision_run import DecisionRequest, run_decision  # noqa: E402
+from slm_swap.decision.run import DecisionRequest, run_decision  # noqa: E402
 from slm_swap.prompts import TRACKS  # noqa: E402
-from slm_swap.tracing import TracingError, check_connection, settings_from_env  # noqa: E402
+from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.checkpoints import MODELS, CheckpointError, ensure_checkpoint, read_manifest
+from slm_swap.backends.checkpoints import MODELS, CheckpointError, ensure_checkpoint, read_manifest
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "slm_swap" / "models"
 

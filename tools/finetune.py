@@ -25,14 +25,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.checkpoints import CheckpointError  # noqa: E402
-from slm_swap.finetune_config import BACKENDS, DEFAULT_MODEL_PATH, FinetuneRequest, Knobs  # noqa: E402
-from slm_swap.finetune_guard import FinetuneRefused  # noqa: E402
-from slm_swap.finetune_hf import ModelLoadError  # noqa: E402
-from slm_swap.finetune_run import TraceFailedAfterTraining, run_finetune  # noqa: E402
+from slm_swap.backends.checkpoints import CheckpointError  # noqa: E402
+from slm_swap.finetune.config import BACKENDS, DEFAULT_MODEL_PATH, FinetuneRequest, Knobs  # noqa: E402
+from slm_swap.finetune.guard import FinetuneRefused  # noqa: E402
+from slm_swap.finetune.hf import ModelLoadError  # noqa: E402
+from slm_swap.finetune.run import TraceFailedAfterTraining, run_finetune  # noqa: E402
 from slm_swap.prompts import TRACKS  # noqa: E402
-from slm_swap.rows import DatasetError  # noqa: E402
-from slm_swap.tracing import TracingError, settings_from_env  # noqa: E402
+from slm_swap.data.rows import DatasetError  # noqa: E402
+from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@
 tiktoken pins for o200k_base and refused if it differs. Writes DIR/tokenizer.json,
 tokenizer_config.json, chat_template.jinja, special_tokens_map.json and generation_config.json;
 load them with `transformers.AutoTokenizer.from_pretrained(DIR)`, e.g. as
-`tools/bench_generate.py --random-phi4 --tokenizer DIR`. How: slm_swap/phi4_tokenizer.py.
+`tools/bench_generate.py --random-phi4 --tokenizer DIR`. How: slm_swap/bench/phi4_tokenizer.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.phi4_tokenizer import RanksError, load_ranks, write_folder
+from slm_swap.bench.phi4_tokenizer import RanksError, load_ranks, write_folder
 
 
 def build_parser() -> argparse.ArgumentParser:

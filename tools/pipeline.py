@@ -19,11 +19,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
-from slm_swap.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
-from slm_swap.pipeline import Pipeline, PipelineConfig, StepFailed  # noqa: E402
+from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
+from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
+from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed  # noqa: E402
 from slm_swap.prompts import TRACKS  # noqa: E402
-from slm_swap.tracing import TracingError, settings_from_env  # noqa: E402
+from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
 
 TOOLS = ("prepare_data", "decide", "finetune", "report", "fetch_model")
 # on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row

@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.bfcl_source import load_bfcl
-from slm_swap.data_sources import SourceData
-from slm_swap.rows import DatasetError
-from slm_swap.splits import DEFAULT_SEED, SplitSizes, prepare_dataset
-from slm_swap.xlam_source import download_xlam, load_xlam
+from slm_swap.data.bfcl import load_bfcl
+from slm_swap.data.sources import SourceData
+from slm_swap.data.rows import DatasetError
+from slm_swap.data.splits import DEFAULT_SEED, SplitSizes, prepare_dataset
+from slm_swap.data.xlam import download_xlam, load_xlam
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "slm_swap" / "02_dataset"
 DEFAULT_SIZES = SplitSizes()

@@ -4,7 +4,7 @@
     python tools/report.py --eval-dir slm_swap/05_eval --ft-dir slm_swap/04_ft --step-times steps.json
 
 `--step-times` is a JSON object {"step name": seconds}; the pipeline passes its own
-timings directly to `slm_swap.report.write_report`. Runs that did not happen appear
+timings directly to `slm_swap.report.build.write_report`. Runs that did not happen appear
 as "not run"; an input file that exists but is broken stops the report with its name.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.report import write_report  # noqa: E402
-from slm_swap.report_inputs import ReportInputError, RunNames  # noqa: E402
+from slm_swap.report.build import write_report  # noqa: E402
+from slm_swap.report.inputs import ReportInputError, RunNames  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,12 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.eval_settings import EvalSettings
+from slm_swap.harness.settings import EvalSettings
 from slm_swap.files import write_json_atomic
-from slm_swap.model_factory import slm_model_path
+from slm_swap.harness.factory import slm_model_path
 from slm_swap.prompts import TRACKS
-from slm_swap.serve_process import ServeError, ServeProcess, start_transformers_serve
-from slm_swap.serving import ServePlan, ServingError, plan_serving, resolve_device, shell_line, vllm_command
+from slm_swap.serving.process import ServeError, ServeProcess, start_transformers_serve
+from slm_swap.serving.launch import ServePlan, ServingError, plan_serving, resolve_device, shell_line, vllm_command
 
 DEFAULT_PORT = 8000
 PLACEHOLDER_KEY = "unused"  # transformers serve checks no key; the OpenAI client insists on one
@@ -67,10 +67,10 @@ def print_plan(plan: ServePlan, server: ServeProcess, vllm: str) -> None:
 
 
 def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) -> int:
-    from slm_swap.hosted import HostedModel
-    from slm_swap.local_slm import LocalSLM
-    from slm_swap.rows import load_rows
-    from slm_swap.serve_parity import check_parity
+    from slm_swap.backends.hosted import HostedModel
+    from slm_swap.backends.local_slm import LocalSLM
+    from slm_swap.data.rows import load_rows
+    from slm_swap.serving.parity import check_parity
 
     rows = load_rows(args.dataset_dir / plan.track / f"{args.split}.jsonl", plan.track)[: args.parity_rows]
     served = HostedModel(server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout, max_retries=0)

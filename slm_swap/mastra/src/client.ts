@@ -12,7 +12,7 @@ import type { OpenAICompatibleConfig } from "@mastra/core/llm";
 
 import { buildMessages, buildPrompt, checkTrack, type Tool, type Track } from "./prompts.ts";
 
-/** Evaluation's `--max-new-tokens` default; tests/test_mastra.py checks it against EvalSettings. */
+/** Evaluation's `--max-new-tokens` default; tests/serving/test_mastra.py checks it against EvalSettings. */
 export const EVAL_MAX_TOKENS = 256;
 export const DEFAULT_TIMEOUT_MS = 120_000;
 const BODY_EXCERPT_CHARS = 300;

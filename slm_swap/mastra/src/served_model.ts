@@ -1,5 +1,5 @@
 /**
- * Which model id a request names: the same choice as `served_model_id` in slm_swap/serving.py.
+ * Which model id a request names: the same choice as `served_model_id` in slm_swap/serving/launch.py.
  *
  * `transformers serve` is pinned to the checkpoint it loaded and answers only to that
  * folder's absolute path: the merged checkpoint when the track has an adapter, else the

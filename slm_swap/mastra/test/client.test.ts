@@ -1,6 +1,6 @@
 /**
  * The Mastra client over real HTTP on 127.0.0.1: the request it sends, the text it returns from a
- * real `transformers serve` (when tests/test_mastra.py provides one), and a clear error per failure.
+ * real `transformers serve` (when tests/serving/test_mastra.py provides one), and a clear error per failure.
  */
 
 import assert from "node:assert/strict";
@@ -161,9 +161,9 @@ test("Langfuse tracing is off without LANGFUSE_*, and a partial set is an error"
   );
 });
 
-// The real server and the texts evaluation produced for these rows (tests/test_mastra.py provides both).
+// The real server and the texts evaluation produced for these rows (tests/serving/test_mastra.py provides both).
 const real = process.env.SLM_TEST_CASES ? JSON.parse(readFileSync(process.env.SLM_TEST_CASES, "utf8")) : null;
-const skipReal = real ? false : "SLM_TEST_CASES not set (tests/test_mastra.py starts a real server and sets it)";
+const skipReal = real ? false : "SLM_TEST_CASES not set (tests/serving/test_mastra.py starts a real server and sets it)";
 
 test("a real transformers serve answers with exactly the text evaluation produced", { skip: skipReal }, async () => {
   const s = settings(real.base_url, { modelId: real.model_id, track: real.track, maxTokens: real.max_tokens, timeoutMs: 300_000 });

@@ -61,9 +61,9 @@ test("the adapter's model id is chosen when the track has an adapter", () => {
   assert.throws(() => servedModelId({ ...options, track: "structured", server: "tgi" as never }), /unknown server "tgi"/);
 });
 
-// Cases computed by slm_swap/serving.py's served_model_id (tests/test_mastra.py writes them).
+// Cases computed by slm_swap/serving/launch.py's served_model_id (tests/serving/test_mastra.py writes them).
 const idCases = process.env.SLM_TEST_SERVED_IDS;
-test("servedModelId agrees with Python's served_model_id", { skip: idCases ? false : "SLM_TEST_SERVED_IDS not set (tests/test_mastra.py sets it)" }, () => {
+test("servedModelId agrees with Python's served_model_id", { skip: idCases ? false : "SLM_TEST_SERVED_IDS not set (tests/serving/test_mastra.py sets it)" }, () => {
   for (const item of JSON.parse(readFileSync(idCases as string, "utf8"))) {
     const { expected, ...options } = item;
     assert.equal(servedModelId(options), expected, JSON.stringify(options));

@@ -1,5 +1,5 @@
 /**
- * Parity helper for tests/test_mastra.py: reads JSON lines from stdin and writes one line per case.
+ * Parity helper for tests/serving/test_mastra.py: reads JSON lines from stdin and writes one line per case.
  *   {"prompt": P}                                  -> {"messages": JSON.stringify(buildMessages(P))}
  *   {"track": T, "user_text": U, "tools": [...]}   -> {"prompt": buildPrompt(T, U, tools), "messages": ...}
  * A case the builder refuses comes back as {"error": message}.

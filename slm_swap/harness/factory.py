@@ -1,0 +1,95 @@
+"""Builds the model a run asked for, from settings and the environment handed in at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from slm_swap.backends.journal import CachedModel
+from slm_swap.harness.settings import EvalSettings
+from slm_swap.backends.api import Model
+
+
+DEFAULT_SLM_PATH = "slm_swap/models/phi-4-mini"
+
+
+class ModelSetupError(RuntimeError):
+    """The model cannot be used as configured; the message says what to do."""
+
+
+def build_cached_model(settings: EvalSettings, track: str, environ: Mapping[str, str]) -> Model:
+    """The model, behind the answer journal unless it is replay or the cache is off."""
+    model = build_model(settings, track, environ)
+    if settings.cache_dir is None or settings.model == "replay":
+        return model
+    return CachedModel(model, settings.cache_dir, settings.reuse)
+
+
+def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str]) -> Model:
+    if settings.model == "replay":
+        from slm_swap.backends.replay import ReplayModel
+
+        if settings.predictions is None:
+            raise ModelSetupError("--model=replay needs --predictions PATH")
+        return ReplayModel(settings.predictions)
+    if settings.model == "azure":
+        from slm_swap.backends.hosted import HostedModel, HostedSettingsError, hosted_settings_from_env
+
+        try:
+            hosted = hosted_settings_from_env(environ)
+        except HostedSettingsError as exc:
+            raise ModelSetupError(str(exc)) from None
+        return HostedModel(
+            hosted.endpoint,
+            hosted.api_key,
+            api_version=hosted.api_version,
+            model=environ.get("AZURE_MODEL") or None,
+            max_tokens=settings.max_new_tokens,
+            timeout_s=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+            row_budget_s=settings.row_budget_s,
+            circuit_threshold=settings.circuit_threshold,
+        )
+    if settings.model == "slm":
+        from slm_swap.backends.checkpoints import CheckpointError
+        from slm_swap.backends.local_slm import LocalSLM, resolve_adapter
+
+        try:
+            adapter = resolve_adapter(settings.adapter, track, settings.ft_dir)
+            return LocalSLM(
+                slm_model_path(environ),
+                adapter=adapter,
+                track=track,
+                max_new_tokens=settings.max_new_tokens,
+                batch_size=settings.batch_size,
+                quantization=settings.quantization,
+                engine=settings.engine,
+            )
+        except CheckpointError as exc:
+            raise ModelSetupError(str(exc)) from None
+    raise ModelSetupError(f"unknown model {settings.model!r}")
+
+
+def slm_model_path(environ: Mapping[str, str]) -> str:
+    return environ.get("SLM_MODEL_PATH") or DEFAULT_SLM_PATH
+
+
+def check_model_config(settings: EvalSettings, environ: Mapping[str, str]) -> None:
+    """Fail before any row runs when the chosen model cannot be reached or loaded."""
+    if settings.model == "azure":
+        from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env
+
+        try:
+            hosted_settings_from_env(environ)
+        except HostedSettingsError as exc:
+            raise ModelSetupError(str(exc)) from None
+    elif settings.model == "slm":
+        from slm_swap.backends.checkpoints import CheckpointError, require_checkpoint
+
+        try:
+            require_checkpoint(slm_model_path(environ))
+            if settings.adapter not in ("auto", "none"):
+                from slm_swap.backends.local_slm import resolve_adapter
+
+                resolve_adapter(settings.adapter, "structured", settings.ft_dir)
+        except CheckpointError as exc:
+            raise ModelSetupError(f"SLM_MODEL_PATH: {exc}") from None

@@ -1,0 +1,50 @@
+"""An evaluation run's Langfuse trace, built in the controller from the rows' records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from slm_swap.harness.settings import EvalSettings
+from slm_swap.data.rows import Row
+from slm_swap.tracing.runs import EvalRunTrace, record_eval_run, row_trace_from_record
+from slm_swap.tracing.client import LangfuseSettings, TraceRef
+
+SUMMARY_KEYS = ("n", "errors", "passed", "failures", "error_classes", "retries", "usage", "cached_rows", "content_filtered")
+
+
+def unix_time(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso).timestamp()
+
+
+def trace_eval_run(
+    langfuse: LangfuseSettings,
+    settings: EvalSettings,
+    document: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    rows: dict[str, Row],
+    secrets: Sequence[str],
+) -> TraceRef:
+    track = document["track"]
+    row_traces = []
+    for record in records:
+        row = rows.get(record["id"]) or Row(record["id"], -1, track, "", "")
+        started = record.get("started_at") or unix_time(document["started_at"])
+        row_traces.append(row_trace_from_record(row, record, started_at=started))
+    run = EvalRunTrace(
+        track=track,
+        model_name=settings.run_name(track).split("_", 1)[1],
+        model=document["model_description"],
+        dataset_path=document["dataset"]["path"],
+        dataset_sha256=document["dataset"]["sha256"],
+        metric_path=str(settings.metric_path(track)),
+        predictions_path=str(settings.predictions_path(track)),
+        pytest_args=document["pytest_args"],
+        started_at=unix_time(document["started_at"]),
+        ended_at=unix_time(document["finished_at"]),
+        rates=document["metrics"],
+        summary={key: document[key] for key in SUMMARY_KEYS},
+        tags=[track, str(settings.model)] + ([settings.tag] if settings.tag else []),
+    )
+    return record_eval_run(langfuse, run, row_traces, secrets=secrets)

@@ -1,0 +1,187 @@
+"""The controller's side of a run: gathers row records from reports, writes files, applies the gate.
+
+Registered only in the controlling process (never in an xdist worker), so exactly
+one process writes metric files, whatever `-n` is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, summarize
+from slm_swap.harness.settings import EvalSettings
+from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
+from slm_swap.harness.gate import GateCheck, compare_to_reference, gate_passes
+from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
+
+SECRET_VARIABLES = ("AZURE_API_KEY",)
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class RunWriter:
+    def __init__(self, settings: EvalSettings) -> None:
+        self.settings = settings
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.started_at = utc_now()
+        self.started_clock = time.monotonic()
+        self.written: dict[str, dict[str, Any]] = {}
+        self.gate: list[GateCheck] | None = None
+        self.gate_error: str | None = None
+        self.error_rate_breaches: list[str] = []
+        self.langfuse: LangfuseSettings | None = None
+        self.tracing_errors: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Langfuse is mandatory: check configuration and credentials before any row runs."""
+        self.started_at = utc_now()
+        self.started_clock = time.monotonic()
+        if self.settings.model is None or session.config.option.collectonly:
+            return
+        from slm_swap.harness.factory import ModelSetupError, check_model_config
+        from slm_swap.harness.plugin import HiddenEnviron
+
+        try:
+            check_model_config(self.settings, HiddenEnviron(os.environ))
+        except ModelSetupError as exc:
+            pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        try:
+            self.langfuse = settings_from_env(os.environ)
+            check_connection(self.langfuse)
+        except TracingError as exc:
+            pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from slm_swap.harness.plugin import record_from_report
+
+        found = record_from_report(report)
+        if found is None:
+            return
+        track, record, model = found
+        self.records.setdefault(track, {})[record["id"]] = record
+        if model and track not in self.models:
+            self.models[track] = model
+
+    def metric_document(self, track: str, records: list[dict[str, Any]], finished_at: str) -> dict[str, Any]:
+        settings = self.settings
+        dataset = settings.dataset_path(track)
+        return {
+            "schema": METRIC_SCHEMA,
+            "track": track,
+            "model": settings.model,
+            "tag": settings.tag,
+            "split": settings.split_name(),
+            **summarize(track, records),
+            "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
+            "model_description": self.models.get(track, {}),
+            "started_at": self.started_at,
+            "finished_at": finished_at,
+            "duration_s": round(time.monotonic() - self.started_clock, 3),
+            "pytest_args": list(settings.pytest_args),
+            "predictions_path": str(settings.predictions_path(track)),
+        }
+
+    def trace(self, session: pytest.Session, document: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+        from slm_swap.harness.trace import trace_eval_run
+        from slm_swap.harness.plugin import selected_rows
+
+        if self.langfuse is None:
+            return {"error": "Langfuse was not configured for this run"}
+        rows = {row.id: row for row in selected_rows(session.config, document["track"])}
+        secrets = [os.environ[name] for name in SECRET_VARIABLES if os.environ.get(name)]
+        try:
+            ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
+        except TracingError as exc:
+            self.tracing_errors.append(f"{document['track']}: {exc}")
+            return {"error": str(exc)}
+        return {"trace_id": ref.trace_id, "trace_url": ref.url}
+
+    def write_files(self, session: pytest.Session) -> None:
+        finished_at = utc_now()
+        for track in sorted(self.records):
+            records = sorted(self.records[track].values(), key=lambda r: r["id"])
+            document = self.metric_document(track, records, finished_at)
+            document["langfuse"] = self.trace(session, document, records)
+            # predictions first, metrics last: a metric file on disk means its run finished
+            write_jsonl_atomic(self.settings.predictions_path(track), prediction_lines(records))
+            write_json_atomic(self.settings.metric_path(track), document)
+            self.written[track] = document
+
+    def apply_gate(self, session: pytest.Session) -> None:
+        try:
+            reference = load_metric_file(self.settings.gate_against)
+        except ValueError as exc:
+            self.gate_error = str(exc)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        track = reference["track"]
+        if track not in self.written:
+            self.gate_error = f"{self.settings.gate_against}: reference is for track {track!r}, which this run did not evaluate"
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        self.gate = compare_to_reference(track, reference["metrics"], self.written[track]["metrics"], self.settings.delta)
+        session.exitstatus = pytest.ExitCode.OK if gate_passes(self.gate) else pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self.records:
+            return  # interrupted or broken runs leave no file that looks complete
+        self.write_files(session)
+        if self.settings.gate_against is not None:
+            self.apply_gate(session)
+        self.apply_max_error_rate(session)
+        if self.tracing_errors:
+            # metric files are written, but a run whose trace was lost is not a success
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def apply_max_error_rate(self, session: pytest.Session) -> None:
+        limit = self.settings.max_error_rate
+        if limit is None:
+            return
+        for track, doc in self.written.items():
+            share = doc["errors"] / doc["n"] if doc["n"] else 0.0
+            if share > limit:
+                self.error_rate_breaches.append(f"{track}: {doc['errors']} of {doc['n']} rows are errors ({share:.1%} > {limit:.1%}); classes {doc['error_classes']}")
+        if self.error_rate_breaches:
+            # an outage must never read as a bad model, nor pass a gate
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.written and not self.gate_error:
+            return
+        tr = terminalreporter
+        tr.section("slm-swap metrics")
+        for track, doc in self.written.items():
+            rates = "  ".join(f"{k}={v:.3f}" for k, v in doc["metrics"].items())
+            tr.write_line(f"{track} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
+            trace = doc.get("langfuse", {})
+            if "trace_id" in trace:
+                tr.write_line(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
+            if doc["errors"] or doc["retries"] or doc["cached_rows"]:
+                tr.write_line(f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}")
+            tr.write_line(f"  -> {self.settings.metric_path(track)}")
+        for failure in self.tracing_errors:
+            tr.write_line(f"LANGFUSE FAILED, the run is not recorded: {failure}", red=True, bold=True)
+        for breach in self.error_rate_breaches:
+            tr.write_line(f"max error rate exceeded: {breach}", red=True)
+        if self.gate_error:
+            tr.write_line(f"gate: error: {self.gate_error}", red=True)
+        elif self.gate is not None:
+            for check in self.gate:
+                verdict = "ok" if check.passed else "FAIL"
+                tr.write_line(f"gate {check.metric}: reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f} (delta {check.delta}) {verdict}")
+            tr.write_line("gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED", green=gate_passes(self.gate), red=not gate_passes(self.gate))
+
+

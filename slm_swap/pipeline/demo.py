@@ -1,0 +1,63 @@
+"""The offline demo's surroundings: embedded checkpoints, a local stand-in for the hosted
+deployment served over real HTTP, and, only when LANGFUSE_* are unset, a local
+Langfuse-compatible receiver that writes what it got to slm_swap/05_eval/langfuse-local/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from slm_swap.tracing.receiver.server import LangfuseReceiver
+from slm_swap.serving.process import start_transformers_serve
+from slm_swap.tracing.client import ENV_VARS
+
+DEMO_HOSTED = "smollm2-135m-instruct"
+DEMO_SLM = "smollm2-135m-instruct"
+DEMO_TEST_ROWS = 8  # one CPU batch of the SLM
+DEMO_TRAIN_ROWS = 16
+DEMO_MAX_NEW_TOKENS = 128  # the longest gold completion in the first test rows is well under this
+
+
+@dataclass(frozen=True)
+class DemoEnvironment:
+    environ: dict[str, str]
+    slm_path: Path
+    hosted_identity: dict[str, str]
+    langfuse_local_dir: Path | None
+
+
+@contextlib.contextmanager
+def demo_environment(repo: Path, environ: Mapping[str, str], fetch: Callable[[str], int], hosted_name: str = DEMO_HOSTED, slm_name: str = DEMO_SLM) -> Iterator[DemoEnvironment]:
+    models = repo / "slm_swap" / "models"
+    for name in dict.fromkeys((hosted_name, slm_name)):
+        if fetch(name) != 0:
+            raise RuntimeError(f"could not prepare the embedded checkpoint {name} (see the message above)")
+    env = {k: v for k, v in environ.items() if not k.startswith("AZURE_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    with contextlib.ExitStack() as stack:
+        local_dir = None
+        if not all(environ.get(name) for name in ENV_VARS):
+            local_dir = repo / "slm_swap" / "05_eval" / "langfuse-local"
+            public, secret = f"pk-lf-demo-{secrets.token_hex(4)}", f"sk-lf-demo-{secrets.token_hex(8)}"
+            receiver = stack.enter_context(LangfuseReceiver([(public, secret)], dump_dir=local_dir))
+            env.update(LANGFUSE_PUBLIC_KEY=public, LANGFUSE_SECRET_KEY=secret, LANGFUSE_HOST=receiver.url)
+            print(
+                "LANGFUSE_* are not set: this demo (and only the demo) records its traces in a local "
+                f"Langfuse-compatible receiver at {receiver.url}; what it receives is written to {local_dir}/. "
+                "Real runs need a Langfuse project.",
+                flush=True,
+            )
+        print(f"starting the hosted stand-in: transformers serve {models / hosted_name} on 127.0.0.1", flush=True)
+        # one CPU thread: OpenMP threads of the server and of the evaluation spin against each other
+        # on a small machine and slow both down by an order of magnitude
+        server = stack.enter_context(
+            start_transformers_serve(models / hosted_name, environ=env, cpu_threads=1, log_path=repo / "slm_swap" / "05_eval" / "demo-serve.log")
+        )
+        # a made-up key: the stand-in ignores it, but the hosted path must see one, as with Azure
+        env.update(AZURE_ENDPOINT=server.base_url, AZURE_API_KEY=f"demo-{secrets.token_hex(8)}", SLM_MODEL_PATH=str(models / slm_name))
+        env.pop("AZURE_API_VERSION", None)
+        yield DemoEnvironment(env, models / slm_name, {"endpoint": f"transformers serve {hosted_name}", "model": hosted_name}, local_dir)

@@ -1,0 +1,176 @@
+"""The whole pipeline in order: prepare, evaluate hosted and SLM, decide, fine-tune, re-evaluate, report.
+
+Each step is skipped when its outputs exist for the same inputs (see pipeline_state),
+unless `fresh`. A failing step stops the pipeline with that step's error; earlier
+outputs stay as they are. Evaluations run as pytest subprocesses, exactly as a user
+would run them, so their progress, traces and metric files are the harness's own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slm_swap.files import write_json_atomic
+from slm_swap.pipeline.state import PipelineState, file_hash_or_missing, fingerprint, folder_hash
+from slm_swap.prompts import TRACKS
+
+
+class StepFailed(RuntimeError):
+    """A pipeline step failed; the message names the step and its error."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    repo: Path
+    slm_model_path: Path
+    hosted_identity: dict[str, str]
+    tracks: tuple[str, ...] = TRACKS
+    limit: int | None = None
+    train_limit: int | None = None
+    delta: float = 0.02
+    workers: int = 1
+    max_new_tokens: int = 256
+    fresh: bool = False
+    force_finetune: bool = False
+    prepare_args: tuple[str, ...] = ()
+    finetune_args: tuple[str, ...] = ()
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.repo / "slm_swap" / "05_eval"
+
+    @property
+    def ft_dir(self) -> Path:
+        return self.repo / "slm_swap" / "04_ft"
+
+    def dataset(self, track: str, split: str = "test") -> Path:
+        return self.repo / "slm_swap" / "02_dataset" / track / f"{split}.jsonl"
+
+
+def banner(text: str) -> None:
+    print(f"\n==== {text} ====", flush=True)
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig, tools: Mapping[str, Callable[[list[str]], int]]) -> None:
+        self.config = config
+        self.tools = tools  # name -> callable running that tool's main with argv
+        self.state = PipelineState.load(config.eval_dir / "pipeline_state.json")
+
+    def step(self, name: str, inputs: dict, outputs: list[Path], action: Callable[[], None]) -> None:
+        key = fingerprint(inputs)
+        if not self.config.fresh and self.state.is_done(name, key):
+            banner(f"{name}: skipped, outputs exist for the same inputs")
+            return
+        banner(f"{name}: running")
+        started = time.monotonic()
+        action()
+        missing = [str(p) for p in outputs if not p.exists()]
+        if missing:
+            raise StepFailed(f"{name}: finished without writing {', '.join(missing)}")
+        self.state.mark_done(name, key, outputs, time.monotonic() - started)
+        print(f"{name}: done in {time.monotonic() - started:.1f} s", flush=True)
+
+    def run_tool(self, name: str, argv: list[str], ok: tuple[int, ...] = (0,)) -> None:
+        status = self.tools[name](argv)
+        if status not in ok:
+            raise StepFailed(f"{name} {' '.join(argv)} exited with status {status}")
+
+    def run_pytest(self, step: str, argv: list[str]) -> None:
+        command = [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "-q", "--tb=no", "-rN", *argv]
+        print("$ " + " ".join(command[2:]), flush=True)
+        status = subprocess.run(command, cwd=self.config.repo, env=dict(self.config.environ)).returncode
+        if status not in (0, 1):  # 1: some rows failed, which is what evaluation measures
+            raise StepFailed(f"{step}: pytest exited with status {status} (see its output above)")
+
+    def limit_args(self) -> list[str]:
+        return ["--limit", str(self.config.limit)] if self.config.limit else []
+
+    def slm_identity(self) -> str:
+        return file_hash_or_missing(self.config.slm_model_path / "config.json") + folder_hash(self.config.slm_model_path / "tokenizer_config.json")
+
+    def prepare(self) -> None:
+        cfg = self.config
+        outputs = [cfg.repo / "slm_swap" / "02_dataset" / "manifest.json"] + [cfg.dataset(t, s) for t in TRACKS for s in ("train", "val", "test")]
+        self.step("prepare data", {"args": list(cfg.prepare_args)}, outputs, lambda: self.run_tool("prepare_data", list(cfg.prepare_args)))
+
+    def evaluate(self, track: str, model: str, tag: str | None = None) -> Path:
+        cfg = self.config
+        name = f"{track}_{model}" + (f"_{tag}" if tag else "")
+        metric = cfg.eval_dir / f"{name}.json"
+        argv = ["-k", track, f"--model={model}", "--max-new-tokens", str(cfg.max_new_tokens), *self.limit_args()]
+        inputs: dict = {"dataset": file_hash_or_missing(cfg.dataset(track)), "limit": cfg.limit, "model": model, "max_new_tokens": cfg.max_new_tokens}
+        if model == "azure":
+            inputs["hosted"] = cfg.hosted_identity
+            argv += ["-n", str(cfg.workers)] if cfg.workers > 1 else []
+        else:
+            inputs["slm"] = self.slm_identity()
+            adapter = cfg.ft_dir / f"adapter_{track}"
+            argv += ["--adapter", "auto" if tag else "none"]
+            inputs["adapter"] = folder_hash(adapter) if tag else None
+        if tag:
+            argv += ["--tag", tag]
+        self.step(f"evaluate {name}", inputs, [metric], lambda: self.run_pytest(f"evaluate {name}", argv))
+        return metric
+
+    def decide(self) -> Path:
+        cfg = self.config
+        decision = cfg.eval_dir / "decision.json"
+        metrics = [cfg.eval_dir / f"{t}_{m}.json" for t in cfg.tracks for m in ("azure", "slm")]
+        argv = self.decide_args()
+        inputs = {"metrics": [file_hash_or_missing(p) for p in metrics], "delta": cfg.delta}
+        self.step("decide", inputs, [decision], lambda: self.run_tool("decide", argv))
+        return decision
+
+    def fine_tune(self, track: str) -> None:
+        cfg = self.config
+        adapter = cfg.ft_dir / f"adapter_{track}"
+        argv = ["--track", track, "--overwrite", *cfg.finetune_args]
+        argv += ["--limit-rows", str(cfg.train_limit)] if cfg.train_limit else []
+        argv += ["--force"] if cfg.force_finetune else []
+        inputs = {
+            "train": file_hash_or_missing(cfg.dataset(track, "train")),
+            "val": file_hash_or_missing(cfg.dataset(track, "val")),
+            "slm": self.slm_identity(),
+            "args": argv,
+        }
+        self.step(f"fine-tune {track}", inputs, [adapter / "adapter_config.json"], lambda: self.run_tool("finetune", argv))
+
+    def report(self) -> None:
+        banner("report")
+        times = self.config.eval_dir / "step_times.json"
+        write_json_atomic(times, self.state.wall_times())
+        self.run_tool("report", ["--eval-dir", str(self.config.eval_dir), "--ft-dir", str(self.config.ft_dir), "--step-times", str(times)])
+
+    def run(self) -> dict[str, bool]:
+        self.prepare()
+        for track in self.config.tracks:
+            self.evaluate(track, "azure")
+        for track in self.config.tracks:
+            self.evaluate(track, "slm")
+        decision = json.loads(self.decide().read_text(encoding="utf-8"))
+        marked = {t: bool(decision["tracks"][t]["fine_tune"]) or self.config.force_finetune for t in self.config.tracks}
+        if not any(marked.values()):
+            banner("the decision marks no track for fine-tuning: the SLM is within delta of the hosted model (use --force-finetune to train anyway)")
+        for track in (t for t, m in marked.items() if m):
+            self.fine_tune(track)
+            self.evaluate(track, "slm", tag="ft")
+        if any(marked.values()):
+            self.decide_after()
+        self.report()
+        return marked
+
+    def decide_after(self) -> None:
+        """Decide again so decision.json carries the after-fine-tune metrics beside the before."""
+        self.run_tool("decide", [*self.decide_args(), "--quiet"])
+
+    def decide_args(self) -> list[str]:
+        cfg = self.config
+        return ["--tracks", *cfg.tracks, "--delta", str(cfg.delta), "--eval-dir", str(cfg.eval_dir)]

@@ -1,0 +1,176 @@
+"""What the report reads: metric files, predictions, the decision and training manifests, found by name.
+
+A missing file is a normal state (a track that was not fine-tuned has no adapter run)
+and comes back as None. A file that exists but cannot be read raises
+`ReportInputError` naming it and the line, so a broken run never reads as "not run".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slm_swap.files import sha256_file
+from slm_swap.scoring.metrics import CORE_METRICS
+from slm_swap.data.rows import DatasetError, Row, load_rows
+
+ROLES = ("hosted", "slm", "slm_ft")
+ROLE_LABELS = {"hosted": "hosted", "slm": "SLM", "slm_ft": "SLM + adapter"}
+
+
+class ReportInputError(ValueError):
+    """An input file of the report exists but is unusable; the message names it."""
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """How the metric files of the three runs are named: `<track>_<model>[_<tag>].json`."""
+
+    hosted_model: str = "azure"
+    slm_model: str = "slm"
+    after_tag: str = "ft"
+
+    def stem(self, track: str, role: str) -> str:
+        return {"hosted": f"{track}_{self.hosted_model}", "slm": f"{track}_{self.slm_model}", "slm_ft": f"{track}_{self.slm_model}_{self.after_tag}"}[role]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished evaluation run: its metric document and, when present, its predictions."""
+
+    role: str
+    path: Path
+    doc: dict[str, Any]
+    predictions_path: Path
+    predictions: tuple[dict[str, Any], ...] | None  # None: the predictions file is missing
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.doc["metrics"]
+
+    @property
+    def failures(self) -> dict[str, int]:
+        return self.doc.get("failures") or {}
+
+
+@dataclass(frozen=True)
+class TrackInputs:
+    track: str
+    runs: dict[str, Run]  # role -> run, only runs whose metric file exists
+    decision: dict[str, Any] | None  # this track's entry of decision.json
+    delta: float | None
+    manifest_path: Path | None
+    manifest: dict[str, Any] | None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportInputError(f"{path}: not readable JSON ({exc})") from exc
+
+
+def load_predictions(path: Path) -> tuple[dict[str, Any], ...] | None:
+    if not path.exists():
+        return None
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReportInputError(f"{path}: line {number} is not valid JSON ({exc})") from exc
+        if not isinstance(record, dict) or "id" not in record:
+            raise ReportInputError(f"{path}: line {number} is not a prediction record (no 'id')")
+        records.append(record)
+    return tuple(records)
+
+
+def load_run(eval_dir: Path, track: str, role: str, names: RunNames) -> Run | None:
+    stem = names.stem(track, role)
+    path = eval_dir / f"{stem}.json"
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or doc.get("track") != track:
+        raise ReportInputError(f"{path}: not an SLM Swap metric file for track {track!r}")
+    missing = [m for m in CORE_METRICS[track] if not isinstance(doc["metrics"].get(m), (int, float))]
+    if missing:
+        raise ReportInputError(f"{path}: no value for core metric(s) {', '.join(missing)}")
+    # the predictions sit beside their metric file, so a copied evaluation folder still reports
+    predictions_path = eval_dir / f"{stem}.predictions.jsonl"
+    return Run(role, path, doc, predictions_path, load_predictions(predictions_path))
+
+
+def load_decision(eval_dir: Path) -> dict[str, Any] | None:
+    path = eval_dir / "decision.json"
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("tracks"), dict):
+        raise ReportInputError(f"{path}: not a decision file (no 'tracks')")
+    return doc
+
+
+def find_manifest(ft_dir: Path, track: str) -> Path | None:
+    found = sorted((ft_dir / f"adapter_{track}").glob("*manifest*.json"))
+    return found[0] if found else None
+
+
+def load_track(eval_dir: Path, ft_dir: Path, track: str, decision_doc: dict[str, Any] | None, names: RunNames) -> TrackInputs:
+    runs = {role: run for role in ROLES if (run := load_run(eval_dir, track, role, names)) is not None}
+    decision = (decision_doc or {}).get("tracks", {}).get(track)
+    delta = None
+    if decision is not None:
+        delta = decision.get("delta", decision_doc.get("delta"))
+        if not isinstance(delta, (int, float)):
+            raise ReportInputError(f"{eval_dir / 'decision.json'}: track {track!r} has no numeric delta")
+    manifest_path = find_manifest(ft_dir, track)
+    manifest = read_json(manifest_path) if manifest_path else None
+    if manifest is not None and not isinstance(manifest, dict):
+        raise ReportInputError(f"{manifest_path}: expected a JSON object")
+    return TrackInputs(track, runs, decision, delta, manifest_path, manifest)
+
+
+def stale_decision_notes(inputs: TrackInputs) -> list[str]:
+    """Say so when decision.json was made from other metric files than the ones reported."""
+    if inputs.decision is None:
+        return []
+    notes = []
+    recorded = inputs.decision.get("inputs") or {}
+    for role, key in (("hosted", "hosted"), ("slm", "slm")):
+        run = inputs.runs.get(role)
+        identity = recorded.get(key)
+        if run is None or not identity:
+            continue
+        if identity.get("sha256") != sha256_file(run.path):
+            notes.append(f"decision.json was made from a different {run.label} metric file than {run.path.name} (re-run the decision)")
+    return notes
+
+
+def resolve(path_text: str, root: Path | None) -> Path:
+    path = Path(path_text)
+    return path if path.is_absolute() or root is None else root / path
+
+
+def load_dataset_rows(run: Run, root: Path | None) -> tuple[dict[str, Row], str | None]:
+    """The rows a run evaluated, by id, or why they cannot be shown (the file changed or is gone)."""
+    dataset = run.doc.get("dataset") or {}
+    if not dataset.get("path"):
+        return {}, "the metric file names no dataset"
+    path = resolve(dataset["path"], root)
+    if not path.exists():
+        return {}, f"dataset {path} not found"
+    if dataset.get("sha256") and sha256_file(path) != dataset["sha256"]:
+        # showing today's row beside yesterday's output would pair the wrong gold with it
+        return {}, f"dataset {path} changed since the run (sha256 differs)"
+    try:
+        rows = load_rows(path, run.doc["track"], split=run.doc.get("split"))
+    except DatasetError as exc:
+        return {}, str(exc)
+    return {row.id: row for row in rows}, None

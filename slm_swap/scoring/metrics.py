@@ -1,0 +1,29 @@
+"""Metrics: tiny functions over a list of row results; every one handles an empty list."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from slm_swap.scoring.scorers import CHECKS, FailureKind, RowResult
+
+CORE_METRICS = {track: tuple(f"{check}_rate" for check in checks) for track, checks in CHECKS.items()}
+
+
+def rate(results: Sequence[RowResult], check: str) -> float:
+    if not results:
+        return 0.0
+    return sum(1 for r in results if r.flags[check]) / len(results)
+
+
+def compute_rates(track: str, results: Sequence[RowResult]) -> dict[str, float]:
+    return {f"{check}_rate": rate(results, check) for check in CHECKS[track]}
+
+
+def count_failures(results: Sequence[RowResult]) -> dict[str, int]:
+    counts = Counter(r.failure.value for r in results if r.failure is not None)
+    return dict(sorted(counts.items()))
+
+
+def count_errors(results: Sequence[RowResult]) -> int:
+    return sum(1 for r in results if r.failure is FailureKind.MODEL_ERROR)

@@ -1,0 +1,299 @@
+"""The report: numbers from the metric files, failure examples from the predictions, "not run" for what is missing.
+
+Fixtures are written with the harness's own record, summary and decision code, so the
+files have exactly the format a real run leaves behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+from PIL import Image
+
+from slm_swap.decision.run import DecisionRequest, decide_all
+from slm_swap.harness.records import make_row_record, prediction_lines, summarize
+from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
+from slm_swap.backends.api import Answer
+from slm_swap.prompts import build_prompt
+from slm_swap.report.build import write_report
+from slm_swap.report.inputs import ReportInputError
+from slm_swap.report.markdown import code
+from slm_swap.data.rows import load_rows
+from slm_swap.scoring.scorers import score_output
+from slm_swap.formats.toolcall import format_structured_call, format_tool_call
+from tools.report import build_parser, main
+
+N = 10
+HOSTED = {"name": "azure", "deployment": "gpt-4o-mini", "endpoint": "https://example.openai.azure.com/openai/deployments/gpt-4o-mini", "timeout_s": 60}
+SLM = {"model_path": "slm_swap/models/gemma3-270m", "base": "gemma3-270m-q4", "adapter": None, "quantization": {"method": "nf4"}}
+
+
+def gold(track: str, i: int) -> str:
+    args = {"city": f"City {i}", "days": i}
+    return format_tool_call(f"tool_{i % 3}", args) if track == "toolcall" else format_structured_call(f"tool_{i % 3}", args)
+
+
+def write_dataset(root: Path, track: str) -> Path:
+    tools = [{"name": "tool_0", "description": "a tool", "parameters": {"type": "dict", "properties": {}}}]
+    rows = [{"prompt": build_prompt(track, f"request number {i} | with `ticks`", tools), "completion": gold(track, i)} for i in range(N)]
+    path = root / "02_dataset" / track / "test.jsonl"
+    write_jsonl_atomic(path, rows)
+    return path
+
+
+def write_run(eval_dir: Path, dataset: Path, track: str, model: str, tag: str | None, outputs: dict[int, str | None], langfuse: bool = True) -> Path:
+    """A metric file and predictions: gold answers except `outputs` (None is a failed model call)."""
+    records = []
+    for row in load_rows(dataset, track):
+        text = outputs.get(row.index, row.completion)
+        answer = Answer(text=text, latency_s=0.5) if text is not None else Answer(text=None, error="read timed out after 60 s", error_class="timeout")
+        records.append(make_row_record(row, answer, score_output(track, answer.text, row.completion)))
+    stem = f"{track}_{model}" + (f"_{tag}" if tag else "")
+    doc = {
+        "schema": 1, "track": track, "model": model, "tag": tag, "split": "test", **summarize(track, records),
+        "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
+        "model_description": HOSTED if model == "azure" else {**SLM, "adapter": "slm_swap/04_ft/adapter" if tag else None},
+        "started_at": "2025-01-01T00:00:00.000+00:00", "finished_at": "2025-01-01T00:01:00.000+00:00", "duration_s": 61.5 if model == "azure" else 7.25,
+        "pytest_args": [], "predictions_path": str(eval_dir / f"{stem}.predictions.jsonl"),
+    }
+    if langfuse:
+        doc["langfuse"] = {"trace_id": f"trace-{stem}", "trace_url": f"https://cloud.langfuse.com/project/p/traces/trace-{stem}"}
+    write_jsonl_atomic(eval_dir / f"{stem}.predictions.jsonl", prediction_lines(records))
+    write_json_atomic(eval_dir / f"{stem}.json", doc)
+    return eval_dir / f"{stem}.json"
+
+
+def wrong_args(track: str, i: int) -> str:
+    return gold(track, i).replace('"days":', '"day":')
+
+
+def slm_outputs(track: str) -> dict[int, str | None]:
+    if track == "structured":
+        return {0: f"```json\n{gold(track, 0)}\n```", 1: f"```json\n{gold(track, 1)}\n```", 2: f"Sure! {gold(track, 2)}", 3: wrong_args(track, 3), 4: gold(track, 4).replace("tool_1", "tool_9"), 5: None, 6: "{not json"}
+    return {0: "I cannot call tools.", 1: "no call", 2: wrong_args(track, 2), 3: gold(track, 3).replace("tool_0", "tool_9"), 4: None, 5: gold(track, 5) + gold(track, 5)}
+
+
+def write_decision(eval_dir: Path, tracks: tuple[str, ...] = ("structured", "toolcall")) -> None:
+    pairs = {t: (eval_dir / f"{t}_azure.json", eval_dir / f"{t}_slm.json", eval_dir / f"{t}_slm_ft.json") for t in tracks}
+    documents = decide_all(DecisionRequest(pairs=pairs, delta=0.05, output=eval_dir / "decision.json"))
+    write_json_atomic(eval_dir / "decision.json", {"delta": 0.05, "tracks": documents})
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, Path]:
+    """Hosted and SLM runs on both tracks, a decision, and an adapter run plus manifest for structured only."""
+    eval_dir, ft_dir = tmp_path / "05_eval", tmp_path / "04_ft"
+    datasets = {track: write_dataset(tmp_path, track) for track in ("structured", "toolcall")}
+    for track, dataset in datasets.items():
+        write_run(eval_dir, dataset, track, "azure", None, {7: wrong_args(track, 7)})
+        write_run(eval_dir, dataset, track, "slm", None, slm_outputs(track))
+    write_decision(eval_dir)
+    write_run(eval_dir, datasets["structured"], "structured", "slm", "ft", {8: wrong_args("structured", 8)})
+    write_json_atomic(ft_dir / "adapter_structured" / "training_manifest.json", {"base_model": "gemma3-270m-q4", "train_rows": 1000, "final_losses": {"train_loss": 0.41, "val_loss": 0.52}, "dataset_sha256": {"train": "ab" * 32}, "langfuse": {"trace_id": "t", "trace_url": "https://cloud.langfuse.com/project/p/traces/train"}})
+    return {"root": tmp_path, "eval": eval_dir, "ft": ft_dir, "md": eval_dir / "report.md", "png": eval_dir / "report.png"}
+
+
+def build(project: dict[str, Path], step_times: dict[str, float] | None = None) -> str:
+    write_report(project["eval"], project["ft"], step_times, project["md"], project["png"])
+    return project["md"].read_text(encoding="utf-8")
+
+
+def section(markdown: str, track: str) -> str:
+    return markdown.split(f"## Track ` {track} `")[1].split("## Track")[0]
+
+
+def code_spans(markdown: str) -> list[str]:
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    return [child.content for token in tokens if token.children for child in token.children if child.type == "code_inline"]
+
+
+def test_metric_table_shows_each_run_and_both_gaps(project: dict[str, Path]) -> None:
+    structured = section(build(project), "structured")
+    # hosted 9/10, SLM 3/10 exact (rows 0-6 fail), adapter 9/10; gaps hosted - other
+    assert "| ` exact_match_rate ` | 0.900 | 0.300 | 0.900 | +0.600 | +0.000 |" in structured
+    # json_valid: SLM fails rows 0, 1, 2 (not pure JSON), 5 (no answer), 6 (broken JSON)
+    assert "| ` json_valid_rate ` | 1.000 | 0.500 | 1.000 | +0.500 | +0.000 |" in structured
+
+
+def test_missing_adapter_run_reads_not_run(project: dict[str, Path]) -> None:
+    toolcall = section(build(project), "toolcall")
+    # SLM: rows 0, 1 (no call), 2 (arguments), 4 (no answer), 5 (two calls) miss; row 3's wrong name keeps its arguments
+    assert "| ` args_exact_rate ` | 0.900 | 0.500 | not run | +0.400 |  |" in toolcall
+    assert "After fine-tuning: not run (no SLM + adapter metric file)." in toolcall
+    assert "Training manifest: not run." in toolcall
+
+
+def test_decision_shows_delta_reasons_and_verdict_after_fine_tuning(project: dict[str, Path]) -> None:
+    markdown = build(project)
+    structured = section(markdown, "structured")
+    assert "Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = 0.05:" in structured
+    assert "- exact\\_match\\_rate: SLM 0.300 trails hosted 0.900 by 0.600 \\> 0.05\n\nAfter" in structured
+    assert "After fine-tuning: SLM + adapter is within delta of the hosted model on every core metric." in structured
+    assert "| ` structured ` | fine-tune | 0.05 | +0.600 (exact\\_match) exceeds delta | +0.000 (json\\_valid) within delta |" in markdown
+
+
+def test_runs_table_has_n_errors_dataset_identity_wall_time_and_trace(project: dict[str, Path]) -> None:
+    structured = section(build(project), "structured")
+    sha = sha256_file(project["root"] / "02_dataset" / "structured" / "test.jsonl")[:12]
+    slm_row = next(line for line in structured.splitlines() if line.startswith("| SLM | "))
+    assert "| 10 | 1 (timeout: 1) | test |" in slm_row
+    assert f"` {sha} `" in slm_row and "7.2 s" in slm_row
+    assert "[trace](<https://cloud.langfuse.com/project/p/traces/trace-structured_slm>)" in slm_row
+    assert "1 min 02 s" in next(line for line in structured.splitlines() if line.startswith("| hosted | "))
+    assert "- hosted: ` name=azure, deployment=gpt-4o-mini, endpoint=https://example.openai.azure.com/openai/deployments/gpt-4o-mini `" in structured
+    assert "- SLM: ` model_path=slm_swap/models/gemma3-270m, base=gemma3-270m-q4, quantization=nf4 `" in structured
+    assert "timeout_s" not in structured  # settings stay in the metric file
+    assert "- final\\_losses: ` train_loss=0.41, val_loss=0.52 `" in structured
+    assert "- dataset\\_sha256: ` train=abababababab `" in structured
+    assert "- Langfuse: [trace](<https://cloud.langfuse.com/project/p/traces/train>)" in structured
+
+
+def test_step_times_listed_with_total(project: dict[str, Path]) -> None:
+    markdown = build(project, {"prepare": 1.25, "evaluate hosted": 125.0, "fine-tune structured": 3599.6})
+    assert "| prepare | 1.2 s |" in markdown
+    assert "| evaluate hosted | 2 min 05 s |" in markdown
+    assert "| fine-tune structured | 60 min 00 s |" in markdown
+    assert "| **total** | 62 min 06 s |" in markdown
+
+
+def test_without_step_times_says_not_recorded(project: dict[str, Path]) -> None:
+    assert "Step times: not recorded" in build(project)
+
+
+def test_failure_kinds_ranked_with_counts_per_run(project: dict[str, Path]) -> None:
+    structured = section(build(project), "structured")
+    # arguments_differ: hosted 1 + SLM 1 + adapter 1 = 3; code_fence: SLM 2; then four kinds with 1 each, by name
+    rows = [line for line in structured.splitlines() if line.startswith("| ` ") and "_rate" not in line]
+    assert [r.split("`")[1].strip() for r in rows] == ["arguments_differ", "code_fence", "invalid_json", "model_error", "text_around_json"]
+    assert rows[0] == "| ` arguments_differ ` | 1 | 1 | 1 |"
+    assert "wrong_name" not in structured  # the sixth kind falls outside the top five
+
+
+def test_failure_example_shows_request_gold_and_output_as_written(project: dict[str, Path]) -> None:
+    markdown = build(project)
+    structured = section(markdown, "structured")
+    example = structured.split("**code\\_fence**")[1].split("**")[0]
+    assert "example from SLM, row ` test-0000 `" in example
+    spans = code_spans(example)
+    # the parsed code spans give back the request, gold and output exactly, newlines shown as \n
+    assert spans[1] == "request number 0 | with `ticks`"
+    assert spans[2] == gold("structured", 0)
+    assert spans[3] == "```json\\n" + gold("structured", 0) + "\\n```"
+
+
+def test_failed_model_call_example_shows_the_error(project: dict[str, Path]) -> None:
+    toolcall = section(build(project), "toolcall")
+    example = toolcall.split("**model\\_error**")[1].split("**")[0]
+    assert "row ` test-0004 `" in example
+    assert "output: none \u2014 timeout: ` read timed out after 60 s `" in example
+
+
+def test_missing_everything_reads_not_run_and_still_draws(tmp_path: Path) -> None:
+    md, png = tmp_path / "out" / "report.md", tmp_path / "out" / "report.png"
+    write_report(tmp_path / "absent", tmp_path / "absent_ft", None, md, png)
+    markdown = md.read_text(encoding="utf-8")
+    assert markdown.count("Not run: no metric files and no decision for this track.") == 2
+    assert "| ` toolcall ` | not run | not run | not run | not run |" in markdown
+    assert Image.open(png).size[0] > 0
+
+
+def test_no_decision_and_no_predictions_are_reported_not_crashed(project: dict[str, Path]) -> None:
+    (project["eval"] / "decision.json").unlink()
+    (project["eval"] / "toolcall_slm.predictions.jsonl").unlink()
+    markdown = build(project)
+    toolcall = section(markdown, "toolcall")
+    assert "Decision: not run (no decision.json entry for this track)." in toolcall
+    assert "not available (` toolcall_slm.predictions.jsonl ` not found)" in toolcall
+    assert "| ` toolcall ` | not run | not run | +0.500 (name\\_match) | not run |" in markdown
+
+
+def test_changed_dataset_hides_gold_rather_than_mismatching_it(project: dict[str, Path]) -> None:
+    dataset = project["root"] / "02_dataset" / "structured" / "test.jsonl"
+    lines = dataset.read_text(encoding="utf-8").splitlines()
+    dataset.write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    structured = section(build(project), "structured")
+    assert "changed since the run \\(sha256 differs\\)" in structured
+    assert "- gold:" not in structured
+
+
+def test_decision_made_from_other_metric_files_is_flagged(project: dict[str, Path]) -> None:
+    dataset = project["root"] / "02_dataset" / "toolcall" / "test.jsonl"
+    write_run(project["eval"], dataset, "toolcall", "slm", None, {})
+    toolcall = section(build(project), "toolcall")
+    assert "decision.json was made from a different SLM metric file than toolcall\\_slm.json" in toolcall
+
+
+def test_run_without_langfuse_trace_says_not_traced(project: dict[str, Path]) -> None:
+    dataset = project["root"] / "02_dataset" / "toolcall" / "test.jsonl"
+    write_run(project["eval"], dataset, "toolcall", "azure", None, {}, langfuse=False)
+    hosted_row = next(line for line in section(build(project), "toolcall").splitlines() if line.startswith("| hosted | "))
+    assert hosted_row.endswith("| not traced |")
+
+
+def test_png_is_a_png_of_sane_size(project: dict[str, Path]) -> None:
+    build(project)
+    data = project["png"].read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(data))
+    image.verify()
+    width, height = image.size
+    assert 800 <= width <= 2400 and 300 <= height <= 1000
+    assert 10_000 < len(data) < 1_000_000
+    assert "![core metrics per track](<report.png>)" in project["md"].read_text(encoding="utf-8")
+
+
+def test_same_inputs_give_the_same_report(project: dict[str, Path]) -> None:
+    first = build(project)
+    assert build(project) == first
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("structured_slm.json", "{not json", "structured_slm.json: not readable JSON"),
+        ("structured_slm.json", '{"track": "toolcall", "metrics": {}}', "structured_slm.json: not an SLM Swap metric file for track 'structured'"),
+        ("structured_slm.json", '{"track": "structured", "metrics": {"json_valid_rate": 1.0}}', "structured_slm.json: no value for core metric(s) exact_match_rate"),
+        ("toolcall_azure.predictions.jsonl", '{"id": "test-0000"}\nnot json\n', "toolcall_azure.predictions.jsonl: line 2 is not valid JSON"),
+        ("decision.json", "[]", "decision.json: not a decision file"),
+    ],
+)
+def test_broken_input_names_the_file_and_writes_nothing(project: dict[str, Path], name: str, content: str, message: str) -> None:
+    (project["eval"] / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ReportInputError, match=re.escape(message)):
+        build(project)
+    assert not project["md"].exists() and not project["png"].exists()
+
+
+@pytest.mark.parametrize(
+    "text, in_table, expected",
+    [
+        ("plain", False, "` plain `"),  # padded so a leading or trailing backtick cannot merge with the fence
+        ("a ``b`` c", False, "``` a ``b`` c ```"),  # the fence outgrows the longest backtick run inside
+        ("x\ny", False, "` x\\ny `"),  # a newline would end a list item or start a code block
+        ("a|b", True, "` a\\|b `"),  # an unescaped pipe splits a table cell, even inside code
+        ("   ", False, "(empty)"),  # an all-space span would render as nothing
+    ],
+)
+def test_code_span_escaping(text: str, in_table: bool, expected: str) -> None:
+    assert code(text, in_table=in_table) == expected
+
+
+def test_cli_writes_report_beside_eval_dir(project: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    steps = project["root"] / "steps.json"
+    steps.write_text(json.dumps({"prepare": 2.0}), encoding="utf-8")
+    args = build_parser().parse_args(["--eval-dir", str(project["eval"]), "--ft-dir", str(project["ft"]), "--step-times", str(steps)])
+    assert main(args) == 0
+    assert "| prepare | 2.0 s |" in project["md"].read_text(encoding="utf-8")
+    assert project["png"].exists()
+    assert "report written to" in capsys.readouterr().out
+
+
+def test_cli_broken_input_exits_2_with_the_file_name(project: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    (project["eval"] / "structured_azure.json").write_text("{", encoding="utf-8")
+    assert main(build_parser().parse_args(["--eval-dir", str(project["eval"]), "--ft-dir", str(project["ft"])])) == 2
+    assert "structured_azure.json: not readable JSON" in capsys.readouterr().err
