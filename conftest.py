@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from slm_swap.backends.journal import JournalError
-from slm_swap.harness.records import ROW_PROPERTY, make_row_record
 from slm_swap.backends.api import Answer, Model
+from slm_swap.backends.journal import JournalError
 from slm_swap.backends.retry import CircuitOpen
+from slm_swap.data.rows import DatasetError, Row
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
 from slm_swap.harness.plugin import MODEL_PROPERTY, SETTINGS_KEY, HiddenEnviron, selected_rows
-from slm_swap.data.rows import DatasetError, Row
+from slm_swap.harness.records import ROW_PROPERTY, make_row_record
 from slm_swap.scoring.scorers import RowResult
+
 
 class ModelPool:
     """One model per track, built and prepared with the track's selected rows on first use."""
@@ -31,7 +32,11 @@ class ModelPool:
         if track not in self.models:
             config = self.session.config
             settings = config.stash[SETTINGS_KEY]
-            chosen = {item.callspec.id for item in self.session.items if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")}
+            chosen = {
+                item.callspec.id
+                for item in self.session.items
+                if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")
+            }
             rows = [row for row in selected_rows(config, track) if row.id in chosen]
             try:
                 model = build_cached_model(settings, track, HiddenEnviron(os.environ))

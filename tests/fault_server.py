@@ -280,13 +280,13 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = _last_user_text(body)
         attempt, fault, over_limit = owner._choose_fault(prompt)
         label = "over_limit" if over_limit else _label(fault)
-        owner._record(
-            RecordedRequest(url.path, parse_qs(url.query), dict(self.headers), body, time.monotonic(), prompt, attempt, label)
-        )
+        owner._record(RecordedRequest(url.path, parse_qs(url.query), dict(self.headers), body, time.monotonic(), prompt, attempt, label))
         if over_limit:
             return self._send(503, {"error": {"message": "fault server request limit reached", "code": "over_limit"}})
         if not url.path.endswith("/chat/completions") or prompt is None:
-            return self._send(404 if prompt is not None else 400, {"error": {"message": "expected POST .../chat/completions with messages"}})
+            return self._send(
+                404 if prompt is not None else 400, {"error": {"message": "expected POST .../chat/completions with messages"}}
+            )
         self._answer(body, prompt, fault)
 
     def _answer(self, body: dict[str, Any], prompt: str, fault: Fault | None) -> None:
@@ -301,7 +301,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(429, {"error": {"code": "429", "message": message}}, headers)
         if kind == "quota":
             message = "You exceeded your current quota, please check your plan and billing details."
-            return self._send(429, {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})
+            return self._send(
+                429, {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+            )
         if kind == "server_error":
             return self._send(500, {"error": {"message": "The server had an error while processing your request.", "code": "500"}})
         if fault is not None and kind == "stall" and self.owner._stopping.wait(fault.stall_s):
@@ -313,7 +315,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "param": "prompt",
                 "code": "content_filter",
                 "status": 400,
-                "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"violence": {"filtered": True, "severity": "medium"}}},
+                "innererror": {
+                    "code": "ResponsibleAIPolicyViolation",
+                    "content_filter_result": {"violence": {"filtered": True, "severity": "medium"}},
+                },
             }
             return self._send(400, {"error": error})
         if kind == "unauthorized":
@@ -322,20 +327,33 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "malformed":
             return self._send_raw(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
         text = self.owner.reply_text(prompt)
-        choices = [] if kind == "empty_choices" else [{
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": "content_filter" if kind == "content_filter_finish" else "stop",
-        }]
+        choices = (
+            []
+            if kind == "empty_choices"
+            else [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "content_filter" if kind == "content_filter_finish" else "stop",
+                }
+            ]
+        )
         prompt_tokens, completion_tokens = len(prompt.split()), len(text.split())
-        self._send(200, {
-            "id": "chatcmpl-" + hashlib.sha256(prompt.encode()).hexdigest()[:16],
-            "object": "chat.completion",
-            "created": 0,
-            "model": body.get("model") or self.owner.deployment,
-            "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
-        })
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-" + hashlib.sha256(prompt.encode()).hexdigest()[:16],
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model") or self.owner.deployment,
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
 
     def _send(self, status: int, payload: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:
         self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)

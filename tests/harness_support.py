@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.prompts import build_prompt
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
+from slm_swap.prompts import build_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 

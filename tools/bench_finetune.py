@@ -80,7 +80,9 @@ def throughput(args: argparse.Namespace) -> dict:
     from slm_swap.finetune.hf import load_hf_model, lora_target_modules
     from slm_swap.finetune.loop import train
 
-    model_path = build_random_phi4(Path(args.work_dir) / "phi4-mini-random", args.tokenizer) if args.arch == "phi4-mini" else Path(args.arch)
+    model_path = (
+        build_random_phi4(Path(args.work_dir) / "phi4-mini-random", args.tokenizer) if args.arch == "phi4-mini" else Path(args.arch)
+    )
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     eot = end_of_turn_id(tokenizer, stop_token_ids(tokenizer, None))
     split = prepare_split(args.dataset_dir / args.track / "train.jsonl", args.track, tokenizer, eot, RECIPE.max_seq_length)
@@ -101,7 +103,9 @@ def throughput(args: argparse.Namespace) -> dict:
     result = train(loaded.model, rows, rows[: args.batch_size], knobs, loaded.forward_keys, accelerator)
     steady = result.steps[args.warmup_steps :]
     steady_tokens = sum(s.tokens for s in steady)
-    steady_time = steady[-1].elapsed_s - result.steps[args.warmup_steps - 1].elapsed_s if args.warmup_steps and steady else result.train_time_s
+    steady_time = (
+        steady[-1].elapsed_s - result.steps[args.warmup_steps - 1].elapsed_s if args.warmup_steps and steady else result.train_time_s
+    )
     return {
         "backend": args.backend,
         "arch": args.arch,
@@ -125,8 +129,8 @@ def throughput(args: argparse.Namespace) -> dict:
 
 def quality(args: argparse.Namespace) -> dict:
     from slm_swap.backends.local_slm import LocalSLM
-    from slm_swap.scoring.metrics import compute_rates, count_failures
     from slm_swap.data.rows import load_rows
+    from slm_swap.scoring.metrics import compute_rates, count_failures
     from slm_swap.scoring.scorers import score_output
 
     rows = load_rows(args.dataset_dir / args.track / f"{args.split}.jsonl", args.track)[: args.limit]
@@ -136,7 +140,12 @@ def quality(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         model.prepare(rows)
         results = [score_output(args.track, model.answer(row).text, row.completion) for row in rows]
-        report[label] = {"adapter": str(adapter) if adapter else None, "rates": compute_rates(args.track, results), "failures": count_failures(results), "seconds": round(time.perf_counter() - started, 1)}
+        report[label] = {
+            "adapter": str(adapter) if adapter else None,
+            "rates": compute_rates(args.track, results),
+            "failures": count_failures(results),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         model.close()
     return report
 

@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from slm_swap.backends.checkpoints import CheckpointError
-from slm_swap.bench.generation import bench_track, build_random_phi4_mini, markdown_table, summarize
 from slm_swap.backends.local_slm import ENGINES, LocalSLM
-from slm_swap.prompts import TRACKS
+from slm_swap.bench.generation import bench_track, build_random_phi4_mini, markdown_table, summarize
 from slm_swap.data.rows import DatasetError, load_rows
+from slm_swap.prompts import TRACKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to generate (default: cpu)")
-    parser.add_argument("--model-path", type=Path, default=REPO / "slm_swap" / "models" / "smollm2-135m-instruct", help="checkpoint folder (default: the embedded SmolLM2)")
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=REPO / "slm_swap" / "models" / "smollm2-135m-instruct",
+        help="checkpoint folder (default: the embedded SmolLM2)",
+    )
     parser.add_argument("--random-phi4", action="store_true", help="build a random-weight Phi-4-mini (CUDA only) instead of --model-path")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder for --random-phi4 (default: --model-path)")
     parser.add_argument("--work-dir", type=Path, help="where --random-phi4 saves its checkpoint (default: a temporary folder)")

@@ -25,7 +25,9 @@ from slm_swap.tracing.client import TracingError, check_connection, settings_fro
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this on any core metric (> 0)")
+    parser.add_argument(
+        "--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this on any core metric (> 0)"
+    )
     parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS), help="tracks to decide")
     parser.add_argument("--eval-dir", type=Path, default=REPO / "slm_swap" / "05_eval", help="folder of the metric files")
     parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")

@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.serving.export import ExportError, export_merged, merged_dir
 from slm_swap.harness.factory import slm_model_path
 from slm_swap.prompts import TRACKS
+from slm_swap.serving.export import ExportError, export_merged, merged_dir
 from slm_swap.serving.launch import adapter_dir
 
 

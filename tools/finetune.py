@@ -26,23 +26,27 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.backends.checkpoints import CheckpointError  # noqa: E402
+from slm_swap.data.rows import DatasetError  # noqa: E402
 from slm_swap.finetune.config import BACKENDS, DEFAULT_MODEL_PATH, FinetuneRequest, Knobs  # noqa: E402
 from slm_swap.finetune.guard import FinetuneRefused  # noqa: E402
 from slm_swap.finetune.hf import ModelLoadError  # noqa: E402
 from slm_swap.finetune.run import TraceFailedAfterTraining, run_finetune  # noqa: E402
 from slm_swap.prompts import TRACKS  # noqa: E402
-from slm_swap.data.rows import DatasetError  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--track", required=True, choices=TRACKS, help="which track's splits to train on")
-    parser.add_argument("--model", type=Path, default=None, help=f"base checkpoint folder (default: $SLM_MODEL_PATH, else {DEFAULT_MODEL_PATH})")
+    parser.add_argument(
+        "--model", type=Path, default=None, help=f"base checkpoint folder (default: $SLM_MODEL_PATH, else {DEFAULT_MODEL_PATH})"
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: Unsloth on one CUDA GPU when installed, else hf")
     parser.add_argument("--dataset-dir", type=Path, default=REPO / "slm_swap" / "02_dataset", help="root of the prepared splits")
     parser.add_argument("--out-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="where adapter_<track>/ goes")
-    parser.add_argument("--decision", type=Path, default=REPO / "slm_swap" / "05_eval" / "decision.json", help="decision file from tools/decide.py")
+    parser.add_argument(
+        "--decision", type=Path, default=REPO / "slm_swap" / "05_eval" / "decision.json", help="decision file from tools/decide.py"
+    )
     parser.add_argument("--force", action="store_true", help="train even if the decision does not mark this track")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing adapter folder once the new one is complete")
     for knob in dataclasses.fields(Knobs):
@@ -90,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
     if outcome.manifest:
         print(outcome.adapter_dir)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main(build_parser().parse_args()))

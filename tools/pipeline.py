@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
 from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
+from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed  # noqa: E402
 from slm_swap.prompts import TRACKS  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help=f"test rows per track (demo default {DEMO_TEST_ROWS}; else all)")
     parser.add_argument("--train-limit", type=int, default=None, help=f"training rows per track (demo default {DEMO_TRAIN_ROWS}; else all)")
     parser.add_argument("--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help=f"output cap for both models (demo default {DEMO_MAX_NEW_TOKENS}; else 256)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help=f"output cap for both models (demo default {DEMO_MAX_NEW_TOKENS}; else 256)"
+    )
     parser.add_argument("-n", "--workers", type=int, default=1, help="parallel hosted calls (pytest -n)")
     parser.add_argument("--fresh", action="store_true", help="run every step even if its outputs exist")
     parser.add_argument("--force-finetune", action="store_true", help="fine-tune every track whatever the decision")
@@ -76,7 +78,10 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
     try:
         Pipeline(config, tools).run()
     except StepFailed as exc:
-        print(f"\nerror: pipeline stopped: {exc}\nEarlier outputs are kept; fix the cause and run again (finished steps are skipped).", file=sys.stderr)
+        print(
+            f"\nerror: pipeline stopped: {exc}\nEarlier outputs are kept; fix the cause and run again (finished steps are skipped).",
+            file=sys.stderr,
+        )
         return 1
     print(f"\nreport: {REPO / 'slm_swap' / '05_eval' / 'report.md'} and report.png")
     return 0

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from slm_swap.data.bfcl import load_bfcl
-from slm_swap.data.sources import SourceData
 from slm_swap.data.rows import DatasetError
+from slm_swap.data.sources import SourceData
 from slm_swap.data.splits import DEFAULT_SEED, SplitSizes, prepare_dataset
 from slm_swap.data.xlam import download_xlam, load_xlam
 
@@ -38,11 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", choices=("bfcl", "xlam"), default="bfcl", help="where the examples come from (default: bfcl)")
     parser.add_argument("--bfcl-data", type=Path, help="bfcl data folder (default: data/ of the installed bfcl-eval package)")
     parser.add_argument("--xlam-path", type=Path, help="local xlam_function_calling_60k.json (default: download with HF_TOKEN)")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="folder for the split folders and manifest (default: slm_swap/02_dataset)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="folder for the split folders and manifest (default: slm_swap/02_dataset)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"split seed (default: {DEFAULT_SEED})")
     parser.add_argument("--test-size", type=positive_int, default=DEFAULT_SIZES.test, help=f"test rows (default: {DEFAULT_SIZES.test})")
     parser.add_argument("--val-size", type=positive_int, default=DEFAULT_SIZES.val, help=f"validation rows (default: {DEFAULT_SIZES.val})")
-    parser.add_argument("--train-size", type=positive_int, default=DEFAULT_SIZES.train, help=f"most training rows (default: {DEFAULT_SIZES.train})")
+    parser.add_argument(
+        "--train-size", type=positive_int, default=DEFAULT_SIZES.train, help=f"most training rows (default: {DEFAULT_SIZES.train})"
+    )
     return parser
 
 

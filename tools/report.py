@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step-times", type=Path, default=None, help='JSON file {"step": seconds} shown as wall time per step')
     parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
     parser.add_argument("--after-tag", default="ft", help="tag of the SLM + adapter metric files")
-    parser.add_argument("--out", type=Path, default=None, help="report file (default <eval-dir>/report.md; the chart goes beside it as .png)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report file (default <eval-dir>/report.md; the chart goes beside it as .png)"
+    )
     return parser
 
 

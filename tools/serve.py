@@ -28,12 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
-from slm_swap.harness.settings import EvalSettings
 from slm_swap.files import write_json_atomic
 from slm_swap.harness.factory import slm_model_path
+from slm_swap.harness.settings import EvalSettings
 from slm_swap.prompts import TRACKS
-from slm_swap.serving.process import ServeError, ServeProcess, start_transformers_serve
 from slm_swap.serving.launch import ServePlan, ServingError, plan_serving, resolve_device, shell_line, vllm_command
+from slm_swap.serving.process import ServeError, ServeProcess, start_transformers_serve
 
 DEFAULT_PORT = 8000
 PLACEHOLDER_KEY = "unused"  # transformers serve checks no key; the OpenAI client insists on one
@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8000, or a free one with --parity-rows; 0 picks a free one)")
     parser.add_argument("--base-model", type=Path, help="base checkpoint folder (default: SLM_MODEL_PATH, else evaluation's default)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
-    parser.add_argument("--max-tokens", type=int, default=EvalSettings.max_new_tokens, help="output cap requests must send (default: evaluation's)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=EvalSettings.max_new_tokens, help="output cap requests must send (default: evaluation's)"
+    )
     parser.add_argument("--ft-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="where adapters live")
     parser.add_argument("--models-dir", type=Path, default=REPO / "slm_swap" / "models", help="where merged checkpoints live")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for the server to load the model")
@@ -73,8 +75,12 @@ def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) 
     from slm_swap.serving.parity import check_parity
 
     rows = load_rows(args.dataset_dir / plan.track / f"{args.split}.jsonl", plan.track)[: args.parity_rows]
-    served = HostedModel(server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout, max_retries=0)
-    evaluated = LocalSLM(plan.base, adapter=plan.adapter, track=plan.track, max_new_tokens=plan.max_tokens, quantization="none", device=plan.device)
+    served = HostedModel(
+        server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout, max_retries=0
+    )
+    evaluated = LocalSLM(
+        plan.base, adapter=plan.adapter, track=plan.track, max_new_tokens=plan.max_tokens, quantization="none", device=plan.device
+    )
     try:
         report = check_parity(rows, served, evaluated, plan.describe())
     finally:
@@ -99,7 +105,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         plan = plan_serving(args.track, base, args.ft_dir, args.models_dir, resolve_device(args.device), args.max_tokens)
         vllm = shell_line(vllm_command(args.track, base, args.ft_dir, port or DEFAULT_PORT))
-        server = start_transformers_serve(plan.checkpoint, port, environ=os.environ, device=plan.device, dtype=plan.dtype, ready_timeout_s=args.ready_timeout)
+        server = start_transformers_serve(
+            plan.checkpoint, port, environ=os.environ, device=plan.device, dtype=plan.dtype, ready_timeout_s=args.ready_timeout
+        )
     except (ServingError, ServeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

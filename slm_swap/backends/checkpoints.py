@@ -217,7 +217,12 @@ def download_hub_model(spec: HubModel, staging: Path, out: Path, endpoint: str |
     try:
         info = HfApi(endpoint=endpoint).model_info(spec.repo_id, timeout=HUB_TIMEOUT_S)
         snapshot_download(
-            spec.repo_id, revision=info.sha, local_dir=staging, allow_patterns=HUB_FILE_PATTERNS, etag_timeout=HUB_TIMEOUT_S, endpoint=endpoint
+            spec.repo_id,
+            revision=info.sha,
+            local_dir=staging,
+            allow_patterns=HUB_FILE_PATTERNS,
+            etag_timeout=HUB_TIMEOUT_S,
+            endpoint=endpoint,
         )
     except Exception as exc:  # network, offline mode, auth: all end the same way, with the cause shown
         raise CheckpointError(

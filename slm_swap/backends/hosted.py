@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 
 from slm_swap.backends.api import Answer
-from slm_swap.prompts import build_messages
 from slm_swap.backends.retry import (
     BAD_RESPONSE,
     CLIENT_ERROR,
@@ -36,6 +35,7 @@ from slm_swap.backends.retry import (
     parse_retry_after,
 )
 from slm_swap.data.rows import Row
+from slm_swap.prompts import build_messages
 
 ENDPOINT_VAR, KEY_VAR, VERSION_VAR = "AZURE_ENDPOINT", "AZURE_API_KEY", "AZURE_API_VERSION"
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.formats.jsontext import canonical_bytes
 from slm_swap.backends.api import Answer, Model
-from slm_swap.prompts import build_messages
 from slm_swap.data.rows import Row
+from slm_swap.formats.jsontext import canonical_bytes
+from slm_swap.prompts import build_messages
 
 REUSE_NONE, REUSE_ALL, REUSE_SUCCESSES = "none", "all", "successes"
 # Settings in a model's describe() that change how hard a call is tried, not what it answers:
@@ -34,7 +34,9 @@ class JournalError(RuntimeError):
 
 
 def unusable_journal(path: Path, exc: OSError) -> JournalError:
-    return JournalError(f"{path}: cannot use the answer journal ({exc.strerror}: {exc.filename}); choose another --cache-dir or pass --no-cache")
+    return JournalError(
+        f"{path}: cannot use the answer journal ({exc.strerror}: {exc.filename}); choose another --cache-dir or pass --no-cache"
+    )
 
 
 def identity_key(identity: dict[str, Any]) -> str:

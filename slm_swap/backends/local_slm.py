@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.engine import decode_attention, fused_kernels
-from slm_swap.backends.checkpoints import CheckpointError, check_adapter_base, checkpoint_identity, require_checkpoint
 from slm_swap.backends.api import Answer
-from slm_swap.prompts import build_messages
+from slm_swap.backends.checkpoints import CheckpointError, check_adapter_base, checkpoint_identity, require_checkpoint
 from slm_swap.data.rows import Row
+from slm_swap.engine import decode_attention, fused_kernels
 from slm_swap.engine.static import BatchPlan, StaticGenerator, dequantized_bytes, dequantized_weights, plan_batches
+from slm_swap.prompts import build_messages
 
 QUANTIZATIONS = ("nf4", "none")
 BATCHING = {
@@ -244,7 +244,11 @@ class LocalSLM:
 
         if self._static is None:
             self._static = StaticGenerator(
-                self.model, self.eos_ids(), self.tokenizer.pad_token_id, use_graphs=self.device.type == "cuda", prefill_tokens=self.prefill_tokens()
+                self.model,
+                self.eos_ids(),
+                self.tokenizer.pad_token_id,
+                use_graphs=self.device.type == "cuda",
+                prefill_tokens=self.prefill_tokens(),
             )
         with ExitStack() as stack:
             dequantized = 0
@@ -257,7 +261,9 @@ class LocalSLM:
             self.fused_kernels = sorted(set(self.fused_kernels) | set(fused))
             return self.generate_static_batches(todo, requested, dequantized)
 
-    def generate_static_batches(self, todo: list[tuple[Row, list[int]]], requested: int | None, dequantized: int) -> dict[str, GeneratedRow]:
+    def generate_static_batches(
+        self, todo: list[tuple[Row, list[int]]], requested: int | None, dequantized: int
+    ) -> dict[str, GeneratedRow]:
         import torch
 
         outputs: dict[str, GeneratedRow] = {}
@@ -277,7 +283,10 @@ class LocalSLM:
                 self.batch_cap = len(batch) // 2
                 # Plan again what is left, in batches of at most half the size that did not fit.
                 left = todo[plan.start :]
-                plans = [BatchPlan(p.start + plan.start, p.end + plan.start) for p in self.plan_static([len(ids) for _, ids in left], requested, dequantized)]
+                plans = [
+                    BatchPlan(p.start + plan.start, p.end + plan.start)
+                    for p in self.plan_static([len(ids) for _, ids in left], requested, dequantized)
+                ]
                 continue
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -350,7 +359,9 @@ class LocalSLM:
 
         prompts = self.encode_many(rows)
         eos_ids = self.eos_ids()
-        settings = GenerationConfig(do_sample=False, max_new_tokens=self.max_new_tokens, eos_token_id=eos_ids, pad_token_id=self.tokenizer.pad_token_id)
+        settings = GenerationConfig(
+            do_sample=False, max_new_tokens=self.max_new_tokens, eos_token_id=eos_ids, pad_token_id=self.tokenizer.pad_token_id
+        )
         # A KV cache of exactly the blocks these rows can fill; sized from free memory it takes gigabytes even on a CPU.
         blocks = sum(-(-(len(prompt) + self.max_new_tokens) // CONTINUOUS_BLOCK) for prompt in prompts)
         batching = ContinuousBatchingConfig(block_size=CONTINUOUS_BLOCK, num_blocks=blocks, max_requests_per_batch=self.batch_size)
@@ -377,7 +388,11 @@ class LocalSLM:
         output = self._outputs.get(row.id)
         if output is None:
             raise KeyError(f"row {row.id} was not generated: pass every row to prepare() before answer()")
-        usage = {"prompt_tokens": output.prompt_tokens, "completion_tokens": output.completion_tokens, "total_tokens": output.prompt_tokens + output.completion_tokens}
+        usage = {
+            "prompt_tokens": output.prompt_tokens,
+            "completion_tokens": output.completion_tokens,
+            "total_tokens": output.prompt_tokens + output.completion_tokens,
+        }
         return Answer(text=output.text, latency_s=output.latency_s, finish_reason=output.finish_reason, usage=usage)
 
     def describe(self) -> dict[str, Any]:
@@ -389,7 +404,9 @@ class LocalSLM:
                 versions[package] = None
         quantization: dict[str, Any] = {"method": self.quantization}
         if self.quantization == "nf4":
-            quantization.update(library="bitsandbytes", quant_type="nf4", double_quant=True, compute_dtype=str(self.dtype).removeprefix("torch."))
+            quantization.update(
+                library="bitsandbytes", quant_type="nf4", double_quant=True, compute_dtype=str(self.dtype).removeprefix("torch.")
+            )
         return {
             "model_path": str(self.model_path),
             "base": checkpoint_identity(self.model_path),

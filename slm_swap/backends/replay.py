@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from slm_swap.files import sha256_file
 from slm_swap.backends.api import Answer
 from slm_swap.data.rows import DatasetError, Row, parse_id_record, read_lines
+from slm_swap.files import sha256_file
 
 
 class ReplayModel:

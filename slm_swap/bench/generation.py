@@ -105,7 +105,9 @@ def peak_memory_gib(slm: LocalSLM) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
-def timed_run(slm: LocalSLM, rows: Sequence[Row], batch_size: int | None, engine: str | None = None) -> tuple[dict[str, GeneratedRow], RunTiming]:
+def timed_run(
+    slm: LocalSLM, rows: Sequence[Row], batch_size: int | None, engine: str | None = None
+) -> tuple[dict[str, GeneratedRow], RunTiming]:
     reset_peak_memory(slm)
     before = len(slm.batch_sizes)
     timings_before = len(slm.batch_timings)
@@ -114,7 +116,13 @@ def timed_run(slm: LocalSLM, rows: Sequence[Row], batch_size: int | None, engine
     seconds = time.perf_counter() - started
     new_tokens = sum(output.completion_tokens for output in outputs.values())
     timing = RunTiming(
-        len(rows), seconds, len(rows) / seconds, new_tokens / seconds, new_tokens / len(rows), peak_memory_gib(slm), sorted(set(slm.batch_sizes[before:])),
+        len(rows),
+        seconds,
+        len(rows) / seconds,
+        new_tokens / seconds,
+        new_tokens / len(rows),
+        peak_memory_gib(slm),
+        sorted(set(slm.batch_sizes[before:])),
         slm.batch_timings[timings_before:],
     )
     return outputs, timing

@@ -152,7 +152,9 @@ def decode_tiktoken_file(path: Path, text: str) -> dict[bytes, int]:
 
 def tiktoken_serialisation(ranks: dict[bytes, int]) -> bytes:
     """The ranks in the `.tiktoken` layout, byte for byte as OpenAI publishes o200k_base.tiktoken."""
-    return b"".join(base64.b64encode(token) + b" " + str(rank).encode() + b"\n" for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]))
+    return b"".join(
+        base64.b64encode(token) + b" " + str(rank).encode() + b"\n" for token, rank in sorted(ranks.items(), key=lambda kv: kv[1])
+    )
 
 
 def load_ranks(path: Path) -> dict[bytes, int]:
@@ -239,7 +241,14 @@ def build_tokenizer(ranks: dict[bytes, int]) -> Tokenizer:
 def added_tokens_decoder() -> dict[str, dict[str, object]]:
     """tokenizer_config.json's `added_tokens_decoder`: each added token's flags keyed by its id."""
     return {
-        str(t.id): {"content": t.content, "lstrip": False, "normalized": False, "rstrip": t.rstrip, "single_word": False, "special": t.special}
+        str(t.id): {
+            "content": t.content,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": t.rstrip,
+            "single_word": False,
+            "special": t.special,
+        }
         for t in PHI4_ADDED_TOKENS
     }
 
@@ -249,9 +258,15 @@ def write_folder(ranks: dict[bytes, int], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "tokenizer.json": build_tokenizer(ranks).to_str(),
-        "tokenizer_config.json": json.dumps({**TOKENIZER_CONFIG, "added_tokens_decoder": added_tokens_decoder()}, indent=2, ensure_ascii=False) + "\n",
+        "tokenizer_config.json": json.dumps(
+            {**TOKENIZER_CONFIG, "added_tokens_decoder": added_tokens_decoder()}, indent=2, ensure_ascii=False
+        )
+        + "\n",
         "chat_template.jinja": CHAT_TEMPLATE,
-        "special_tokens_map.json": json.dumps({k: TOKENIZER_CONFIG[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token")}, indent=2) + "\n",
+        "special_tokens_map.json": json.dumps(
+            {k: TOKENIZER_CONFIG[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token")}, indent=2
+        )
+        + "\n",
         "generation_config.json": json.dumps(GENERATION_CONFIG, indent=2) + "\n",
     }
     written = []

@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.rows import DatasetError, parse_id_record, read_lines
 from slm_swap.data.sources import Example, SourceData
 from slm_swap.files import sha256_file
-from slm_swap.data.rows import DatasetError, parse_id_record, read_lines
 
 BFCL_PACKAGE = "bfcl_eval"
 BFCL_DISTRIBUTION = "bfcl-eval"
@@ -114,7 +114,7 @@ def _ground_truth_call(record: dict[str, Any], functions: list[dict[str, Any]]) 
         raise ValueError("'ground_truth' is not a list of {function_name: {param: [values]}}")
     if len(calls) != 1:
         raise _Skip("ground truth is not exactly one call")
-    (name, alternatives), = calls[0].items()
+    ((name, alternatives),) = calls[0].items()
     if not isinstance(alternatives, dict):
         raise ValueError(f"ground truth for {name!r} is not an object of parameters")
     function = next((f for f in functions if f["name"] == name), None)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from slm_swap.formats.jsontext import StrictJSONError, parse_strict_json
-from slm_swap.prompts import TRACKS
 from slm_swap.formats.toolcall import count_tool_call_openings, find_tool_calls
+from slm_swap.prompts import TRACKS
 
 ROW_KEYS = {"prompt", "completion"}
 
@@ -38,11 +38,22 @@ def check_completion(track: str, completion: str) -> str | None:
             value = parse_strict_json(completion)
         except StrictJSONError as exc:
             return f"completion is not strict JSON ({exc})"
-        if not (isinstance(value, dict) and set(value) == {"name", "arguments"} and isinstance(value["name"], str) and isinstance(value["arguments"], dict)):
+        if not (
+            isinstance(value, dict)
+            and set(value) == {"name", "arguments"}
+            and isinstance(value["name"], str)
+            and isinstance(value["arguments"], dict)
+        ):
             return 'completion is not {"name": <string>, "arguments": {...}}'
         return None
     calls = find_tool_calls(completion)
-    if len(calls) != 1 or count_tool_call_openings(completion) != 1 or completion != completion.strip() or not completion.startswith("<tool_call") or not completion.endswith("</tool_call>"):
+    if (
+        len(calls) != 1
+        or count_tool_call_openings(completion) != 1
+        or completion != completion.strip()
+        or not completion.startswith("<tool_call")
+        or not completion.endswith("</tool_call>")
+    ):
         return 'completion is not exactly one <tool_call name="...">{...}</tool_call>'
     try:
         args = parse_strict_json(calls[0].body)

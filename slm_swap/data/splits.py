@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.rows import DatasetError, check_completion
 from slm_swap.data.sources import Example, SourceData
 from slm_swap.files import jsonl_text, sha256_file
-from slm_swap.prompts import PROMPTS_FILE, TRACKS, build_prompt
-from slm_swap.data.rows import DatasetError, check_completion
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
+from slm_swap.prompts import PROMPTS_FILE, TRACKS, build_prompt
 
 DEFAULT_SEED = 13
 SPLITS = ("train", "val", "test")
@@ -87,14 +87,16 @@ def select_usable(examples: list[Example]) -> tuple[list[PreparedExample], Count
 def split_key(seed: int, source_id: str) -> str:
     # A hash per example, not a shuffle of the list: an example's place does not move
     # when other examples are added or removed, and no RNG version is involved.
-    return hashlib.sha256(f"{seed}:{source_id}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{seed}:{source_id}".encode()).hexdigest()
 
 
 def assign_splits(examples: list[PreparedExample], seed: int, sizes: SplitSizes) -> dict[str, list[PreparedExample]]:
     ordered = sorted(examples, key=lambda p: (split_key(seed, p.example.source_id), p.example.source_id))
     needed = sizes.test + sizes.val
     if len(ordered) <= needed:
-        raise DatasetError(f"only {len(ordered)} usable examples: test ({sizes.test}) and val ({sizes.val}) need {needed}, and train at least one more")
+        raise DatasetError(
+            f"only {len(ordered)} usable examples: test ({sizes.test}) and val ({sizes.val}) need {needed}, and train at least one more"
+        )
     return {
         "test": ordered[: sizes.test],
         "val": ordered[sizes.test : needed],
@@ -104,15 +106,18 @@ def assign_splits(examples: list[PreparedExample], seed: int, sizes: SplitSizes)
 
 def render_files(splits: dict[str, list[PreparedExample]]) -> dict[str, bytes]:
     return {
-        f"{track}/{split}.jsonl": jsonl_text([p.rows[track] for p in splits[split]]).encode("utf-8")
-        for track in TRACKS
-        for split in SPLITS
+        f"{track}/{split}.jsonl": jsonl_text([p.rows[track] for p in splits[split]]).encode("utf-8") for track in TRACKS for split in SPLITS
     }
 
 
 def build_manifest(
-    data: SourceData, seed: int, sizes: SplitSizes, dropped: Counter[str], usable: int,
-    splits: dict[str, list[PreparedExample]], files: dict[str, bytes],
+    data: SourceData,
+    seed: int,
+    sizes: SplitSizes,
+    dropped: Counter[str],
+    usable: int,
+    splits: dict[str, list[PreparedExample]],
+    files: dict[str, bytes],
 ) -> dict[str, Any]:
     counts = {split: len(splits[split]) for split in SPLITS}
     return {

@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.rows import DatasetError
 from slm_swap.data.sources import Example, SourceData
 from slm_swap.files import sha256_file
 from slm_swap.formats.jsontext import StrictJSONError, parse_strict_json
-from slm_swap.data.rows import DatasetError
 
 XLAM_REPO = "Salesforce/xlam-function-calling-60k"
 XLAM_FILE = "xlam_function_calling_60k.json"
@@ -102,7 +102,7 @@ def parse_row(row: Any) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]
     if not isinstance(answers, list) or not all(
         isinstance(a, dict) and isinstance(a.get("name"), str) and isinstance(a.get("arguments"), dict) for a in answers
     ):
-        raise ValueError("'answers' must encode a list of {\"name\": <string>, \"arguments\": {...}}")
+        raise ValueError('\'answers\' must encode a list of {"name": <string>, "arguments": {...}}')
     return row["query"].strip(), tools, answers
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.harness.records import load_metric_file
 from slm_swap.files import sha256_file
+from slm_swap.harness.records import load_metric_file
 from slm_swap.scoring.metrics import CORE_METRICS
 
 
@@ -53,12 +53,16 @@ def check_comparable(track: str, hosted: dict[str, Any], slm: dict[str, Any], ho
         if doc.get("n", 0) == 0:
             raise DecisionInputError(f"{path}: metric file has no rows (n=0)")
     if hosted.get("split") != slm.get("split"):
-        raise DecisionInputError(f"{hosted_path} (split {hosted.get('split')!r}) and {slm_path} (split {slm.get('split')!r}) evaluated different splits")
+        raise DecisionInputError(
+            f"{hosted_path} (split {hosted.get('split')!r}) and {slm_path} (split {slm.get('split')!r}) evaluated different splits"
+        )
     hosted_sha, slm_sha = hosted["dataset"]["sha256"], slm["dataset"]["sha256"]
     if hosted_sha != slm_sha:
         raise DecisionInputError(f"{hosted_path} and {slm_path} evaluated different datasets (sha256 {hosted_sha[:12]} vs {slm_sha[:12]})")
     if hosted["n"] != slm["n"]:
-        raise DecisionInputError(f"{hosted_path} has n={hosted['n']} rows but {slm_path} has n={slm['n']}: evaluate the same rows (same --limit)")
+        raise DecisionInputError(
+            f"{hosted_path} has n={hosted['n']} rows but {slm_path} has n={slm['n']}: evaluate the same rows (same --limit)"
+        )
 
 
 def decide_track(track: str, hosted: dict[str, Any], slm: dict[str, Any], delta: float) -> TrackDecision:
@@ -66,7 +70,9 @@ def decide_track(track: str, hosted: dict[str, Any], slm: dict[str, Any], delta:
         raise ValueError(f"delta must be > 0, got {delta}")
     gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m])) for m in CORE_METRICS[track])
     # the epsilon keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
-    reasons = tuple(f"{g.metric}: SLM {g.slm:.3f} trails hosted {g.hosted:.3f} by {g.gap:.3f} > {delta}" for g in gaps if g.gap > delta + 1e-9)
+    reasons = tuple(
+        f"{g.metric}: SLM {g.slm:.3f} trails hosted {g.hosted:.3f} by {g.gap:.3f} > {delta}" for g in gaps if g.gap > delta + 1e-9
+    )
     return TrackDecision(track, bool(reasons), delta, gaps, reasons)
 
 

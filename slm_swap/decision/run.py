@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.decision.rules import DecisionInputError, TrackDecision, decide_track, file_identity, load_pair
-from slm_swap.harness.records import load_metric_file
 from slm_swap.files import write_json_atomic
-from slm_swap.tracing.runs import record_decisions
+from slm_swap.harness.records import load_metric_file
 from slm_swap.tracing.client import LangfuseSettings, TracingError
+from slm_swap.tracing.runs import record_decisions
 
 
 @dataclass(frozen=True)

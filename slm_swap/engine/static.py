@@ -251,9 +251,13 @@ def packed_attention(query: Any, key: Any, value: Any, prefill: PrefillPass, sca
 
         q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))
         starts, longest = prefill.sequence_starts, prefill.longest
-        out = varlen_attn(q, k, v, starts, starts, longest, longest, scale=scaling, window_size=(window - 1 if window is not None else -1, 0))
+        out = varlen_attn(
+            q, k, v, starts, starts, longest, longest, scale=scaling, window_size=(window - 1 if window is not None else -1, 0)
+        )
         return out[None]
-    row = torch.repeat_interleave(torch.arange(len(prefill.sequence_starts) - 1, device=query.device), prefill.sequence_starts.diff().long())
+    row = torch.repeat_interleave(
+        torch.arange(len(prefill.sequence_starts) - 1, device=query.device), prefill.sequence_starts.diff().long()
+    )
     position = prefill.positions[0]
     gap = position[:, None] - position[None, :]
     mask = (row[:, None] == row[None, :]) & (gap >= 0)
@@ -267,7 +271,9 @@ def packed_attention(query: Any, key: Any, value: Any, prefill: PrefillPass, sca
 _ACTIVE: list[BatchCache] = []
 
 
-def static_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+def static_attention(
+    module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None, **kwargs: Any
+) -> tuple[Any, None]:
     """transformers attention interface: key and value are this pass's new tokens, unrepeated.
 
     `attention_mask` is DecodeState.no_mask, a placeholder: the cache knows which slots each row sees.
@@ -280,7 +286,6 @@ def static_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
     return _ACTIVE[-1].attend(module.layer_idx, query, key, value, scaling, kwargs.get("sliding_window")), None
 
 
-
 def register_attention() -> None:
     from transformers import AttentionInterface
 
@@ -290,7 +295,9 @@ def register_attention() -> None:
 class StaticGenerator:
     """Greedy generation of one batch at a time with the static cache, on a loaded causal LM."""
 
-    def __init__(self, model: Any, eos_ids: Sequence[int], pad_id: int, use_graphs: bool, prefill_tokens: int, packed: bool | None = None) -> None:
+    def __init__(
+        self, model: Any, eos_ids: Sequence[int], pad_id: int, use_graphs: bool, prefill_tokens: int, packed: bool | None = None
+    ) -> None:
         self.model = model
         # Prefill rows packed without padding (None: where variable-length flash attention exists), else right-padded groups.
         self.packed = packed_prefill_available(model.device) if packed is None else packed
@@ -337,14 +344,27 @@ class StaticGenerator:
                 passes = []
                 for first, last in groups:
                     rows, starts = [prompts[i] for i in order[first:last]], cache.row_starts[first:last]
-                    passes.append(packed_pass(rows, first, last, starts, device) if packed else padded_pass(rows, first, last, starts, self.pad_id, device))
+                    passes.append(
+                        packed_pass(rows, first, last, starts, device)
+                        if packed
+                        else padded_pass(rows, first, last, starts, self.pad_id, device)
+                    )
                 lengths_on_device = to_device(torch.tensor(lengths), device)
                 for prefill in passes:
                     cache.prefill = prefill
                     logits = self.model(
-                        input_ids=prefill.ids, position_ids=prefill.positions, attention_mask=state.no_mask, use_cache=False, logits_to_keep=prefill.keep
+                        input_ids=prefill.ids,
+                        position_ids=prefill.positions,
+                        attention_mask=state.no_mask,
+                        use_cache=False,
+                        logits_to_keep=prefill.keep,
                     ).logits
-                    state.start_rows(prefill.first, prefill.last, logits[prefill.row_of_logits, prefill.column_of_logits], lengths_on_device[prefill.first : prefill.last])
+                    state.start_rows(
+                        prefill.first,
+                        prefill.last,
+                        logits[prefill.row_of_logits, prefill.column_of_logits],
+                        lengths_on_device[prefill.first : prefill.last],
+                    )
                     timing.padded_prompt_tokens += prefill.ids.numel()
                 timing.prefill_passes = len(groups)
                 timing.prefill_s = synchronized_clock(device) - started
@@ -397,7 +417,9 @@ class StaticGenerator:
 class DecodeState:
     """The tensors one decode step reads and advances in place, so a CUDA graph can replay it."""
 
-    def __init__(self, rows: int, max_new_tokens: int, min_new_tokens: int, eos_ids: Sequence[int], pad_id: int, cache: BatchCache, device: Any) -> None:
+    def __init__(
+        self, rows: int, max_new_tokens: int, min_new_tokens: int, eos_ids: Sequence[int], pad_id: int, cache: BatchCache, device: Any
+    ) -> None:
         import torch
 
         self.max_new_tokens = max_new_tokens
@@ -443,7 +465,9 @@ class DecodeState:
         import torch
 
         torch.add(self.cache.starts, self.cache.slot, out=self.cache.write)
-        logits = model(input_ids=self.tokens, position_ids=self.positions, attention_mask=self.no_mask, use_cache=False, logits_to_keep=1).logits[:, -1]
+        logits = model(
+            input_ids=self.tokens, position_ids=self.positions, attention_mask=self.no_mask, use_cache=False, logits_to_keep=1
+        ).logits[:, -1]
         tokens = self.pick(logits, self.generated, self.unfinished)
         self.out.index_copy_(1, self.generated, tokens[:, None])
         self.finish(slice(None), tokens)
@@ -496,7 +520,6 @@ def dequantized_weights(model: Any, dtype: Any) -> Iterator[int]:
 
 def prefill_backends(device: Any) -> Any:
     """SDPA without cuDNN on CUDA: cuDNN builds a plan for every new shape, and each prefill group is one."""
-    import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     if device.type != "cuda":

@@ -43,19 +43,27 @@ class Knobs:
     """Speed, memory and reproducibility; each has a flag on tools/finetune.py."""
 
     batch_size: int = field(default=8, metadata={"help": "rows per micro-batch on each process (padding-free: rows are concatenated)"})
-    max_batch_tokens: int = field(default=8192, metadata={"help": "cap on the tokens of one micro-batch; a row that would pass it starts the next one"})
+    max_batch_tokens: int = field(
+        default=8192, metadata={"help": "cap on the tokens of one micro-batch; a row that would pass it starts the next one"}
+    )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step on each process"})
     seed: int = field(default=0, metadata={"help": "shuffling, LoRA initialisation and dropout"})
-    limit_rows: int | None = field(default=None, metadata={"help": "train on the first N rows only (quick runs); validation uses at most N too"})
+    limit_rows: int | None = field(
+        default=None, metadata={"help": "train on the first N rows only (quick runs); validation uses at most N too"}
+    )
     warmup_ratio: float = field(default=0.03, metadata={"help": "share of optimizer steps spent warming the learning rate up from 0"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
-    gradient_checkpointing: bool | None = field(default=None, metadata={"help": "recompute activations in the backward pass (default: on for CUDA, off on CPU)"})
+    gradient_checkpointing: bool | None = field(
+        default=None, metadata={"help": "recompute activations in the backward pass (default: on for CUDA, off on CPU)"}
+    )
 
     def check(self) -> None:
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("--batch-size and --grad-accum must be at least 1")
         if self.max_batch_tokens < RECIPE.max_seq_length:
-            raise ValueError(f"--max-batch-tokens must be at least the sequence limit {RECIPE.max_seq_length}, so that every kept row fits a micro-batch")
+            raise ValueError(
+                f"--max-batch-tokens must be at least the sequence limit {RECIPE.max_seq_length}, so that every kept row fits a micro-batch"
+            )
         if self.limit_rows is not None and self.limit_rows < 1:
             raise ValueError("--limit-rows must be at least 1")
         if not 0 <= self.warmup_ratio < 1:

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
+from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.files import sha256_file
 from slm_swap.prompts import build_messages
-from slm_swap.data.rows import DatasetError, Row, load_rows
 
 IGNORE_INDEX = -100
 _PROBE_REPLY = "SLM-SWAP-PROBE-REPLY"

@@ -43,7 +43,9 @@ def lora_target_modules(model_path: Path) -> list[str]:
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     output = skeleton.get_output_embeddings()
-    names = {name.rsplit(".", 1)[-1] for name, module in skeleton.named_modules() if isinstance(module, torch.nn.Linear) and module is not output}
+    names = {
+        name.rsplit(".", 1)[-1] for name, module in skeleton.named_modules() if isinstance(module, torch.nn.Linear) and module is not output
+    }
     if not names:
         raise ModelLoadError(f"{model_path}: found no linear layers to put LoRA on")
     return sorted(names)
@@ -91,7 +93,9 @@ def load_hf_model(model_path: Path, device: torch.device, targets: list[str], gr
     )
     device_map = {"": (device.index if device.index is not None else torch.cuda.current_device()) if device.type == "cuda" else "cpu"}
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=quantization, dtype=dtype, device_map=device_map, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(
+            model_path, quantization_config=quantization, dtype=dtype, device_map=device_map, attn_implementation="sdpa"
+        )
     except Exception as exc:  # every loader failure ends the same way: this checkpoint cannot be trained here
         raise ModelLoadError(f"{model_path}: the base model does not load in 4-bit NF4 ({type(exc).__name__}: {exc})") from exc
     if count_4bit_layers(model) == 0:
@@ -118,7 +122,12 @@ def load_hf_model(model_path: Path, device: torch.device, targets: list[str], gr
         model=model,
         forward_keys=("input_ids", "labels", "position_ids"),
         details={
-            "quantization": {"method": "bitsandbytes", "quant_type": RECIPE.quant_type, "double_quant": True, "compute_dtype": str(dtype).removeprefix("torch.")},
+            "quantization": {
+                "method": "bitsandbytes",
+                "quant_type": RECIPE.quant_type,
+                "double_quant": True,
+                "compute_dtype": str(dtype).removeprefix("torch."),
+            },
             "lora_target_modules": targets,
             "trainable_parameters": trainable,
             "attention": "sdpa; padding-free rows separated by position ids (transformers block-diagonal mask)",

@@ -115,7 +115,14 @@ def evaluate_loss(model: Any, rows: tuple[TokenizedRow, ...], knobs: Knobs, keys
     return total / count, count
 
 
-def train(model: Any, train_rows: tuple[TokenizedRow, ...], val_rows: tuple[TokenizedRow, ...], knobs: Knobs, keys: tuple[str, ...], accelerator: Any) -> LoopResult:
+def train(
+    model: Any,
+    train_rows: tuple[TokenizedRow, ...],
+    val_rows: tuple[TokenizedRow, ...],
+    knobs: Knobs,
+    keys: tuple[str, ...],
+    accelerator: Any,
+) -> LoopResult:
     device = accelerator.device
     world, rank = accelerator.num_processes, accelerator.process_index
     batches = plan_micro_batches([len(r) for r in train_rows], knobs.batch_size, knobs.max_batch_tokens, seed=knobs.seed)

@@ -86,7 +86,11 @@ def build_manifest(
             "final_train_loss": result.steps[-1].train_loss if result.steps else None,
             "loss_curve": loss_curve(result),
         },
-        "validation": {"loss": round(result.val_loss, 6) if result.val_loss is not None else None, "loss_tokens": result.val_loss_tokens, "when": "after training"},
+        "validation": {
+            "loss": round(result.val_loss, 6) if result.val_loss is not None else None,
+            "loss_tokens": result.val_loss_tokens,
+            "when": "after training",
+        },
         "run": {
             "started_at": context.started_at,
             "ended_at": context.ended_at,

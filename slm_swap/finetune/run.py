@@ -26,8 +26,8 @@ from slm_swap.finetune.loop import LoopResult
 from slm_swap.finetune.loop import train as train_loop
 from slm_swap.finetune.manifest import RunContext, adapter_files, build_manifest, device_name
 from slm_swap.finetune.unsloth_backend import import_unsloth, load_unsloth_model, unsloth_installed
-from slm_swap.tracing.runs import TrainingRunTrace, record_training_run
 from slm_swap.tracing.client import LangfuseSettings, TraceRef, TracingError, check_connection
+from slm_swap.tracing.runs import TrainingRunTrace, record_training_run
 
 
 class TraceFailedAfterTraining(RuntimeError):
@@ -90,7 +90,9 @@ def report_over_length(split: PreparedSplit, say: Callable[[str], None]) -> None
     if split.over_length:
         shown = ", ".join(f"{rid} ({n})" for rid, n in split.over_length[:5])
         more = f" and {len(split.over_length) - 5} more" if len(split.over_length) > 5 else ""
-        say(f"{split.path}: dropped {len(split.over_length)} of {split.n_read} rows longer than {split.max_seq_length} tokens: {shown}{more}")
+        say(
+            f"{split.path}: dropped {len(split.over_length)} of {split.n_read} rows longer than {split.max_seq_length} tokens: {shown}{more}"
+        )
 
 
 def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say: Callable[[str], None] = print) -> FinetuneOutcome:
@@ -117,7 +119,9 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
     say(f"train: {len(train.rows)} rows, {train.n_tokens} tokens ({train.n_loss_tokens} with loss); val: {len(val.rows)} rows")
     loaded = load_model(choice, request, accelerator.device)
     result = train_loop(loaded.model, train.rows, val.rows, request.knobs, loaded.forward_keys, accelerator)
-    say(f"trained {len(result.steps)} steps in {result.train_time_s:.1f} s, {result.tokens_per_s:,.0f} tokens/s; val loss {result.val_loss:.4f}")
+    say(
+        f"trained {len(result.steps)} steps in {result.train_time_s:.1f} s, {result.tokens_per_s:,.0f} tokens/s; val loss {result.val_loss:.4f}"
+    )
     manifest: dict[str, Any] = {}
     if main:
         context = RunContext(
@@ -150,14 +154,18 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
         try:
             trace = record_training_run(tracing, training_trace(request, choice, manifest, result, started_at))
         except TracingError as exc:
-            raise TraceFailedAfterTraining(f"the adapter in {request.adapter_dir} was written, but its Langfuse trace failed: {exc}") from exc
+            raise TraceFailedAfterTraining(
+                f"the adapter in {request.adapter_dir} was written, but its Langfuse trace failed: {exc}"
+            ) from exc
         manifest["trace"] = {"id": trace.trace_id, "url": trace.url}
         write_json_atomic(request.adapter_dir / MANIFEST_NAME, manifest)
         say(f"Langfuse trace: {trace.url}")
     return FinetuneOutcome(request.adapter_dir, manifest, trace)
 
 
-def training_trace(request: FinetuneRequest, choice: BackendChoice, manifest: dict[str, Any], result: LoopResult, started_at: float) -> TrainingRunTrace:
+def training_trace(
+    request: FinetuneRequest, choice: BackendChoice, manifest: dict[str, Any], result: LoopResult, started_at: float
+) -> TrainingRunTrace:
     training = manifest["training"]
     return TrainingRunTrace(
         track=request.track,
@@ -179,7 +187,10 @@ def training_trace(request: FinetuneRequest, choice: BackendChoice, manifest: di
             "wall_time_s": manifest["run"]["wall_time_s"],
             "peak_gpu_memory_bytes": training["peak_gpu_memory_bytes"],
             "rows": {"train": manifest["datasets"]["train"]["rows_used"], "val": manifest["datasets"]["val"]["rows_used"]},
-            "rows_over_length": {"train": manifest["datasets"]["train"]["rows_over_length"], "val": manifest["datasets"]["val"]["rows_over_length"]},
+            "rows_over_length": {
+                "train": manifest["datasets"]["train"]["rows_over_length"],
+                "val": manifest["datasets"]["val"]["rows_over_length"],
+            },
             "world_size": manifest["run"]["world_size"],
         },
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from slm_swap.backends.api import Model
 from slm_swap.backends.journal import CachedModel
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.backends.api import Model
-
 
 DEFAULT_SLM_PATH = "slm_swap/models/phi-4-mini"
 

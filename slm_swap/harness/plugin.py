@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.harness.records import ROW_PROPERTY, error_record
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.harness.writer import RunWriter
 
 MODEL_PROPERTY = "slm_swap_model"
@@ -43,7 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--adapter", default="none", help="SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track> if present) or none")
     group.addoption("--max-new-tokens", type=int, default=256, help="output-token cap, the same for every model (default 256)")
     group.addoption("--batch-size", type=int, default=None, help="SLM batch size (default: chosen from free memory; 8 on CPU)")
-    group.addoption("--engine", choices=("static", "padded", "continuous"), default="static", help="SLM generation engine (default static: static KV cache, CUDA graphs on CUDA)")
+    group.addoption(
+        "--engine",
+        choices=("static", "padded", "continuous"),
+        default="static",
+        help="SLM generation engine (default static: static KV cache, CUDA graphs on CUDA)",
+    )
     group.addoption("--quantization", choices=("nf4", "none"), default="nf4", help="SLM weights: 4-bit NF4 (default) or unquantised")
     group.addoption("--request-timeout", type=float, default=60.0, help="hosted request timeout in seconds")
     group.addoption("--max-retries", type=int, default=5, help="hosted retries per row (429, 5xx, timeouts)")

@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures
 from slm_swap.backends.api import Answer
 from slm_swap.data.rows import Row
+from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures
 from slm_swap.scoring.scorers import CHECKS, FailureKind, RowResult
 
 ROW_PROPERTY = "slm_swap_row"

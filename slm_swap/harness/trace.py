@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from slm_swap.harness.settings import EvalSettings
 from slm_swap.data.rows import Row
-from slm_swap.tracing.runs import EvalRunTrace, record_eval_run, row_trace_from_record
+from slm_swap.harness.settings import EvalSettings
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
+from slm_swap.tracing.runs import EvalRunTrace, record_eval_run, row_trace_from_record
 
 SUMMARY_KEYS = ("n", "errors", "passed", "failures", "error_classes", "retries", "usage", "cached_rows", "content_filtered")
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, summarize
-from slm_swap.harness.settings import EvalSettings
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.harness.gate import GateCheck, compare_to_reference, gate_passes
+from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, summarize
+from slm_swap.harness.settings import EvalSettings
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
 
 SECRET_VARIABLES = ("AZURE_API_KEY",)
@@ -93,8 +92,8 @@ class RunWriter:
         }
 
     def trace(self, session: pytest.Session, document: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-        from slm_swap.harness.trace import trace_eval_run
         from slm_swap.harness.plugin import selected_rows
+        from slm_swap.harness.trace import trace_eval_run
 
         if self.langfuse is None:
             return {"error": "Langfuse was not configured for this run"}
@@ -152,7 +151,9 @@ class RunWriter:
         for track, doc in self.written.items():
             share = doc["errors"] / doc["n"] if doc["n"] else 0.0
             if share > limit:
-                self.error_rate_breaches.append(f"{track}: {doc['errors']} of {doc['n']} rows are errors ({share:.1%} > {limit:.1%}); classes {doc['error_classes']}")
+                self.error_rate_breaches.append(
+                    f"{track}: {doc['errors']} of {doc['n']} rows are errors ({share:.1%} > {limit:.1%}); classes {doc['error_classes']}"
+                )
         if self.error_rate_breaches:
             # an outage must never read as a bad model, nor pass a gate
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -170,7 +171,9 @@ class RunWriter:
             if "trace_id" in trace:
                 tr.write_line(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
             if doc["errors"] or doc["retries"] or doc["cached_rows"]:
-                tr.write_line(f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}")
+                tr.write_line(
+                    f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}"
+                )
             tr.write_line(f"  -> {self.settings.metric_path(track)}")
         for failure in self.tracing_errors:
             tr.write_line(f"LANGFUSE FAILED, the run is not recorded: {failure}", red=True, bold=True)
@@ -181,7 +184,11 @@ class RunWriter:
         elif self.gate is not None:
             for check in self.gate:
                 verdict = "ok" if check.passed else "FAIL"
-                tr.write_line(f"gate {check.metric}: reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f} (delta {check.delta}) {verdict}")
-            tr.write_line("gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED", green=gate_passes(self.gate), red=not gate_passes(self.gate))
-
-
+                tr.write_line(
+                    f"gate {check.metric}: reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f} (delta {check.delta}) {verdict}"
+                )
+            tr.write_line(
+                "gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED",
+                green=gate_passes(self.gate),
+                red=not gate_passes(self.gate),
+            )

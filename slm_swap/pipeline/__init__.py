@@ -1,1 +1,3 @@
-"""The pipeline: steps in order with skip-on-same-inputs state (`steps`, `state`) and the offline demo's local services (`demo`)."""
+"""The pipeline: steps in order with skip-on-same-inputs state (`steps`, `state`) and the offline demo's local
+services (`demo`).
+"""

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from slm_swap.tracing.receiver.server import LangfuseReceiver
 from slm_swap.serving.process import start_transformers_serve
 from slm_swap.tracing.client import ENV_VARS
+from slm_swap.tracing.receiver.server import LangfuseReceiver
 
 DEMO_HOSTED = "smollm2-135m-instruct"
 DEMO_SLM = "smollm2-135m-instruct"
@@ -31,7 +31,9 @@ class DemoEnvironment:
 
 
 @contextlib.contextmanager
-def demo_environment(repo: Path, environ: Mapping[str, str], fetch: Callable[[str], int], hosted_name: str = DEMO_HOSTED, slm_name: str = DEMO_SLM) -> Iterator[DemoEnvironment]:
+def demo_environment(
+    repo: Path, environ: Mapping[str, str], fetch: Callable[[str], int], hosted_name: str = DEMO_HOSTED, slm_name: str = DEMO_SLM
+) -> Iterator[DemoEnvironment]:
     models = repo / "slm_swap" / "models"
     for name in dict.fromkeys((hosted_name, slm_name)):
         if fetch(name) != 0:
@@ -55,7 +57,9 @@ def demo_environment(repo: Path, environ: Mapping[str, str], fetch: Callable[[st
         # one CPU thread: OpenMP threads of the server and of the evaluation spin against each other
         # on a small machine and slow both down by an order of magnitude
         server = stack.enter_context(
-            start_transformers_serve(models / hosted_name, environ=env, cpu_threads=1, log_path=repo / "slm_swap" / "05_eval" / "demo-serve.log")
+            start_transformers_serve(
+                models / hosted_name, environ=env, cpu_threads=1, log_path=repo / "slm_swap" / "05_eval" / "demo-serve.log"
+            )
         )
         # a made-up key: the stand-in ignores it, but the hosted path must see one, as with Azure
         env.update(AZURE_ENDPOINT=server.base_url, AZURE_API_KEY=f"demo-{secrets.token_hex(8)}", SLM_MODEL_PATH=str(models / slm_name))

@@ -94,11 +94,15 @@ class Pipeline:
         return ["--limit", str(self.config.limit)] if self.config.limit else []
 
     def slm_identity(self) -> str:
-        return file_hash_or_missing(self.config.slm_model_path / "config.json") + folder_hash(self.config.slm_model_path / "tokenizer_config.json")
+        return file_hash_or_missing(self.config.slm_model_path / "config.json") + folder_hash(
+            self.config.slm_model_path / "tokenizer_config.json"
+        )
 
     def prepare(self) -> None:
         cfg = self.config
-        outputs = [cfg.repo / "slm_swap" / "02_dataset" / "manifest.json"] + [cfg.dataset(t, s) for t in TRACKS for s in ("train", "val", "test")]
+        outputs = [cfg.repo / "slm_swap" / "02_dataset" / "manifest.json"] + [
+            cfg.dataset(t, s) for t in TRACKS for s in ("train", "val", "test")
+        ]
         self.step("prepare data", {"args": list(cfg.prepare_args)}, outputs, lambda: self.run_tool("prepare_data", list(cfg.prepare_args)))
 
     def evaluate(self, track: str, model: str, tag: str | None = None) -> Path:
@@ -106,7 +110,12 @@ class Pipeline:
         name = f"{track}_{model}" + (f"_{tag}" if tag else "")
         metric = cfg.eval_dir / f"{name}.json"
         argv = ["-k", track, f"--model={model}", "--max-new-tokens", str(cfg.max_new_tokens), *self.limit_args()]
-        inputs: dict = {"dataset": file_hash_or_missing(cfg.dataset(track)), "limit": cfg.limit, "model": model, "max_new_tokens": cfg.max_new_tokens}
+        inputs: dict = {
+            "dataset": file_hash_or_missing(cfg.dataset(track)),
+            "limit": cfg.limit,
+            "model": model,
+            "max_new_tokens": cfg.max_new_tokens,
+        }
         if model == "azure":
             inputs["hosted"] = cfg.hosted_identity
             argv += ["-n", str(cfg.workers)] if cfg.workers > 1 else []
@@ -158,7 +167,9 @@ class Pipeline:
         decision = json.loads(self.decide().read_text(encoding="utf-8"))
         marked = {t: bool(decision["tracks"][t]["fine_tune"]) or self.config.force_finetune for t in self.config.tracks}
         if not any(marked.values()):
-            banner("the decision marks no track for fine-tuning: the SLM is within delta of the hosted model (use --force-finetune to train anyway)")
+            banner(
+                "the decision marks no track for fine-tuning: the SLM is within delta of the hosted model (use --force-finetune to train anyway)"
+            )
         for track in (t for t, m in marked.items() if m):
             self.fine_tune(track)
             self.evaluate(track, "slm", tag="ft")

@@ -17,13 +17,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.rows import Row
 from slm_swap.files import write_bytes_atomic, write_text_atomic
-from slm_swap.scoring.metrics import CORE_METRICS
 from slm_swap.prompts import TRACKS, load_templates
 from slm_swap.report.chart import ChartTrack, render_chart
-from slm_swap.report.inputs import ROLE_LABELS, ROLES, Run, RunNames, TrackInputs, load_dataset_rows, load_decision, load_track, stale_decision_notes
+from slm_swap.report.inputs import (
+    ROLE_LABELS,
+    ROLES,
+    Run,
+    RunNames,
+    TrackInputs,
+    load_dataset_rows,
+    load_decision,
+    load_track,
+    stale_decision_notes,
+)
 from slm_swap.report.markdown import code, escape, table
-from slm_swap.data.rows import Row
+from slm_swap.scoring.metrics import CORE_METRICS
 
 NOT_RUN = "not run"
 TOP_FAILURES = 5
@@ -31,7 +41,20 @@ EXCERPT_CHARS = {"request": 200, "gold": 200, "output": 240}
 # the decision's own tolerance, so the report never calls a gap "within delta" that the decision would not
 GAP_EPSILON = 1e-9
 # the identity fields of the hosted, local SLM and replay models' describe(); the rest are settings
-IDENTITY_KEYS = ("name", "deployment", "model", "api_version", "endpoint", "model_path", "base", "adapter", "quantization", "dtype", "device", "predictions")
+IDENTITY_KEYS = (
+    "name",
+    "deployment",
+    "model",
+    "api_version",
+    "endpoint",
+    "model_path",
+    "base",
+    "adapter",
+    "quantization",
+    "dtype",
+    "device",
+    "predictions",
+)
 
 
 def rate(value: float | None) -> str:
@@ -113,14 +136,21 @@ def summary_section(all_inputs: list[TrackInputs]) -> list[str]:
     for inputs in all_inputs:
         metrics = CORE_METRICS[inputs.track]
         hosted = inputs.runs.get("hosted")
-        rows.append([
-            code(inputs.track, in_table=True),
-            decision_label(inputs),
-            NOT_RUN if inputs.delta is None else f"{inputs.delta:g}",
-            largest_gap(gaps(hosted, inputs.runs.get("slm"), metrics), inputs.delta),
-            largest_gap(gaps(hosted, inputs.runs.get("slm_ft"), metrics), inputs.delta),
-        ])
-    return ["## Summary", "", *table(["track", "decision", "delta", "largest gap hosted \u2212 SLM", "largest gap hosted \u2212 SLM + adapter"], rows), ""]
+        rows.append(
+            [
+                code(inputs.track, in_table=True),
+                decision_label(inputs),
+                NOT_RUN if inputs.delta is None else f"{inputs.delta:g}",
+                largest_gap(gaps(hosted, inputs.runs.get("slm"), metrics), inputs.delta),
+                largest_gap(gaps(hosted, inputs.runs.get("slm_ft"), metrics), inputs.delta),
+            ]
+        )
+    return [
+        "## Summary",
+        "",
+        *table(["track", "decision", "delta", "largest gap hosted \u2212 SLM", "largest gap hosted \u2212 SLM + adapter"], rows),
+        "",
+    ]
 
 
 def steps_section(step_times: Mapping[str, float] | None) -> list[str]:
@@ -153,11 +183,18 @@ def decision_lines(inputs: TrackInputs) -> list[str]:
         lines = [f"Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = {inputs.delta:g}:", ""]
         lines += [f"- {escape(reason)}" for reason in inputs.decision.get("reasons", [])] + [""]
     else:
-        lines = [f"Decision: **keep the SLM as is** \u2014 no core metric trails the hosted model by more than delta = {inputs.delta:g}.", ""]
+        lines = [
+            f"Decision: **keep the SLM as is** \u2014 no core metric trails the hosted model by more than delta = {inputs.delta:g}.",
+            "",
+        ]
     after = gaps(inputs.runs.get("hosted"), inputs.runs.get("slm_ft"), CORE_METRICS[inputs.track])
     if after:
         over = [m for m, g in after.items() if g > inputs.delta + GAP_EPSILON]
-        verdict = f"still trails by more than delta on {', '.join(code(m) for m in over)}" if over else "is within delta of the hosted model on every core metric"
+        verdict = (
+            f"still trails by more than delta on {', '.join(code(m) for m in over)}"
+            if over
+            else "is within delta of the hosted model on every core metric"
+        )
         lines += [f"After fine-tuning: SLM + adapter {verdict}.", ""]
     elif inputs.decision.get("fine_tune"):
         lines += ["After fine-tuning: not run (no SLM + adapter metric file).", ""]
@@ -177,20 +214,36 @@ def runs_table(inputs: TrackInputs, root: Path | None) -> list[str]:
         errors = str(doc.get("errors", "?"))
         if doc.get("error_classes"):
             errors += " (" + ", ".join(f"{escape(k)}: {v}" for k, v in doc["error_classes"].items()) + ")"
-        rows.append([
-            run.label, code(run.path.name, in_table=True), str(doc.get("n", "?")), errors, escape(doc.get("split", "?")),
-            code(display_path(dataset.get("path", "unknown"), root), in_table=True), short_sha(dataset.get("sha256")), duration(doc.get("duration_s")), trace_link(doc),
-        ])
+        rows.append(
+            [
+                run.label,
+                code(run.path.name, in_table=True),
+                str(doc.get("n", "?")),
+                errors,
+                escape(doc.get("split", "?")),
+                code(display_path(dataset.get("path", "unknown"), root), in_table=True),
+                short_sha(dataset.get("sha256")),
+                duration(doc.get("duration_s")),
+                trace_link(doc),
+            ]
+        )
     return table(["run", "metric file", "n", "errors", "split", "dataset", "sha256", "eval wall time", "Langfuse"], rows)
 
 
 def models_lines(inputs: TrackInputs) -> list[str]:
-    return [f"- {ROLE_LABELS[role]}: " + (identity(run.doc.get("model_description") or {}) if (run := inputs.runs.get(role)) else NOT_RUN) for role in ROLES]
+    return [
+        f"- {ROLE_LABELS[role]}: " + (identity(run.doc.get("model_description") or {}) if (run := inputs.runs.get(role)) else NOT_RUN)
+        for role in ROLES
+    ]
 
 
 def manifest_lines(inputs: TrackInputs) -> list[str]:
     if inputs.manifest is None:
-        return ["Training manifest: " + ("not run" if inputs.decision is None or inputs.decision.get("fine_tune") else "not needed (decision: keep)") + "."]
+        return [
+            "Training manifest: "
+            + ("not run" if inputs.decision is None or inputs.decision.get("fine_tune") else "not needed (decision: keep)")
+            + "."
+        ]
     lines = [f"Training manifest: {code(inputs.manifest_path)}"]
     for key, value in inputs.manifest.items():
         if key == "langfuse":
@@ -207,7 +260,7 @@ def request_excerpt(prompt: str, track: str) -> str:
     """The user's request, which ends every prompt; the tool list before it is the same for many rows."""
     marker = load_templates()[track].split("{user_text}")[0].split("{tools}")[-1]
     position = prompt.rfind(marker) if marker.strip() else -1
-    return prompt[position + len(marker):] if position >= 0 else "\u2026" + prompt[-EXCERPT_CHARS["request"]:]
+    return prompt[position + len(marker) :] if position >= 0 else "\u2026" + prompt[-EXCERPT_CHARS["request"] :]
 
 
 def example_run(inputs: TrackInputs, kind: str) -> Run:
@@ -235,7 +288,9 @@ def failure_example(inputs: TrackInputs, kind: str, datasets: dict[str, tuple[di
     else:
         lines.append(f"  - request and gold: not available ({escape(problem or 'row not in the dataset')})")
     if record.get("output") is None:
-        lines.append(f"  - output: none \u2014 {escape(record.get('error_class') or 'error')}: {code(record.get('error') or 'no detail', limit=EXCERPT_CHARS['output'])}")
+        lines.append(
+            f"  - output: none \u2014 {escape(record.get('error_class') or 'error')}: {code(record.get('error') or 'no detail', limit=EXCERPT_CHARS['output'])}"
+        )
     else:
         lines.append(f"  - output: {code(record['output'], limit=EXCERPT_CHARS['output'])}")
     return lines
@@ -249,8 +304,16 @@ def failures_section(inputs: TrackInputs, root: Path | None) -> list[str]:
     if not totals:
         return ["No failed rows in any run." if inputs.runs else NOT_RUN + "."]
     ranked = sorted(totals, key=lambda kind: (-totals[kind], kind))[:TOP_FAILURES]
-    rows = [[code(kind, in_table=True), *(str(run.failures.get(kind, 0)) if (run := inputs.runs.get(role)) else NOT_RUN for role in ROLES)] for kind in ranked]
-    lines = [f"Failure kinds over this track's runs, most common first (at most {TOP_FAILURES}; each failed row counts once, by its first failing cause):", "", *table(["failure kind", *ROLE_LABELS.values()], rows), ""]
+    rows = [
+        [code(kind, in_table=True), *(str(run.failures.get(kind, 0)) if (run := inputs.runs.get(role)) else NOT_RUN for role in ROLES)]
+        for kind in ranked
+    ]
+    lines = [
+        f"Failure kinds over this track's runs, most common first (at most {TOP_FAILURES}; each failed row counts once, by its first failing cause):",
+        "",
+        *table(["failure kind", *ROLE_LABELS.values()], rows),
+        "",
+    ]
     datasets: dict[str, tuple[dict[str, Row], str | None]] = {}
     for kind in ranked:
         lines += [f"**{escape(kind)}**", "", *failure_example(inputs, kind, datasets, root), ""]

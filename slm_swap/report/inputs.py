@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.files import sha256_file
 from slm_swap.scoring.metrics import CORE_METRICS
-from slm_swap.data.rows import DatasetError, Row, load_rows
 
 ROLES = ("hosted", "slm", "slm_ft")
 ROLE_LABELS = {"hosted": "hosted", "slm": "SLM", "slm_ft": "SLM + adapter"}
@@ -33,7 +33,11 @@ class RunNames:
     after_tag: str = "ft"
 
     def stem(self, track: str, role: str) -> str:
-        return {"hosted": f"{track}_{self.hosted_model}", "slm": f"{track}_{self.slm_model}", "slm_ft": f"{track}_{self.slm_model}_{self.after_tag}"}[role]
+        return {
+            "hosted": f"{track}_{self.hosted_model}",
+            "slm": f"{track}_{self.slm_model}",
+            "slm_ft": f"{track}_{self.slm_model}_{self.after_tag}",
+        }[role]
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,3 @@
-"""Pure scoring: an output and a gold completion in, a `RowResult` out (`scorers`); rates and counts over results (`metrics`). No I/O."""
+"""Pure scoring: an output and a gold completion in, a `RowResult` out (`scorers`); rates and counts over
+results (`metrics`). No I/O.
+"""

@@ -109,7 +109,7 @@ def score_toolcall(output: str | None, gold: str) -> RowResult:
     openings = count_tool_call_openings(output)
     if not calls:
         kind = FailureKind.EMPTY_OUTPUT if not output.strip() else FailureKind.NO_TOOL_CALL
-        return _result("toolcall", checks, kind, "no complete <tool_call name=\"...\">...</tool_call> element")
+        return _result("toolcall", checks, kind, 'no complete <tool_call name="...">...</tool_call> element')
     if len(calls) > 1 or openings > 1:
         return _result("toolcall", checks, FailureKind.MULTIPLE_TOOL_CALLS, f"{max(len(calls), openings)} tool calls, expected one")
     call = calls[0]

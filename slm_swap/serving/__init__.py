@@ -1,1 +1,3 @@
-"""Serving the SLM: merging an adapter (`export`), launching `transformers serve` (`launch`, `process`) and checking served text against evaluation (`parity`)."""
+"""Serving the SLM: merging an adapter (`export`), launching `transformers serve` (`launch`, `process`) and
+checking served text against evaluation (`parity`).
+"""

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.backends.checkpoints import CheckpointError, read_manifest, require_checkpoint
-from slm_swap.serving.export import adapter_fingerprint, merged_dir
 from slm_swap.prompts import TRACKS
+from slm_swap.serving.export import adapter_fingerprint, merged_dir
 
 VLLM_DEFAULT_MAX_LORA_RANK = 16  # vLLM refuses adapters of a higher rank unless --max-lora-rank says so
 

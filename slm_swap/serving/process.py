@@ -96,8 +96,21 @@ def start_transformers_serve(
     if log_path is None:
         log_path = Path(tempfile.mkdtemp(prefix="transformers-serve-")) / "serve.log"
     command = [
-        sys.executable, "-m", "transformers.cli.transformers", "serve", str(path),
-        "--host", host, "--port", str(port), "--device", device, "--dtype", dtype, "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "transformers.cli.transformers",
+        "serve",
+        str(path),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--device",
+        device,
+        "--dtype",
+        dtype,
+        "--log-level",
+        "warning",
     ]
     if quantization:
         command += ["--quantization", quantization]

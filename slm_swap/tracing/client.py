@@ -128,8 +128,7 @@ def claim_public_key(public_key: str) -> None:
             return
         if not existing._shutdown:
             raise TracingError(
-                "another Langfuse client with the same public key is open in this process; "
-                "close it before recording SLM Swap runs"
+                "another Langfuse client with the same public key is open in this process; close it before recording SLM Swap runs"
             )
         del LangfuseResourceManager._instances[public_key]
 

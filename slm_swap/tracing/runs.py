@@ -16,10 +16,10 @@ from typing import Any
 
 from langfuse import LangfuseEvent, LangfuseGeneration, LangfuseSpan
 
-from slm_swap.prompts import build_messages
 from slm_swap.data.rows import Row
-from slm_swap.tracing.session import TracingSession
+from slm_swap.prompts import build_messages
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
+from slm_swap.tracing.session import TracingSession
 
 USAGE_NAMES = {"prompt_tokens": "input", "completion_tokens": "output", "total_tokens": "total"}
 RECORD_METADATA = ("passed", "failure", "detail", "error_class", "finish_reason", "retries", "cached")
@@ -128,8 +128,17 @@ def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequenc
                 LangfuseSpan,
                 name,
                 at=run.started_at,
-                input={"model": dict(run.model), "dataset": {"path": run.dataset_path, "sha256": run.dataset_sha256}, "pytest_args": list(run.pytest_args)},
-                output={"rates": dict(run.rates), "summary": dict(run.summary), "metric_path": run.metric_path, "predictions_path": run.predictions_path},
+                input={
+                    "model": dict(run.model),
+                    "dataset": {"path": run.dataset_path, "sha256": run.dataset_sha256},
+                    "pytest_args": list(run.pytest_args),
+                },
+                output={
+                    "rates": dict(run.rates),
+                    "summary": dict(run.summary),
+                    "metric_path": run.metric_path,
+                    "predictions_path": run.predictions_path,
+                },
                 metadata=identity,
             )
             for row in rows:
@@ -149,7 +158,14 @@ def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequenc
                 )
                 session.end(generation, at=ended_at)
                 for check, passed in row.checks.items():
-                    session.score(trace_id=root.trace_id, observation_id=generation.id, name=check, value=1.0 if passed else 0.0, data_type="BOOLEAN", at=ended_at)
+                    session.score(
+                        trace_id=root.trace_id,
+                        observation_id=generation.id,
+                        name=check,
+                        value=1.0 if passed else 0.0,
+                        data_type="BOOLEAN",
+                        at=ended_at,
+                    )
             session.end(root, at=run.ended_at)
         for rate, value in run.rates.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -174,8 +190,19 @@ def record_training_run(settings: LangfuseSettings, run: TrainingRunTrace, *, se
                     "settings": dict(run.settings),
                     "datasets": {"train": run.train_path, "val": run.val_path, "sha256": dict(run.dataset_sha256)},
                 },
-                output={"adapter_path": run.adapter_path, "final_losses": dict(run.final_losses), "loss_curve": [dict(p) for p in run.loss_curve], **run.details},
-                metadata={"track": run.track, "backend": run.backend, "train_path": run.train_path, "val_path": run.val_path, "adapter_path": run.adapter_path},
+                output={
+                    "adapter_path": run.adapter_path,
+                    "final_losses": dict(run.final_losses),
+                    "loss_curve": [dict(p) for p in run.loss_curve],
+                    **run.details,
+                },
+                metadata={
+                    "track": run.track,
+                    "backend": run.backend,
+                    "train_path": run.train_path,
+                    "val_path": run.val_path,
+                    "adapter_path": run.adapter_path,
+                },
             )
             session.end(root, at=run.ended_at)
         for loss, value in run.final_losses.items():
@@ -185,12 +212,16 @@ def record_training_run(settings: LangfuseSettings, run: TrainingRunTrace, *, se
     return _record(settings, secrets, build)
 
 
-def record_decisions(settings: LangfuseSettings, decisions: Mapping[str, Mapping[str, Any]], *, at: float, secrets: Sequence[str] = ()) -> TraceRef:
+def record_decisions(
+    settings: LangfuseSettings, decisions: Mapping[str, Mapping[str, Any]], *, at: float, secrets: Sequence[str] = ()
+) -> TraceRef:
     """One trace `decide` holding one event `decision:<track>` per track, each carrying its payload."""
 
     def build(session: TracingSession) -> str:
         with session.trace("decide"):
-            root = session.start(LangfuseSpan, "decide", at=at, input={"tracks": sorted(decisions)}, output={t: dict(p) for t, p in decisions.items()})
+            root = session.start(
+                LangfuseSpan, "decide", at=at, input={"tracks": sorted(decisions)}, output={t: dict(p) for t, p in decisions.items()}
+            )
             for track, payload in decisions.items():
                 event = session.start(LangfuseEvent, f"decision:{track}", at=at, parent=root, input={"track": track}, output=dict(payload))
                 session.end(event, at=at)

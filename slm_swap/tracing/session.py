@@ -9,11 +9,10 @@ short of that, or a flush past its time bound, is a `TracingError`.
 
 from __future__ import annotations
 
-import secrets
-
 import base64
 import contextlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,8 +28,8 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from slm_swap.tracing.client import LangfuseSettings, TracingError, claim_public_key, redact, release_public_key, run_bounded
 
@@ -42,7 +41,6 @@ FLUSH_EVERY_SPANS = 1000
 Observation = LangfuseSpan | LangfuseGeneration | LangfuseEvent
 
 
-
 class EntropyIdGenerator(IdGenerator):
     """Trace and span ids from the OS, not the global `random`: training seeds that one, and two
     runs with the same seed would otherwise write into the same trace."""
@@ -52,6 +50,7 @@ class EntropyIdGenerator(IdGenerator):
 
     def generate_trace_id(self) -> int:
         return secrets.randbits(128) or 1
+
 
 class DeliveryLedger:
     """What Langfuse confirmed, fed by the exporter and by HTTP response hooks; never holds a header."""
@@ -118,7 +117,7 @@ class CountingExporter(SpanExporter):
 
 def sdk_headers(settings: LangfuseSettings) -> dict[str, str]:
     """The headers the SDK's own exporter sends (langfuse/_client/span_processor.py)."""
-    token = base64.b64encode(f"{settings.public_key}:{settings.secret_key}".encode("utf-8")).decode("ascii")
+    token = base64.b64encode(f"{settings.public_key}:{settings.secret_key}".encode()).decode("ascii")
     return {
         "Authorization": f"Basic {token}",
         "x-langfuse-sdk-name": "python",
@@ -195,7 +194,9 @@ class TracingSession:
         context = otel_trace.set_span_in_context(self._parents[parent.id]) if parent is not None else None
         span = self._tracer.start_span(self.clean(name), context=context, start_time=to_ns(at))
         if not span.is_recording():
-            raise TracingError("the Langfuse SDK is not recording in this process (LANGFUSE_TRACING_ENABLED=false or OTEL_SDK_DISABLED=true?)")
+            raise TracingError(
+                "the Langfuse SDK is not recording in this process (LANGFUSE_TRACING_ENABLED=false or OTEL_SDK_DISABLED=true?)"
+            )
         observation = kind(otel_span=span, langfuse_client=self.client, **{k: self.clean(v) for k, v in fields.items()})
         self._parents[observation.id] = span
         return observation
@@ -207,7 +208,17 @@ class TracingSession:
         if self._ended - self._flushed_at >= FLUSH_EVERY_SPANS:
             self.flush()
 
-    def score(self, *, trace_id: str, name: str, value: float, data_type: str, at: float, observation_id: str | None = None, comment: str | None = None) -> None:
+    def score(
+        self,
+        *,
+        trace_id: str,
+        name: str,
+        value: float,
+        data_type: str,
+        at: float,
+        observation_id: str | None = None,
+        comment: str | None = None,
+    ) -> None:
         self.client.create_score(
             name=self.clean(name),
             value=float(value),
@@ -221,7 +232,11 @@ class TracingSession:
 
     def trace_url(self, trace_id: str) -> str:
         try:
-            url = run_bounded(lambda: self.client.get_trace_url(trace_id=trace_id), self.settings.request_timeout_s + 5.0, "looking up the Langfuse project")
+            url = run_bounded(
+                lambda: self.client.get_trace_url(trace_id=trace_id),
+                self.settings.request_timeout_s + 5.0,
+                "looking up the Langfuse project",
+            )
         except Exception:
             url = None  # the link is a convenience; whether the data arrived is for finish() to say
         return url or f"{self.settings.host}/trace/{trace_id}"
@@ -236,7 +251,9 @@ class TracingSession:
         except TracingError:
             self._timed_out = True
             seen = f" (so far: {'; '.join(self.ledger.problems)})" if self.ledger.problems else ""
-            raise TracingError(f"Langfuse at {self.settings.host} did not take the data within the {self.settings.flush_timeout_s:g} s flush bound{seen}") from None
+            raise TracingError(
+                f"Langfuse at {self.settings.host} did not take the data within the {self.settings.flush_timeout_s:g} s flush bound{seen}"
+            ) from None
 
     def finish(self) -> None:
         """Flush within the bound, then raise TracingError unless Langfuse took every span and score."""

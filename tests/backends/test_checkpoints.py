@@ -17,11 +17,11 @@ from slm_swap.backends.checkpoints import (
     MODELS,
     CheckpointError,
     EmbeddedModel,
+    assemble_gguf,
     check_adapter_base,
     checkpoint_identity,
     ensure_checkpoint,
     locate_gguf_parts,
-    assemble_gguf,
     record_adapter_base,
     require_checkpoint,
 )
@@ -104,7 +104,9 @@ def test_gemma_turn_format_matches_gemma3_chat() -> None:
     template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(GEMMA_CHAT_TEMPLATE)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Hi "}, {"role": "assistant", "content": "Hello"}]
     text = template.render(messages=messages, bos_token="<bos>", add_generation_prompt=True)
-    assert text == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n"
+    assert (
+        text == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n"
+    )
 
 
 def test_hub_without_network_fails_fast_and_leaves_nothing(tmp_path: Path) -> None:
@@ -173,7 +175,9 @@ def test_adapter_recorded_by_path_reads_that_folder_identity(tmp_path: Path) -> 
 def test_adapter_for_another_base_is_refused(tmp_path: Path) -> None:
     adapter = fake_adapter(tmp_path / "adapter", "Qwen/Qwen2.5-7B-Instruct")
     model = fake_checkpoint(tmp_path / "phi", "microsoft/Phi-4-mini-instruct")
-    with pytest.raises(CheckpointError, match="trained on base 'Qwen/Qwen2.5-7B-Instruct', but the model at .* is 'microsoft/Phi-4-mini-instruct'"):
+    with pytest.raises(
+        CheckpointError, match="trained on base 'Qwen/Qwen2.5-7B-Instruct', but the model at .* is 'microsoft/Phi-4-mini-instruct'"
+    ):
         check_adapter_base(adapter, model)
 
 
@@ -181,4 +185,3 @@ def test_folder_without_manifest_is_identified_by_its_path(tmp_path: Path) -> No
     model = fake_checkpoint(tmp_path / "plain", None)
     assert checkpoint_identity(model) == str(model.resolve())
     check_adapter_base(fake_adapter(tmp_path / "adapter", str(model)), model)
-

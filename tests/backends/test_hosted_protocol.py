@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from fault_server import Fault, FaultServer
 
 from slm_swap.backends.hosted import HostedModel, HostedSettingsError, hosted_settings_from_env
-from slm_swap.prompts import build_messages
 from slm_swap.backends.retry import CircuitOpen, RetryPolicy, parse_retry_after
 from slm_swap.data.rows import Row
-from fault_server import Fault, FaultServer
+from slm_swap.prompts import build_messages
 
 KEY = "canary-key-5f1c0d2a9e"
 PROMPT = "Turn on the kitchen lights."
@@ -26,7 +26,9 @@ def make_row(prompt: str = PROMPT, index: int = 0) -> Row:
 
 
 def make_model(server: FaultServer, **overrides) -> HostedModel:
-    settings = dict(api_version="2024-02-15-preview", max_tokens=64, timeout_s=5.0, max_retries=3, row_budget_s=20.0, base_wait_s=0.01, max_wait_s=0.05)
+    settings = dict(
+        api_version="2024-02-15-preview", max_tokens=64, timeout_s=5.0, max_retries=3, row_budget_s=20.0, base_wait_s=0.01, max_wait_s=0.05
+    )
     settings.update(overrides)
     return HostedModel(server.endpoint, KEY, **settings)
 
@@ -212,7 +214,13 @@ def test_description_drops_credentials_hidden_in_the_endpoint():
 
 def test_concurrent_rows_with_random_429s_all_get_answers(server_factory):
     prompts = [f"row {index}" for index in range(24)]
-    server = server_factory(answers={prompt: prompt.upper() for prompt in prompts}, rates={"rate_limit": 0.3}, retry_after_ms=20, max_faults_per_prompt=2, seed=7)
+    server = server_factory(
+        answers={prompt: prompt.upper() for prompt in prompts},
+        rates={"rate_limit": 0.3},
+        retry_after_ms=20,
+        max_faults_per_prompt=2,
+        seed=7,
+    )
     model = make_model(server, max_retries=3)
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(lambda item: model.answer(make_row(item[1], item[0])), enumerate(prompts)))
@@ -245,7 +253,11 @@ def test_settings_from_env_with_optional_version():
     base = {"AZURE_ENDPOINT": "https://x.example/openai/deployments/d/", "AZURE_API_KEY": KEY}
     assert hosted_settings_from_env(base).api_version is None
     settings = hosted_settings_from_env({**base, "AZURE_API_VERSION": "2024-02-15-preview"})
-    assert (settings.endpoint, settings.api_key, settings.api_version) == ("https://x.example/openai/deployments/d", KEY, "2024-02-15-preview")
+    assert (settings.endpoint, settings.api_key, settings.api_version) == (
+        "https://x.example/openai/deployments/d",
+        KEY,
+        "2024-02-15-preview",
+    )
 
 
 @pytest.mark.parametrize("endpoint", ["x.example/openai/deployments/d", "https://x.example/openai/deployments/d/chat/completions"])

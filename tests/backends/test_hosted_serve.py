@@ -10,8 +10,8 @@ import pytest
 
 from slm_swap.backends.checkpoints import ensure_checkpoint
 from slm_swap.backends.hosted import HostedModel
-from slm_swap.prompts import build_prompt
 from slm_swap.data.rows import Row
+from slm_swap.prompts import build_prompt
 from slm_swap.serving.process import ServeError, start_transformers_serve
 
 REPO = Path(__file__).resolve().parents[2]

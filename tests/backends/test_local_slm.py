@@ -10,8 +10,8 @@ import pytest
 
 from slm_swap.backends.checkpoints import CheckpointError, ensure_checkpoint, record_adapter_base
 from slm_swap.backends.local_slm import LocalSLM, bytes_per_row, choose_batch_size, resolve_adapter
-from slm_swap.prompts import TRACKS
 from slm_swap.data.rows import Row, load_rows
+from slm_swap.prompts import TRACKS
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT_NAME = "smollm2-135m-instruct"
@@ -119,7 +119,9 @@ def test_lora_adapter_is_applied(smollm2: Path, tmp_path: Path) -> None:
 def test_adapter_for_another_base_is_refused_before_loading(smollm2: Path, tmp_path: Path) -> None:
     adapter = tmp_path / "adapter_structured"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "microsoft/Phi-4-mini-instruct"}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "microsoft/Phi-4-mini-instruct"})
+    )
     with pytest.raises(CheckpointError, match="trained on base 'microsoft/Phi-4-mini-instruct'"):
         LocalSLM(smollm2, adapter=adapter, track="structured")
 
@@ -156,7 +158,9 @@ def test_resolve_adapter(tmp_path: Path) -> None:
 def test_bytes_per_row_of_phi4_mini() -> None:
     from transformers import Phi3Config
 
-    config = Phi3Config(hidden_size=3072, num_hidden_layers=32, num_attention_heads=24, num_key_value_heads=8, intermediate_size=8192, vocab_size=200064)
+    config = Phi3Config(
+        hidden_size=3072, num_hidden_layers=32, num_attention_heads=24, num_key_value_heads=8, intermediate_size=8192, vocab_size=200064
+    )
     kv = 2 * 32 * 8 * 128 * 2  # keys and values, 32 layers, 8 KV heads of 128, bf16
     activations = (6 * 3072 + 3 * 8192) * 2
     assert bytes_per_row(config, 2, 100) == 100 * (kv + activations) + 8 * 200064

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fault_server import Fault, FaultServer, _uniform
 from harness_support import REPO, make_project
+
 from slm_swap.backends.journal import read_journal
 from slm_swap.files import write_json_atomic
 
@@ -119,7 +119,15 @@ def test_429s_with_retry_after_ms_lose_no_row_and_every_wait_is_honoured(bench):
     assert set(doc["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
     assert doc["usage"]["total_tokens"] == sum(p["usage"]["total_tokens"] for p in predictions) > 0
     result.stdout.fnmatch_lines([f"*retries by class {{'rate_limit': {injected}}}*"])
-    figure("1", rows=200, requests=len(server.requests), injected_429=injected, errors=doc["errors"], min_gap_s=round(min(g for _, g in gaps), 4), wall_s=round(wall, 1))
+    figure(
+        "1",
+        rows=200,
+        requests=len(server.requests),
+        injected_429=injected,
+        errors=doc["errors"],
+        min_gap_s=round(min(g for _, g in gaps), 4),
+        wall_s=round(wall, 1),
+    )
 
 
 # -- 2. exhausted quota -----------------------------------------------------------------------------
@@ -131,7 +139,9 @@ def test_insufficient_quota_is_one_attempt_of_class_quota_and_fails_the_error_ra
     # more faults than any run asks for: a retried quota row would get a second request
     server = b.serve(per_prompt={prompt: ["quota"] * 5 for prompt in quota_prompts})
     reference = b.pytester.path / "reference.json"
-    write_json_atomic(reference, {"track": "toolcall", "metrics": dict.fromkeys(("valid_call_rate", "name_match_rate", "args_exact_rate"), 0.6)})
+    write_json_atomic(
+        reference, {"track": "toolcall", "metrics": dict.fromkeys(("valid_call_rate", "name_match_rate", "args_exact_rate"), 0.6)}
+    )
     # the gate alone judges metrics (5 of 8 right beats the reference's 0.6), so this run passes ...
     gated = b.run("--no-cache", f"--gate-against={reference}")
     assert gated.ret == 0
@@ -175,7 +185,14 @@ def test_retry_after_600_fails_the_row_inside_its_budget(bench):
     assert all("asked to wait 600s, beyond the row budget of 5s" in p["error"] for p in failed)
     assert all(p["latency_s"] < 5 for p in failed) and wall < 60
     assert all(len(server.requests_for(prompt)) == 1 for prompt in slow)
-    figure("3", rows=6, retry_after_600_rows=2, row_budget_s=5, max_row_latency_s=round(max(p["latency_s"] for p in failed), 3), wall_s=round(wall, 1))
+    figure(
+        "3",
+        rows=6,
+        retry_after_600_rows=2,
+        row_budget_s=5,
+        max_row_latency_s=round(max(p["latency_s"] for p in failed), 3),
+        wall_s=round(wall, 1),
+    )
 
 
 # -- 4. stalls past the timeout ------------------------------------------------------------------------
@@ -210,7 +227,17 @@ def test_stalls_past_the_timeout_are_class_timeout_and_bounded_per_row(bench):
     bound = timeout * (retries + 1) + 0.5
     assert max(p["latency_s"] for p in predictions) <= bound + 0.5  # slack for a busy CI machine
     result.assert_outcomes(passed=30 - len(timed_out), failed=len(timed_out))
-    figure("4", rows=30, requests=len(server.requests), stalled=stalled, timeout_rows=len(timed_out), retried=doc["retries"], max_row_latency_s=round(max(p["latency_s"] for p in predictions), 3), bound_s=bound, wall_s=round(wall, 1))
+    figure(
+        "4",
+        rows=30,
+        requests=len(server.requests),
+        stalled=stalled,
+        timeout_rows=len(timed_out),
+        retried=doc["retries"],
+        max_row_latency_s=round(max(p["latency_s"] for p in predictions), 3),
+        bound_s=bound,
+        wall_s=round(wall, 1),
+    )
 
 
 # -- 5. content filters -----------------------------------------------------------------------------------
@@ -233,7 +260,14 @@ def test_content_filter_400_and_filtered_finish_are_two_classes(bench):
     # a filtered 200 still has its text scored (here the gold reply): flagged, not an error
     assert len(flagged) == filtered and all(p["error"] is None and p["flags"]["args_exact"] for p in flagged)
     result.assert_outcomes(passed=100 - rejected, failed=rejected)
-    figure("5", rows=100, content_filter_400=rejected, finish_content_filter=filtered, error_classes=doc["error_classes"], content_filtered=doc["content_filtered"])
+    figure(
+        "5",
+        rows=100,
+        content_filter_400=rejected,
+        finish_content_filter=filtered,
+        error_classes=doc["error_classes"],
+        content_filtered=doc["content_filtered"],
+    )
 
 
 # -- 6. a run killed halfway, then resumed -------------------------------------------------------------
@@ -297,7 +331,17 @@ def test_sigkill_halfway_then_resume_asks_only_for_unanswered_rows(bench):
     # no prompt was answered twice: the journal holds each row once
     keys = journal_keys(b.journal())
     assert len(keys) == len(set(keys)) == 300
-    figure("6", rows=300, calls_before_kill=calls_before, journalled_at_kill=answered, in_flight=in_flight, dropped_lines=journalled.dropped_lines, new_calls_on_resume=new_calls, cached_rows=doc["cached_rows"], unique_ids=len(set(ids)))
+    figure(
+        "6",
+        rows=300,
+        calls_before_kill=calls_before,
+        journalled_at_kill=answered,
+        in_flight=in_flight,
+        dropped_lines=journalled.dropped_lines,
+        new_calls_on_resume=new_calls,
+        cached_rows=doc["cached_rows"],
+        unique_ids=len(set(ids)),
+    )
 
 
 # -- 7. a worker dies on a row ---------------------------------------------------------------------------
@@ -306,12 +350,14 @@ def test_sigkill_halfway_then_resume_asks_only_for_unanswered_rows(bench):
 def test_worker_exit_on_a_row_is_worker_crash_and_counts_sum_to_n(bench):
     b = bench(16)
     server = b.serve()
-    b.pytester.makepyfile(crash_plugin="""
+    b.pytester.makepyfile(
+        crash_plugin="""
 import os
 def pytest_runtest_call(item):
     if item.name.endswith("[test-0005]"):
         os._exit(1)
-""")
+"""
+    )
     result = b.run("-n", "2", "-p", "crash_plugin", xdist=True)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     doc = b.metric()
@@ -323,7 +369,16 @@ def pytest_runtest_call(item):
     # the crashed row's answer arrived before the crash; it is in the journal, so a resume asks nothing
     resumed = b.run("-n", "2", "--resume", xdist=True)
     assert resumed.ret == 0 and len(server.requests) == 16 and b.metric()["cached_rows"] == 16
-    figure("7", rows=16, workers=2, crashed_row=crashed["id"], error_classes=doc["error_classes"], passed=doc["passed"], requests=16, resume_new_calls=0)
+    figure(
+        "7",
+        rows=16,
+        workers=2,
+        crashed_row=crashed["id"],
+        error_classes=doc["error_classes"],
+        passed=doc["passed"],
+        requests=16,
+        resume_new_calls=0,
+    )
 
 
 # -- 8. serial and -n 4 from the same journal -------------------------------------------------------------
@@ -337,7 +392,12 @@ def as_written(document: dict) -> bytes:
 def test_serial_and_xdist_runs_on_cached_answers_write_identical_files(bench):
     b = bench(40)
     # the journal holds retried rows, errors and a filtered reply, so every count of the file is exercised
-    server = b.serve(rates={"rate_limit": 0.2, "content_filter_400": 0.05, "content_filter_finish": 0.05}, retry_after_ms=10, max_faults_per_prompt=2, seed=5)
+    server = b.serve(
+        rates={"rate_limit": 0.2, "content_filter_400": 0.05, "content_filter_finish": 0.05},
+        retry_after_ms=10,
+        max_faults_per_prompt=2,
+        seed=5,
+    )
     b.run()
     calls = len(server.requests)
     out = b.pytester.path / "slm_swap" / "05_eval"
@@ -355,7 +415,16 @@ def test_serial_and_xdist_runs_on_cached_answers_write_identical_files(bench):
     assert as_written(serial) == serial_metric
     assert as_written({key: serial[key] if key in TIMING_FIELDS else value for key, value in parallel.items()}) == serial_metric
     assert serial_predictions == xdist_predictions
-    figure("8", rows=40, calls_to_fill_journal=calls, calls_on_resume=0, cached_rows=40, errors=serial["errors"], retries=serial["retries"], differing_fields=sorted(k for k in serial if serial[k] != parallel[k]))
+    figure(
+        "8",
+        rows=40,
+        calls_to_fill_journal=calls,
+        calls_on_resume=0,
+        cached_rows=40,
+        errors=serial["errors"],
+        retries=serial["retries"],
+        differing_fields=sorted(k for k in serial if serial[k] != parallel[k]),
+    )
 
 
 # -- 9. the key never leaks ---------------------------------------------------------------------------------
@@ -365,7 +434,9 @@ def test_canary_key_appears_in_no_file_output_or_trace(bench):
     b = bench(8)
     prompts = b.prompts
     # a 401 that quotes the key back, a wrong answer, a filtered reply and a retried 429
-    server = b.serve(per_prompt={prompts[1]: ["unauthorized"], prompts[2]: ["content_filter_400"], prompts[3]: [Fault("rate_limit", retry_after_ms=10)]})
+    server = b.serve(
+        per_prompt={prompts[1]: ["unauthorized"], prompts[2]: ["content_filter_400"], prompts[3]: [Fault("rate_limit", retry_after_ms=10)]}
+    )
     server.plan.answers = {**server.plan.answers, prompts[4]: "not a tool call"}
     outputs = []
     result = b.run("--tb=long", "-l", "-v", "-rA")
@@ -375,7 +446,8 @@ def test_canary_key_appears_in_no_file_output_or_trace(bench):
     outputs += [xdist.stdout.str(), xdist.stderr.str()]
     # a model setup that breaks (here: the HTTP client refuses, as it does for a proxy variable with an
     # unknown scheme) prints a long traceback with every frame's locals, untruncated under -vv
-    b.pytester.makepyfile(client_refused="""
+    b.pytester.makepyfile(
+        client_refused="""
 import slm_swap.backends.hosted
 
 class Refused:
@@ -383,7 +455,8 @@ class Refused:
         raise ValueError("Unknown scheme for proxy URL")
 
 slm_swap.backends.hosted.openai.OpenAI = Refused
-""")
+"""
+    )
     b.monkeypatch.delenv("AZURE_API_KEY")
     b.monkeypatch.setenv("AZURE_API_KEY", KEY)  # last in the environment, where a truncated repr still shows it
     broken = b.run("--tb=long", "-l", "-vv", "-p", "client_refused", xdist=True)
@@ -401,7 +474,15 @@ slm_swap.backends.hosted.openai.OpenAI = Refused
     leaks += ["langfuse span" for span in b.receiver.spans() if KEY in repr(span)]
     leaks += ["langfuse score" for score in b.receiver.scores() if KEY in json.dumps(score)]
     assert leaks == []
-    figure("9", files_checked=len(files), outputs_checked=len(outputs), langfuse_requests=len(received), spans=len(b.receiver.spans()), scores=len(b.receiver.scores()), occurrences=0)
+    figure(
+        "9",
+        files_checked=len(files),
+        outputs_checked=len(outputs),
+        langfuse_requests=len(received),
+        spans=len(b.receiver.spans()),
+        scores=len(b.receiver.scores()),
+        occurrences=0,
+    )
 
 
 # -- the journal and the cache options ----------------------------------------------------------------------
@@ -472,12 +553,18 @@ def test_verbose_progress_shows_each_rows_retries(bench):
     b = bench(4)
     b.serve(per_prompt={b.prompts[2]: [Fault("rate_limit", retry_after_ms=10)] * 2, b.prompts[3]: ["server_error"]})
     result = b.run("-v")
-    result.stdout.fnmatch_lines(["*test_toolcall?test-0001? PASSED*", "*test_toolcall?test-0002? PASSED (retries rate_limit=2)*", "*test_toolcall?test-0003? PASSED (retries server=1)*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_toolcall?test-0001? PASSED*",
+            "*test_toolcall?test-0002? PASSED (retries rate_limit=2)*",
+            "*test_toolcall?test-0003? PASSED (retries server=1)*",
+        ]
+    )
 
 
 def test_two_writers_mending_the_same_cut_line_lose_nothing(tmp_path):
-    from slm_swap.backends.journal import AnswerJournal
     from slm_swap.backends.api import Answer
+    from slm_swap.backends.journal import AnswerJournal
     from slm_swap.data.rows import Row
 
     path = tmp_path / "journal.jsonl"

@@ -194,7 +194,9 @@ def test_load_ranks_refuses_a_full_size_table_that_is_not_o200k(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("fmt", ["js", "tiktoken lines in reverse"])
-def test_load_ranks_accepts_a_table_with_the_pinned_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_size_table: dict[bytes, int], fmt: str) -> None:
+def test_load_ranks_accepts_a_table_with_the_pinned_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_size_table: dict[bytes, int], fmt: str
+) -> None:
     # the hash is of the ranks re-serialised in rank order, whatever order the file lists them in
     serialised = tiktoken_text(full_size_table)
     monkeypatch.setattr(phi4_tokenizer, "O200K_TIKTOKEN_SHA256", hashlib.sha256(serialised.encode()).hexdigest())
@@ -236,7 +238,9 @@ def test_load_ranks_names_the_malformed_tiktoken_line(tmp_path: Path, bad_line: 
 def test_load_ranks_names_the_malformed_js_line(tmp_path: Path, bad_line: str) -> None:
     path = tmp_path / "o200k_base.js"
     good = base64.b64encode(b"a").decode()
-    path.write_text("export default " + json.dumps({"special_tokens": O200K_SPECIAL, "bpe_ranks": f"! 0 {good}\n{bad_line}"}), encoding="utf-8")
+    path.write_text(
+        "export default " + json.dumps({"special_tokens": O200K_SPECIAL, "bpe_ranks": f"! 0 {good}\n{bad_line}"}), encoding="utf-8"
+    )
     with pytest.raises(RanksError) as caught:
         load_ranks(path)
     assert str(caught.value).startswith(f"{path}: bpe_ranks line 2:")
@@ -280,7 +284,9 @@ def test_written_folder_loads_in_transformers_with_phi4_chat_template(tiny_folde
     assert prompt == "<|user|>hello world<|end|><|assistant|>"
     closed = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": "hi"}], tokenize=False)
     assert closed == "<|user|>hello world<|end|><|assistant|>hi<|end|><|endoftext|>"
-    with_tools = tokenizer.apply_chat_template([{"role": "system", "content": "s", "tools": "[]"}], add_generation_prompt=True, tokenize=False)
+    with_tools = tokenizer.apply_chat_template(
+        [{"role": "system", "content": "s", "tools": "[]"}], add_generation_prompt=True, tokenize=False
+    )
     assert with_tools == "<|system|>s<|tool|>[]<|/tool|><|end|><|assistant|>"
     assert tokenizer(prompt, add_special_tokens=False)["input_ids"] == [200021, TINY[b"hello"], TINY[b" world"], 200020, 200019]
     assert (tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id) == (199999, 199999, 199999)

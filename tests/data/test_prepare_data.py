@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.prompts import render_tools
-
 from slm_swap.data import splits as splits_module
 from slm_swap.data.bfcl import BFCL_CATEGORIES, find_bfcl_data, load_bfcl
-from slm_swap.data.sources import Example
-from slm_swap.formats.jsontext import parse_strict_json
 from slm_swap.data.rows import DatasetError, load_rows
+from slm_swap.data.sources import Example
 from slm_swap.data.splits import SPLITS, select_usable
+from slm_swap.formats.jsontext import parse_strict_json
 from slm_swap.formats.toolcall import find_tool_calls
+from slm_swap.prompts import render_tools
 from tools.prepare_data import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,8 +32,22 @@ def run_tool(*argv: str) -> int:
 
 
 def prepare_fixture(out_dir: Path, source: Path = FIXTURE, seed: int = 13) -> int:
-    return run_tool("--source", "xlam", "--xlam-path", str(source), "--out-dir", str(out_dir),
-                    "--seed", str(seed), "--test-size", "3", "--val-size", "2", "--train-size", "100")
+    return run_tool(
+        "--source",
+        "xlam",
+        "--xlam-path",
+        str(source),
+        "--out-dir",
+        str(out_dir),
+        "--seed",
+        str(seed),
+        "--test-size",
+        "3",
+        "--val-size",
+        "2",
+        "--train-size",
+        "100",
+    )
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
@@ -153,7 +166,11 @@ def test_bfcl_source_reads_installed_package_categories_and_quirks() -> None:
     assert by_id["simple_python_0"].user_text == "Find the area of a triangle with a base of 10 units and height of 5 units."
     # dict parameters hold one more level of alternatives
     assert by_id["live_multiple_0-0-0"].arguments["new_preferences"] == {
-        "size": "large", "milk_type": "coconut", "sweetness_level": "extra", "temperature": "hot", "special_instructions": "served boiling hot",
+        "size": "large",
+        "milk_type": "coconut",
+        "sweetness_level": "extra",
+        "temperature": "hot",
+        "special_instructions": "served boiling hot",
     }
     assert by_id["multiple_119"].arguments["conditions"] == [
         {"field": "age", "operation": ">", "value": "25"},
@@ -201,7 +218,9 @@ def garble_answers(path: Path) -> Path:
     ],
     ids=["missing-file", "bad-json-row", "row-without-answers", "unparseable-answers"],
 )
-def test_bad_xlam_input_names_file_and_row_and_leaves_previous_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str], make_source, expected: str) -> None:
+def test_bad_xlam_input_names_file_and_row_and_leaves_previous_splits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_source, expected: str
+) -> None:
     out_dir = tmp_path / "out"
     prepare_fixture(out_dir)
     before = tree_bytes(out_dir)
@@ -251,8 +270,21 @@ def test_failed_swap_restores_the_previous_set(tmp_path: Path, monkeypatch: pyte
 
 def test_command_line_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "tools/prepare_data.py", "--source", "xlam", "--xlam-path", str(tmp_path / "none.json"), "--out-dir", str(tmp_path / "out")],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "tools/prepare_data.py",
+            "--source",
+            "xlam",
+            "--xlam-path",
+            str(tmp_path / "none.json"),
+            "--out-dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'none.json'}: file not found\n"

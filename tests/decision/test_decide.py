@@ -19,8 +19,15 @@ RATES = {
 
 
 def metric_file(folder: Path, name: str, track: str, rates: list[float], sha: str = "a" * 64, split: str = "test", n: int = 200) -> Path:
-    doc = {"track": track, "model": name.split("_")[1], "split": split, "n": n, "errors": 0,
-           "metrics": dict(zip(RATES[track], rates)), "dataset": {"path": f"{track}/test.jsonl", "sha256": sha}}
+    doc = {
+        "track": track,
+        "model": name.split("_")[1],
+        "split": split,
+        "n": n,
+        "errors": 0,
+        "metrics": dict(zip(RATES[track], rates)),
+        "dataset": {"path": f"{track}/test.jsonl", "sha256": sha},
+    }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(doc))
     return path

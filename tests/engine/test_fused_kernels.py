@@ -25,7 +25,9 @@ def cos_sin(positions, dim):  # type: ignore[no-untyped-def]
     return emb.cos().to(BF16), emb.sin().to(BF16)
 
 
-@pytest.mark.parametrize(("modeling", "heads", "kv_heads", "dim", "rotary"), [(modeling_phi3, 24, 8, 128, 96), (modeling_llama, 9, 3, 64, 64)])
+@pytest.mark.parametrize(
+    ("modeling", "heads", "kv_heads", "dim", "rotary"), [(modeling_phi3, 24, 8, 128, 96), (modeling_llama, 9, 3, 64, 64)]
+)
 @pytest.mark.parametrize("length", [1, 37])
 def test_rotary_is_bit_identical(modeling, heads: int, kv_heads: int, dim: int, rotary: int, length: int) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(length)
@@ -73,7 +75,11 @@ def test_rms_norm_matches_within_one_unit_in_the_last_place(hidden: int) -> None
 def test_patched_model_gives_the_same_greedy_tokens_and_is_restored(family: str) -> None:
     torch.manual_seed(1)
     common = dict(vocab_size=500, hidden_size=256, intermediate_size=512, num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2)
-    model = (Phi3ForCausalLM(Phi3Config(**common, partial_rotary_factor=0.75, pad_token_id=0)) if family == "phi3" else LlamaForCausalLM(LlamaConfig(**common)))
+    model = (
+        Phi3ForCausalLM(Phi3Config(**common, partial_rotary_factor=0.75, pad_token_id=0))
+        if family == "phi3"
+        else LlamaForCausalLM(LlamaConfig(**common))
+    )
     model = model.to("cuda", BF16).eval()
     ids = torch.randint(1, 500, (4, 50), device="cuda")
     modeling = modeling_phi3 if family == "phi3" else modeling_llama
@@ -95,6 +101,8 @@ def test_patched_model_gives_the_same_greedy_tokens_and_is_restored(family: str)
 
 
 def test_other_families_and_dtypes_are_left_alone() -> None:
-    model = Phi3ForCausalLM(Phi3Config(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, pad_token_id=0)).to("cuda")
+    model = Phi3ForCausalLM(
+        Phi3Config(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, pad_token_id=0)
+    ).to("cuda")
     with fused_kernels.patched(model, torch.float32) as done:
         assert done == []

@@ -38,7 +38,15 @@ def reference_picks(model, prompts, steps: int):  # type: ignore[no-untyped-def]
 def test_packed_and_padded_prefill_follow_each_row_alone(fused: bool) -> None:
     assert packed_prefill_available(torch.device("cuda"))
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=300, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=300,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        pad_token_id=0,
+    )
     model = LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
     model.lm_head.weight.data *= 40  # clear winners: bf16 noise must not decide a pick
     generator = torch.Generator().manual_seed(1)
@@ -48,7 +56,9 @@ def test_packed_and_padded_prefill_follow_each_row_alone(fused: bool) -> None:
         want, margins = reference_picks(model, prompts, steps)
         with fused_kernels.patched(model, torch.bfloat16):
             results = {
-                packed: StaticGenerator(model, [299], 0, use_graphs=True, prefill_tokens=1024, packed=packed).generate(prompts, steps, min_new_tokens=steps)
+                packed: StaticGenerator(model, [299], 0, use_graphs=True, prefill_tokens=1024, packed=packed).generate(
+                    prompts, steps, min_new_tokens=steps
+                )
                 for packed in (True, False)
             }
     compared = 0

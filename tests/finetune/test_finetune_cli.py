@@ -49,7 +49,19 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def tool_args(root: Path, model: Path, *extra: str) -> list[str]:
-    return ["--track", TRACK, "--model", str(model), "--dataset-dir", str(root / "data"), "--out-dir", str(root / "ft"), "--decision", str(root / "decision.json"), *extra]
+    return [
+        "--track",
+        TRACK,
+        "--model",
+        str(model),
+        "--dataset-dir",
+        str(root / "data"),
+        "--out-dir",
+        str(root / "ft"),
+        "--decision",
+        str(root / "decision.json"),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +73,10 @@ def trained(workspace, smollm2, langfuse_receiver):
     env = {**os.environ, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret, "LANGFUSE_HOST": langfuse_receiver.url}
     result = subprocess.run(
         [sys.executable, str(TOOL), *tool_args(workspace, smollm2, "--overwrite", "--batch-size", "2")],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     adapter = workspace / "ft" / f"adapter_{TRACK}"
@@ -87,8 +102,15 @@ def test_manifest_records_recipe_data_losses_and_speed(trained, smollm2):
     adapter, manifest, _, _ = trained
     assert manifest["backend"]["name"] == "hf" and "no CUDA GPU" in manifest["backend"]["reason"]
     assert manifest["settings"]["fixed"] == {
-        "load_in_4bit": True, "quant_type": "nf4", "lora_r": 64, "lora_alpha": 16, "lora_dropout": 0.1,
-        "learning_rate": 2e-4, "num_epochs": 1, "max_seq_length": 2048, "completion_only_loss": True,
+        "load_in_4bit": True,
+        "quant_type": "nf4",
+        "lora_r": 64,
+        "lora_alpha": 16,
+        "lora_dropout": 0.1,
+        "learning_rate": 2e-4,
+        "num_epochs": 1,
+        "max_seq_length": 2048,
+        "completion_only_loss": True,
     }
     assert manifest["settings"]["end_of_turn_token"] == "<|im_end|>"
     assert manifest["base_model"]["identity"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct GGUF")
@@ -114,7 +136,10 @@ def test_one_trace_per_run_with_settings_curve_and_final_losses(trained):
     output = root.json_attribute("langfuse.observation.output")
     assert output["adapter_path"] == str(adapter) and len(output["loss_curve"]) == 2
     scores = {s["name"]: s["value"] for s in receiver.scores()}
-    assert scores == {"train_loss": pytest.approx(manifest["training"]["final_train_loss"]), "val_loss": pytest.approx(manifest["validation"]["loss"])}
+    assert scores == {
+        "train_loss": pytest.approx(manifest["training"]["final_train_loss"]),
+        "val_loss": pytest.approx(manifest["validation"]["loss"]),
+    }
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from slm_swap.backends.checkpoints import ensure_checkpoint
+from slm_swap.data.rows import DatasetError, load_rows
 from slm_swap.finetune.data import (
     IGNORE_INDEX,
     TokenizedRow,
@@ -20,7 +21,6 @@ from slm_swap.finetune.data import (
     stop_token_ids,
 )
 from slm_swap.prompts import build_messages
-from slm_swap.data.rows import DatasetError, load_rows
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "slm_swap" / "02_dataset" / "toolcall" / "train.jsonl"
@@ -126,7 +126,15 @@ def tiny_llama() -> torch.nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     model = LlamaForCausalLM(config).eval()
     model.config.use_cache = False
     return model
@@ -136,7 +144,10 @@ def test_packed_loss_equals_the_token_weighted_loss_of_the_rows_alone():
     # If attention leaked across rows, the second row's logits (and so the loss) would change when packed.
     model = tiny_llama()
     generator = torch.Generator().manual_seed(3)
-    rows = [TokenizedRow(str(i), tuple(torch.randint(0, 64, (n,), generator=generator).tolist()), p) for i, (n, p) in enumerate([(17, 9), (11, 4), (23, 20)])]
+    rows = [
+        TokenizedRow(str(i), tuple(torch.randint(0, 64, (n,), generator=generator).tolist()), p)
+        for i, (n, p) in enumerate([(17, 9), (11, 4), (23, 20)])
+    ]
     with torch.no_grad():
         packed = collate_padding_free(rows)
         packed_loss = float(model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], labels=packed["labels"]).loss)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from harness_support import REPO, make_project, predictions, write_jsonl
 
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from harness_support import REPO, make_project, predictions, write_jsonl
 
 TIMING = ("started_at", "finished_at", "duration_s", "pytest_args", "model_description", "predictions_path", "langfuse")
@@ -33,7 +32,10 @@ def without_timing(doc: dict) -> dict:
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> tuple[pytest.Pytester, Path, dict]:
     rows = make_project(pytester, n=8)
-    pred = write_jsonl(pytester.path / "preds.jsonl", predictions("toolcall", rows["toolcall"], wrong={1, 5}) + predictions("structured", rows["structured"], wrong={2}))
+    pred = write_jsonl(
+        pytester.path / "preds.jsonl",
+        predictions("toolcall", rows["toolcall"], wrong={1, 5}) + predictions("structured", rows["structured"], wrong={2}),
+    )
     return pytester, pred, rows
 
 
@@ -58,7 +60,9 @@ def test_single_row_debugging_by_id(project):
     result = pytester.runpytest(*replay_args(pred, "-k", "toolcall and test-0005"))
     result.assert_outcomes(failed=1, deselected=15)
     # the failure reads at a glance: cause, checks, prompt, gold and output
-    result.stdout.fnmatch_lines(["*toolcall row test-0005 failed: arguments_differ*", "*args_exact=FAIL*", "*--- gold ---*", "*--- output ---*"])
+    result.stdout.fnmatch_lines(
+        ["*toolcall row test-0005 failed: arguments_differ*", "*args_exact=FAIL*", "*--- gold ---*", "*--- output ---*"]
+    )
 
 
 def test_xdist_run_aggregates_to_the_serial_metrics(project):
@@ -122,7 +126,7 @@ def test_bad_dataset_row_names_file_and_row(project):
     pytester, pred, rows = project
     path = pytester.path / "slm_swap" / "02_dataset" / "toolcall" / "test.jsonl"
     lines = path.read_text().splitlines()
-    lines[3] = json.dumps({"prompt": "p", "completion": "<tool_call name=\"x\">{not json}</tool_call>"})
+    lines[3] = json.dumps({"prompt": "p", "completion": '<tool_call name="x">{not json}</tool_call>'})
     path.write_text("\n".join(lines) + "\n")
     result = pytester.runpytest(*replay_args(pred, "-k", "toolcall"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR

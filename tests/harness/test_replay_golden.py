@@ -31,8 +31,21 @@ def masked_metric_text(path: Path) -> str:
 @pytest.mark.parametrize("track", ["structured", "toolcall"])
 def test_replay_of_committed_predictions_is_byte_identical(track: str, tmp_path: Path, langfuse_env: object) -> None:
     predictions = FIXTURES / f"{track}.predictions.jsonl"
-    command = [sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider", "--model=replay", "-k", track,
-               f"--predictions={predictions.relative_to(REPO)}", f"--out-dir={tmp_path}", "--limit=60"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "evals",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--model=replay",
+        "-k",
+        track,
+        f"--predictions={predictions.relative_to(REPO)}",
+        f"--out-dir={tmp_path}",
+        "--limit=60",
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr  # some rows fail by design
     expected = FIXTURES / "expected"

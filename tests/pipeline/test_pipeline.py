@@ -35,7 +35,20 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_pipeline(clone: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "AZURE_"))}
     env.update(PYTHONPATH=str(clone), OMP_NUM_THREADS="1")
-    command = [sys.executable, "tools/pipeline.py", "--demo", "--tracks", "toolcall", "--limit", "2", "--train-limit", "2", "--max-new-tokens", "12", *extra]
+    command = [
+        sys.executable,
+        "tools/pipeline.py",
+        "--demo",
+        "--tracks",
+        "toolcall",
+        "--limit",
+        "2",
+        "--train-limit",
+        "2",
+        "--max-new-tokens",
+        "12",
+        *extra,
+    ]
     return subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
 
 

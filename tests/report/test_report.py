@@ -15,21 +15,26 @@ import pytest
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from slm_swap.decision.run import DecisionRequest, decide_all
-from slm_swap.harness.records import make_row_record, prediction_lines, summarize
-from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.backends.api import Answer
+from slm_swap.data.rows import load_rows
+from slm_swap.decision.run import DecisionRequest, decide_all
+from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
+from slm_swap.formats.toolcall import format_structured_call, format_tool_call
+from slm_swap.harness.records import make_row_record, prediction_lines, summarize
 from slm_swap.prompts import build_prompt
 from slm_swap.report.build import write_report
 from slm_swap.report.inputs import ReportInputError
 from slm_swap.report.markdown import code
-from slm_swap.data.rows import load_rows
 from slm_swap.scoring.scorers import score_output
-from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from tools.report import build_parser, main
 
 N = 10
-HOSTED = {"name": "azure", "deployment": "gpt-4o-mini", "endpoint": "https://example.openai.azure.com/openai/deployments/gpt-4o-mini", "timeout_s": 60}
+HOSTED = {
+    "name": "azure",
+    "deployment": "gpt-4o-mini",
+    "endpoint": "https://example.openai.azure.com/openai/deployments/gpt-4o-mini",
+    "timeout_s": 60,
+}
 SLM = {"model_path": "slm_swap/models/gemma3-270m", "base": "gemma3-270m-q4", "adapter": None, "quantization": {"method": "nf4"}}
 
 
@@ -46,20 +51,34 @@ def write_dataset(root: Path, track: str) -> Path:
     return path
 
 
-def write_run(eval_dir: Path, dataset: Path, track: str, model: str, tag: str | None, outputs: dict[int, str | None], langfuse: bool = True) -> Path:
+def write_run(
+    eval_dir: Path, dataset: Path, track: str, model: str, tag: str | None, outputs: dict[int, str | None], langfuse: bool = True
+) -> Path:
     """A metric file and predictions: gold answers except `outputs` (None is a failed model call)."""
     records = []
     for row in load_rows(dataset, track):
         text = outputs.get(row.index, row.completion)
-        answer = Answer(text=text, latency_s=0.5) if text is not None else Answer(text=None, error="read timed out after 60 s", error_class="timeout")
+        answer = (
+            Answer(text=text, latency_s=0.5)
+            if text is not None
+            else Answer(text=None, error="read timed out after 60 s", error_class="timeout")
+        )
         records.append(make_row_record(row, answer, score_output(track, answer.text, row.completion)))
     stem = f"{track}_{model}" + (f"_{tag}" if tag else "")
     doc = {
-        "schema": 1, "track": track, "model": model, "tag": tag, "split": "test", **summarize(track, records),
+        "schema": 1,
+        "track": track,
+        "model": model,
+        "tag": tag,
+        "split": "test",
+        **summarize(track, records),
         "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
         "model_description": HOSTED if model == "azure" else {**SLM, "adapter": "slm_swap/04_ft/adapter" if tag else None},
-        "started_at": "2025-01-01T00:00:00.000+00:00", "finished_at": "2025-01-01T00:01:00.000+00:00", "duration_s": 61.5 if model == "azure" else 7.25,
-        "pytest_args": [], "predictions_path": str(eval_dir / f"{stem}.predictions.jsonl"),
+        "started_at": "2025-01-01T00:00:00.000+00:00",
+        "finished_at": "2025-01-01T00:01:00.000+00:00",
+        "duration_s": 61.5 if model == "azure" else 7.25,
+        "pytest_args": [],
+        "predictions_path": str(eval_dir / f"{stem}.predictions.jsonl"),
     }
     if langfuse:
         doc["langfuse"] = {"trace_id": f"trace-{stem}", "trace_url": f"https://cloud.langfuse.com/project/p/traces/trace-{stem}"}
@@ -74,8 +93,23 @@ def wrong_args(track: str, i: int) -> str:
 
 def slm_outputs(track: str) -> dict[int, str | None]:
     if track == "structured":
-        return {0: f"```json\n{gold(track, 0)}\n```", 1: f"```json\n{gold(track, 1)}\n```", 2: f"Sure! {gold(track, 2)}", 3: wrong_args(track, 3), 4: gold(track, 4).replace("tool_1", "tool_9"), 5: None, 6: "{not json"}
-    return {0: "I cannot call tools.", 1: "no call", 2: wrong_args(track, 2), 3: gold(track, 3).replace("tool_0", "tool_9"), 4: None, 5: gold(track, 5) + gold(track, 5)}
+        return {
+            0: f"```json\n{gold(track, 0)}\n```",
+            1: f"```json\n{gold(track, 1)}\n```",
+            2: f"Sure! {gold(track, 2)}",
+            3: wrong_args(track, 3),
+            4: gold(track, 4).replace("tool_1", "tool_9"),
+            5: None,
+            6: "{not json",
+        }
+    return {
+        0: "I cannot call tools.",
+        1: "no call",
+        2: wrong_args(track, 2),
+        3: gold(track, 3).replace("tool_0", "tool_9"),
+        4: None,
+        5: gold(track, 5) + gold(track, 5),
+    }
 
 
 def write_decision(eval_dir: Path, tracks: tuple[str, ...] = ("structured", "toolcall")) -> None:
@@ -94,7 +128,16 @@ def project(tmp_path: Path) -> dict[str, Path]:
         write_run(eval_dir, dataset, track, "slm", None, slm_outputs(track))
     write_decision(eval_dir)
     write_run(eval_dir, datasets["structured"], "structured", "slm", "ft", {8: wrong_args("structured", 8)})
-    write_json_atomic(ft_dir / "adapter_structured" / "training_manifest.json", {"base_model": "gemma3-270m-q4", "train_rows": 1000, "final_losses": {"train_loss": 0.41, "val_loss": 0.52}, "dataset_sha256": {"train": "ab" * 32}, "langfuse": {"trace_id": "t", "trace_url": "https://cloud.langfuse.com/project/p/traces/train"}})
+    write_json_atomic(
+        ft_dir / "adapter_structured" / "training_manifest.json",
+        {
+            "base_model": "gemma3-270m-q4",
+            "train_rows": 1000,
+            "final_losses": {"train_loss": 0.41, "val_loss": 0.52},
+            "dataset_sha256": {"train": "ab" * 32},
+            "langfuse": {"trace_id": "t", "trace_url": "https://cloud.langfuse.com/project/p/traces/train"},
+        },
+    )
     return {"root": tmp_path, "eval": eval_dir, "ft": ft_dir, "md": eval_dir / "report.md", "png": eval_dir / "report.png"}
 
 
@@ -145,7 +188,10 @@ def test_runs_table_has_n_errors_dataset_identity_wall_time_and_trace(project: d
     assert f"` {sha} `" in slm_row and "7.2 s" in slm_row
     assert "[trace](<https://cloud.langfuse.com/project/p/traces/trace-structured_slm>)" in slm_row
     assert "1 min 02 s" in next(line for line in structured.splitlines() if line.startswith("| hosted | "))
-    assert "- hosted: ` name=azure, deployment=gpt-4o-mini, endpoint=https://example.openai.azure.com/openai/deployments/gpt-4o-mini `" in structured
+    assert (
+        "- hosted: ` name=azure, deployment=gpt-4o-mini, endpoint=https://example.openai.azure.com/openai/deployments/gpt-4o-mini `"
+        in structured
+    )
     assert "- SLM: ` model_path=slm_swap/models/gemma3-270m, base=gemma3-270m-q4, quantization=nf4 `" in structured
     assert "timeout_s" not in structured  # settings stay in the metric file
     assert "- final\\_losses: ` train_loss=0.41, val_loss=0.52 `" in structured
@@ -256,9 +302,21 @@ def test_same_inputs_give_the_same_report(project: dict[str, Path]) -> None:
     "name, content, message",
     [
         ("structured_slm.json", "{not json", "structured_slm.json: not readable JSON"),
-        ("structured_slm.json", '{"track": "toolcall", "metrics": {}}', "structured_slm.json: not an SLM Swap metric file for track 'structured'"),
-        ("structured_slm.json", '{"track": "structured", "metrics": {"json_valid_rate": 1.0}}', "structured_slm.json: no value for core metric(s) exact_match_rate"),
-        ("toolcall_azure.predictions.jsonl", '{"id": "test-0000"}\nnot json\n', "toolcall_azure.predictions.jsonl: line 2 is not valid JSON"),
+        (
+            "structured_slm.json",
+            '{"track": "toolcall", "metrics": {}}',
+            "structured_slm.json: not an SLM Swap metric file for track 'structured'",
+        ),
+        (
+            "structured_slm.json",
+            '{"track": "structured", "metrics": {"json_valid_rate": 1.0}}',
+            "structured_slm.json: no value for core metric(s) exact_match_rate",
+        ),
+        (
+            "toolcall_azure.predictions.jsonl",
+            '{"id": "test-0000"}\nnot json\n',
+            "toolcall_azure.predictions.jsonl: line 2 is not valid JSON",
+        ),
         ("decision.json", "[]", "decision.json: not a decision file"),
     ],
 )

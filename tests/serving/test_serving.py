@@ -11,8 +11,8 @@ import pytest
 
 from slm_swap.backends.checkpoints import MANIFEST_NAME, record_adapter_base
 from slm_swap.serving.export import ExportError, adapter_fingerprint, export_merged, merged_dir
-from slm_swap.serving.parity import ParityReport, ParityRow, first_difference, possible_causes
 from slm_swap.serving.launch import ServingError, plan_serving, served_model_id, serving_dtype, vllm_command
+from slm_swap.serving.parity import ParityReport, ParityRow, first_difference, possible_causes
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT_NAME = "smollm2-135m-instruct"
@@ -45,7 +45,11 @@ def test_track_without_adapter_serves_the_base_under_its_path(layout):
     base, ft_dir, models_dir, _ = layout
     plan = plan_serving("structured", base, ft_dir, models_dir, "cpu", 256)
     assert (plan.checkpoint, plan.adapter, plan.model_id) == (base, None, str(base.resolve()))
-    assert (plan.dtype, plan.describe()["quantization"], plan.describe()["request"]) == ("float32", "none", {"temperature": 0, "max_tokens": 256})
+    assert (plan.dtype, plan.describe()["quantization"], plan.describe()["request"]) == (
+        "float32",
+        "none",
+        {"temperature": 0, "max_tokens": 256},
+    )
 
 
 def test_track_with_adapter_but_no_merge_names_the_export_command(layout):
@@ -81,8 +85,18 @@ def test_served_model_id_per_server(layout):
 def test_vllm_command_loads_the_adapter_as_a_lora_module_named_after_the_track(layout, tmp_path):
     base, ft_dir, _, adapter = layout
     assert vllm_command("toolcall", base, ft_dir, 8000) == [
-        "vllm", "serve", str(base), "--host", "127.0.0.1", "--port", "8000", "--dtype", "bfloat16",
-        "--enable-lora", "--lora-modules", f"toolcall={adapter}",
+        "vllm",
+        "serve",
+        str(base),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+        "--dtype",
+        "bfloat16",
+        "--enable-lora",
+        "--lora-modules",
+        f"toolcall={adapter}",
     ]
     assert "--enable-lora" not in vllm_command("structured", base, ft_dir, 8000)
     # vLLM's default --max-lora-rank is 16: a rank-64 adapter needs the flag or vLLM refuses it.
@@ -121,15 +135,35 @@ def test_first_difference_and_causes():
     # "abc" vs "abd" part at 2; a prefix parts where the shorter text ends
     assert (first_difference("abc", "abd"), first_difference("ab", "abc"), first_difference("", "")) == (2, 2, 0)
     served = {"dtype": "float32", "merged_dtype": "bfloat16", "request": {"max_tokens": 16}}
-    evaluated = {"dtype": "float32", "adapter": "a", "quantization": {"method": "nf4"}, "generation": {"max_new_tokens": 32, "batch_sizes_used": [1, 8]}}
+    evaluated = {
+        "dtype": "float32",
+        "adapter": "a",
+        "quantization": {"method": "nf4"},
+        "generation": {"max_new_tokens": 32, "batch_sizes_used": [1, 8]},
+    }
     causes = " | ".join(possible_causes(served, evaluated))
-    for expected in ("evaluation ran nf4", "merged into the base and stored in bfloat16", "left-padded batches (sizes [1, 8])", "served 16, evaluated 32"):
+    for expected in (
+        "evaluation ran nf4",
+        "merged into the base and stored in bfloat16",
+        "left-padded batches (sizes [1, 8])",
+        "served 16, evaluated 32",
+    ):
         assert expected in causes
-    assert possible_causes({"dtype": "float32", "request": {"max_tokens": 8}}, {"dtype": "float32", "quantization": {"method": "none"}, "generation": {"max_new_tokens": 8, "batch_sizes_used": [1]}}) == []
+    assert (
+        possible_causes(
+            {"dtype": "float32", "request": {"max_tokens": 8}},
+            {"dtype": "float32", "quantization": {"method": "none"}, "generation": {"max_new_tokens": 8, "batch_sizes_used": [1]}},
+        )
+        == []
+    )
 
 
 def test_report_marks_a_different_or_failed_row_and_says_where():
-    rows = [ParityRow("a", "same", "same", "stop", "stop"), ParityRow("b", "xyz", "xyw", "stop", "stop"), ParityRow("c", None, "t", None, "stop", "HTTP 500")]
+    rows = [
+        ParityRow("a", "same", "same", "stop", "stop"),
+        ParityRow("b", "xyz", "xyw", "stop", "stop"),
+        ParityRow("c", None, "t", None, "stop", "HTTP 500"),
+    ]
     record = ParityReport(rows, {"dtype": "float32"}, {"dtype": "float32"}).to_record()
     assert (record["all_same"], record["rows_same"], [r["same"] for r in record["rows"]]) == (False, 1, [True, False, False])
     assert record["rows"][1]["difference"]["where"] == "character 2"
@@ -149,7 +183,9 @@ def test_serve_cli_without_a_checkpoint_exits_2_naming_the_fix(tmp_path):
 
 def test_export_cli_without_an_adapter_exits_2(tmp_path):
     base = fake_base(tmp_path / "tiny")
-    result = run_tool("tools/export_model.py", "--track", "toolcall", "--base-model", str(base), "--ft-dir", str(tmp_path / "ft"), timeout_s=120)
+    result = run_tool(
+        "tools/export_model.py", "--track", "toolcall", "--base-model", str(base), "--ft-dir", str(tmp_path / "ft"), timeout_s=120
+    )
     assert result.returncode == 2
     assert "not a PEFT adapter folder (no adapter_config.json)" in result.stderr
 
@@ -194,7 +230,17 @@ def test_export_merges_in_16bit_with_the_base_chat_template(adapter_layout):
     from safetensors.torch import load_file
 
     base, ft_dir, models_dir, adapter = adapter_layout
-    result = run_tool("tools/export_model.py", "--track", "structured", "--base-model", str(base), "--ft-dir", str(ft_dir), "--models-dir", str(models_dir))
+    result = run_tool(
+        "tools/export_model.py",
+        "--track",
+        "structured",
+        "--base-model",
+        str(base),
+        "--ft-dir",
+        str(ft_dir),
+        "--models-dir",
+        str(models_dir),
+    )
     assert result.returncode == 0, result.stderr
     merged = models_dir / f"{CHECKPOINT_NAME}-structured-merged"
     manifest = json.loads((merged / MANIFEST_NAME).read_text(encoding="utf-8"))
@@ -209,7 +255,17 @@ def test_export_merges_in_16bit_with_the_base_chat_template(adapter_layout):
     changed = sorted(name for name in weights if not torch.equal(weights[name], original[name]))
     assert changed and all(".q_proj." in name or ".v_proj." in name for name in changed)
     assert any(".q_proj." in name for name in changed) and any(".v_proj." in name for name in changed)
-    again = run_tool("tools/export_model.py", "--track", "structured", "--base-model", str(base), "--ft-dir", str(ft_dir), "--models-dir", str(models_dir))
+    again = run_tool(
+        "tools/export_model.py",
+        "--track",
+        "structured",
+        "--base-model",
+        str(base),
+        "--ft-dir",
+        str(ft_dir),
+        "--models-dir",
+        str(models_dir),
+    )
     assert again.returncode == 0 and "already up to date" in again.stdout
 
 
@@ -221,8 +277,25 @@ def test_served_text_is_evaluations_text(adapter_layout, track, tmp_path):
         export_merged(base, ft_dir / "adapter_structured", "structured", models_dir / f"{CHECKPOINT_NAME}-structured-merged")
     out = tmp_path / "parity.json"
     result = run_tool(
-        "tools/serve.py", "--track", track, "--port", "0", "--device", "cpu", "--base-model", str(base),
-        "--ft-dir", str(ft_dir), "--models-dir", str(models_dir), "--parity-rows", "3", "--max-tokens", "16", "--parity-out", str(out),
+        "tools/serve.py",
+        "--track",
+        track,
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        "--base-model",
+        str(base),
+        "--ft-dir",
+        str(ft_dir),
+        "--models-dir",
+        str(models_dir),
+        "--parity-rows",
+        "3",
+        "--max-tokens",
+        "16",
+        "--parity-out",
+        str(out),
     )
     report = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:] + json.dumps(report, indent=1)[:4000]
@@ -233,7 +306,9 @@ def test_served_text_is_evaluations_text(adapter_layout, track, tmp_path):
     assert served["dtype"] == evaluated["dtype"] == "float32"
     assert served["request"] == {"temperature": 0, "max_tokens": 16} and evaluated["generation"]["max_new_tokens"] == 16
     if track == "structured":
-        assert served["model_id"].endswith(f"{CHECKPOINT_NAME}-structured-merged") and evaluated["adapter"] == str(ft_dir / "adapter_structured")
+        assert served["model_id"].endswith(f"{CHECKPOINT_NAME}-structured-merged") and evaluated["adapter"] == str(
+            ft_dir / "adapter_structured"
+        )
         assert "--lora-modules structured=" in result.stdout
     else:
         assert served["adapter"] is None and evaluated["adapter"] is None

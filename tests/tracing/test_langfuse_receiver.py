@@ -56,9 +56,13 @@ def export_request() -> ExportTraceServiceRequest:
     resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="test")))
     scope_spans = resource_spans.scope_spans.add()
     scope_spans.scope.name = "langfuse-sdk"
-    root = scope_spans.spans.add(trace_id=TRACE_ID, span_id=ROOT_ID, name="eval:structured:replay", start_time_unix_nano=10, end_time_unix_nano=50)
+    root = scope_spans.spans.add(
+        trace_id=TRACE_ID, span_id=ROOT_ID, name="eval:structured:replay", start_time_unix_nano=10, end_time_unix_nano=50
+    )
     root.attributes.append(KeyValue(key="langfuse.trace.name", value=AnyValue(string_value="eval:structured:replay")))
-    child = scope_spans.spans.add(trace_id=TRACE_ID, span_id=CHILD_ID, parent_span_id=ROOT_ID, name="test-0000", start_time_unix_nano=20, end_time_unix_nano=30)
+    child = scope_spans.spans.add(
+        trace_id=TRACE_ID, span_id=CHILD_ID, parent_span_id=ROOT_ID, name="test-0000", start_time_unix_nano=20, end_time_unix_nano=30
+    )
     child.attributes.extend(
         [
             KeyValue(key="langfuse.observation.type", value=AnyValue(string_value="generation")),
@@ -126,7 +130,14 @@ def test_otlp_bodies_decode_to_the_same_spans(receiver: LangfuseReceiver, conten
     assert (root.trace_id, root.span_id, root.parent_span_id) == (TRACE_ID.hex(), ROOT_ID.hex(), None)
     assert (child.span_id, child.parent_span_id, child.name) == (CHILD_ID.hex(), ROOT_ID.hex(), "test-0000")
     assert (child.start_time_ns, child.end_time_ns, child.scope_name) == (20, 30, "langfuse-sdk")
-    assert child.attributes == {"langfuse.observation.type": "generation", "langfuse.observation.input": '[{"role": "user"}]', "count": 3, "ratio": 0.5, "flag": True, "tags": ["a"]}
+    assert child.attributes == {
+        "langfuse.observation.type": "generation",
+        "langfuse.observation.input": '[{"role": "user"}]',
+        "count": 3,
+        "ratio": 0.5,
+        "flag": True,
+        "tags": ["a"],
+    }
     assert child.json_attribute("langfuse.observation.input") == [{"role": "user"}]
     assert root.resource["service.name"] == "test"
 
@@ -137,8 +148,14 @@ def test_otlp_bodies_decode_to_the_same_spans(receiver: LangfuseReceiver, conten
         (b"{not json", {"Content-Type": "application/json"}),  # broken OTLP/JSON
         (b"plain bytes", {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}),  # claims gzip, is not
         (b"<xml/>", {"Content-Type": "text/xml"}),  # not an OTLP content type
-        (b"x\x9c\x03\x00\x00\x00\x00\x01", {"Content-Type": "application/x-protobuf", "Content-Encoding": "deflate"}),  # Langfuse reads gzip only
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00"}]}]}]}', {"Content-Type": "application/json"}),  # ids not hex
+        (
+            b"x\x9c\x03\x00\x00\x00\x00\x01",
+            {"Content-Type": "application/x-protobuf", "Content-Encoding": "deflate"},
+        ),  # Langfuse reads gzip only
+        (
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00"}]}]}]}',
+            {"Content-Type": "application/json"},
+        ),  # ids not hex
     ],
 )
 def test_unreadable_trace_uploads_get_400_and_store_nothing(receiver: LangfuseReceiver, body: bytes, headers: dict[str, str]) -> None:
@@ -147,7 +164,12 @@ def test_unreadable_trace_uploads_get_400_and_store_nothing(receiver: LangfuseRe
 
 
 def test_trace_upload_with_wrong_key_is_401(receiver: LangfuseReceiver) -> None:
-    response = httpx.post(receiver.url + TRACES_PATH, content=export_request().SerializeToString(), headers={**basic(KEYS[0], "nope"), "Content-Type": "application/x-protobuf"}, timeout=5)
+    response = httpx.post(
+        receiver.url + TRACES_PATH,
+        content=export_request().SerializeToString(),
+        headers={**basic(KEYS[0], "nope"), "Content-Type": "application/x-protobuf"},
+        timeout=5,
+    )
     assert response.status_code == 401
     assert receiver.spans() == []
 
@@ -189,7 +211,12 @@ def test_request_log_keeps_no_credentials(receiver: LangfuseReceiver) -> None:
 
 def test_dump_dir_holds_one_file_per_trace(tmp_path: Path) -> None:
     with LangfuseReceiver([KEYS], dump_dir=tmp_path) as server:
-        httpx.post(server.url + TRACES_PATH, content=export_request().SerializeToString(), headers={**AUTH, "Content-Type": "application/x-protobuf"}, timeout=5)
+        httpx.post(
+            server.url + TRACES_PATH,
+            content=export_request().SerializeToString(),
+            headers={**AUTH, "Content-Type": "application/x-protobuf"},
+            timeout=5,
+        )
         score = {"id": "s1", "traceId": TRACE_ID.hex(), "name": "exact_match_rate", "value": 0.5}
         httpx.post(server.url + SCORES_PATH, json=[score], headers=AUTH, timeout=5)
     trace = json.loads((tmp_path / f"trace-{TRACE_ID.hex()}.json").read_text())
@@ -197,18 +224,37 @@ def test_dump_dir_holds_one_file_per_trace(tmp_path: Path) -> None:
     assert [s["name"] for s in trace["spans"]] == ["eval:structured:replay", "test-0000"]
     assert trace["scores"] == [score]
     index = json.loads((tmp_path / "index.json").read_text())
-    assert index["traces"] == [{"trace_id": TRACE_ID.hex(), "name": "eval:structured:replay", "spans": 2, "scores": 1, "file": f"trace-{TRACE_ID.hex()}.json"}]
+    assert index["traces"] == [
+        {"trace_id": TRACE_ID.hex(), "name": "eval:structured:replay", "spans": 2, "scores": 1, "file": f"trace-{TRACE_ID.hex()}.json"}
+    ]
 
 
 def test_cli_runs_until_terminated_and_leaves_json(tmp_path: Path) -> None:
     dump = tmp_path / "langfuse-local"
-    command = [sys.executable, "-m", "slm_swap.tracing.receiver.server", "--port", "0", "--dump-dir", str(dump), "--public-key", KEYS[0], "--secret-key", KEYS[1]]
+    command = [
+        sys.executable,
+        "-m",
+        "slm_swap.tracing.receiver.server",
+        "--port",
+        "0",
+        "--dump-dir",
+        str(dump),
+        "--public-key",
+        KEYS[0],
+        "--secret-key",
+        KEYS[1],
+    ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         url = line.split("listening on ")[1].split(";")[0]
         assert json.loads((dump / "receiver.json").read_text())["url"] == url
-        response = httpx.post(url + TRACES_PATH, content=gzip.compress(export_request().SerializeToString()), headers={**AUTH, "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, timeout=5)
+        response = httpx.post(
+            url + TRACES_PATH,
+            content=gzip.compress(export_request().SerializeToString()),
+            headers={**AUTH, "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            timeout=5,
+        )
         assert response.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 import pytest
 from langfuse import Langfuse
 
-from slm_swap.harness.records import make_row_record
-from slm_swap.tracing.receiver.server import LangfuseReceiver
 from slm_swap.backends.api import Answer
-from slm_swap.prompts import build_messages
 from slm_swap.data.rows import Row
+from slm_swap.harness.records import make_row_record
+from slm_swap.prompts import build_messages
+from slm_swap.scoring.scorers import score_output
+from slm_swap.tracing.client import REDACTED, LangfuseSettings, TracingError, check_connection, redact, settings_from_env
+from slm_swap.tracing.receiver.server import LangfuseReceiver
 from slm_swap.tracing.runs import (
     EvalRunTrace,
     RowTrace,
@@ -25,8 +27,6 @@ from slm_swap.tracing.runs import (
     row_trace_from_record,
     usage_details,
 )
-from slm_swap.scoring.scorers import score_output
-from slm_swap.tracing.client import REDACTED, LangfuseSettings, TracingError, check_connection, redact, settings_from_env
 
 PUBLIC, SECRET = "pk-lf-tracing", "sk-lf-tracing-secret"
 CANARY = "sk-CANARY-azure-key-0123456789"
@@ -83,8 +83,28 @@ def eval_run(**overrides) -> EvalRunTrace:
 
 def rows() -> list[RowTrace]:
     return [
-        RowTrace("test-0000", [{"role": "user", "content": "Weather in Oslo?"}], '{"name": "w"}', '{"name": "weather"}', T0 + 1, 2.5, {"json_valid": True, "exact_match": False}, {"prompt_tokens": 11, "completion_tokens": 4}, metadata={"failure": "wrong_name"}),
-        RowTrace("test-0001", [{"role": "user", "content": "Time in Rome?"}], None, '{"name": "time"}', T0 + 4, 1.0, {"json_valid": False, "exact_match": False}, error="timeout after 1 s", metadata={"error_class": "timeout"}),
+        RowTrace(
+            "test-0000",
+            [{"role": "user", "content": "Weather in Oslo?"}],
+            '{"name": "w"}',
+            '{"name": "weather"}',
+            T0 + 1,
+            2.5,
+            {"json_valid": True, "exact_match": False},
+            {"prompt_tokens": 11, "completion_tokens": 4},
+            metadata={"failure": "wrong_name"},
+        ),
+        RowTrace(
+            "test-0001",
+            [{"role": "user", "content": "Time in Rome?"}],
+            None,
+            '{"name": "time"}',
+            T0 + 4,
+            1.0,
+            {"json_valid": False, "exact_match": False},
+            error="timeout after 1 s",
+            metadata={"error_class": "timeout"},
+        ),
     ]
 
 
@@ -136,7 +156,12 @@ def test_empty_secret_list_changes_nothing() -> None:
 
 
 def test_usage_uses_langfuse_names() -> None:
-    assert usage_details({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "cached": 1}) == {"input": 3, "output": 4, "total": 7, "cached": 1}
+    assert usage_details({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "cached": 1}) == {
+        "input": 3,
+        "output": 4,
+        "total": 7,
+        "cached": 1,
+    }
 
 
 def test_check_connection_accepts_the_right_keys(settings: LangfuseSettings) -> None:
@@ -201,7 +226,9 @@ def test_eval_run_is_one_trace_with_a_generation_per_row(receiver: LangfuseRecei
     assert "langfuse.observation.output" not in second.attributes
     assert (second.attributes["langfuse.observation.level"], second.status_message) == ("ERROR", "timeout after 1 s")
 
-    by_target = {(s.get("observationId"), s["name"]): (s["value"], s["dataType"]) for s in receiver.scores() if s["traceId"] == ref.trace_id}
+    by_target = {
+        (s.get("observationId"), s["name"]): (s["value"], s["dataType"]) for s in receiver.scores() if s["traceId"] == ref.trace_id
+    }
     observation_ids = {"test-0000": first.span_id, "test-0001": second.span_id}
     assert by_target == {
         (observation_ids["test-0000"], "json_valid"): (1.0, "BOOLEAN"),
@@ -234,7 +261,11 @@ def test_training_run_carries_settings_curve_and_final_losses(receiver: Langfuse
     assert (root.name, root.attributes["langfuse.trace.name"]) == ("train:toolcall:models/tiny", "train:toolcall:models/tiny")
     assert root.json_attribute("langfuse.observation.input")["settings"] == {"r": 64, "alpha": 16, "lr": 2e-4}
     output = root.json_attribute("langfuse.observation.output")
-    assert (output["adapter_path"], output["loss_curve"][1], output["tokens_per_s"]) == ("slm_swap/04_ft/adapter_toolcall", {"step": 2, "train_loss": 2.1}, 80.0)
+    assert (output["adapter_path"], output["loss_curve"][1], output["tokens_per_s"]) == (
+        "slm_swap/04_ft/adapter_toolcall",
+        {"step": 2, "train_loss": 2.1},
+        80.0,
+    )
     assert {s["name"]: s["value"] for s in receiver.scores()} == {"train_loss": 2.1, "val_loss": 2.3}
 
 
@@ -256,7 +287,17 @@ def test_repeated_recordings_in_one_process_each_arrive(receiver: LangfuseReceiv
 
 
 def test_secrets_never_reach_langfuse(receiver: LangfuseReceiver, settings: LangfuseSettings) -> None:
-    leaky_row = RowTrace("test-0000", [{"role": "user", "content": f"key {CANARY}"}], f"echo {CANARY}", "gold", T0, 1.0, {"json_valid": True}, error=f"401 for api-key {CANARY}", metadata={"headers": {"api-key": CANARY}})
+    leaky_row = RowTrace(
+        "test-0000",
+        [{"role": "user", "content": f"key {CANARY}"}],
+        f"echo {CANARY}",
+        "gold",
+        T0,
+        1.0,
+        {"json_valid": True},
+        error=f"401 for api-key {CANARY}",
+        metadata={"headers": {"api-key": CANARY}},
+    )
     run = eval_run(model={"name": "azure", "api_key": CANARY, "langfuse": SECRET}, pytest_args=["evals", f"--api-key={CANARY}"])
     record_eval_run(settings, run, [leaky_row], secrets=[CANARY])
     record_decisions(settings, {"structured": {"note": f"{CANARY} / {SECRET}"}}, at=T0, secrets=[CANARY])
@@ -324,7 +365,12 @@ def test_row_record_maps_onto_a_row_trace() -> None:
     answer = Answer(text='{"name": "w"}', latency_s=0.25, usage={"prompt_tokens": 9}, finish_reason="stop")
     record = make_row_record(row, answer, score_output("structured", answer.text, row.completion))
     trace = row_trace_from_record(row, record, started_at=T0)
-    assert (trace.row_id, trace.messages, trace.gold, trace.output) == ("test-0003", build_messages(row.prompt), row.completion, '{"name": "w"}')
+    assert (trace.row_id, trace.messages, trace.gold, trace.output) == (
+        "test-0003",
+        build_messages(row.prompt),
+        row.completion,
+        '{"name": "w"}',
+    )
     assert (trace.started_at, trace.latency_s, trace.usage, trace.error) == (T0, 0.25, {"prompt_tokens": 9}, None)
     assert trace.checks == record["flags"] and trace.checks["json_valid"] is True
     assert trace.metadata["failure"] == record["failure"] and trace.metadata["finish_reason"] == "stop"

@@ -148,4 +148,3 @@ def _hex_ids_to_base64(node: Any) -> None:
                 raise OtlpDecodeError(f"{key} {value!r} is not hex") from exc
         else:
             _hex_ids_to_base64(value)
-

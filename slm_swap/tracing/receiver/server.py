@@ -162,7 +162,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif public_key is None:
             self._unauthorized(b"")
         else:
-            project = {"id": self.receiver.project_id, "name": "SLM Swap local", "organization": {"id": "local", "name": "local"}, "metadata": {}}
+            project = {
+                "id": self.receiver.project_id,
+                "name": "SLM Swap local",
+                "organization": {"id": "local", "name": "local"},
+                "metadata": {},
+            }
             self._reply(200, {"data": [project]}, b"", public_key)
 
     def do_POST(self) -> None:
@@ -244,7 +249,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, data: bytes, content_type: str, body: bytes, public_key: str | None) -> None:
         # Only these fields are kept: never the Authorization header or any other request header.
         self.receiver.store.add_request(
-            ReceivedRequest(self.command, self.path, status, public_key, self.headers.get("Content-Type", ""), self.headers.get("Content-Encoding", ""), body)
+            ReceivedRequest(
+                self.command,
+                self.path,
+                status,
+                public_key,
+                self.headers.get("Content-Type", ""),
+                self.headers.get("Content-Encoding", ""),
+                body,
+            )
         )
         try:
             self.send_response(status)

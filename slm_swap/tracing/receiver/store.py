@@ -112,6 +112,14 @@ class ReceiverStore:
         traces = []
         for trace_id in dict.fromkeys([s.trace_id for s in self._spans] + [s["traceId"] for s in self._scores if s.get("traceId")]):
             document = self._trace_document(trace_id)
-            traces.append({"trace_id": trace_id, "name": document["name"], "spans": len(document["spans"]), "scores": len(document["scores"]), "file": f"trace-{trace_id}.json"})
+            traces.append(
+                {
+                    "trace_id": trace_id,
+                    "name": document["name"],
+                    "spans": len(document["spans"]),
+                    "scores": len(document["scores"]),
+                    "file": f"trace-{trace_id}.json",
+                }
+            )
         untraced = [s for s in self._scores if not s.get("traceId")]
         write_json_atomic(self.dump_dir / "index.json", {"traces": traces, "untraced_scores": untraced})
