@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -12,9 +11,10 @@ from slm_swap.backends.api import Answer, Model
 from slm_swap.backends.journal import JournalError
 from slm_swap.backends.retry import CircuitOpen
 from slm_swap.data.rows import DatasetError, Row
+from slm_swap.harness.context import run_context
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
-from slm_swap.harness.plugin import MODEL_PROPERTY, SETTINGS_KEY, HiddenEnviron, selected_rows
-from slm_swap.harness.records import ROW_PROPERTY, make_row_record
+from slm_swap.harness.progress import GenerationProgress
+from slm_swap.harness.records import MODEL_PROPERTY, ROW_PROPERTY, make_row_record
 from slm_swap.scoring.scorers import RowResult
 
 
@@ -30,16 +30,16 @@ class ModelPool:
         if track in self.failures:
             raise self.failures[track]  # a model that failed to load is not loaded again for every row
         if track not in self.models:
-            config = self.session.config
-            settings = config.stash[SETTINGS_KEY]
+            context = run_context(self.session.config)
             chosen = {
                 item.callspec.id
                 for item in self.session.items
                 if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")
             }
-            rows = [row for row in selected_rows(config, track) if row.id in chosen]
+            rows = [row for row in context.selected_rows(track) if row.id in chosen]
             try:
-                model = build_cached_model(settings, track, HiddenEnviron(os.environ))
+                progress = GenerationProgress(self.session.config, f"{context.settings.model} {track}")
+                model = build_cached_model(context.settings, track, context.environ, progress)
                 model.prepare(rows)
             except (ModelSetupError, DatasetError, JournalError) as exc:
                 pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -81,7 +81,7 @@ def answer(model: Model, row: Row) -> Answer:
 @pytest.fixture
 def record_result(request: pytest.FixtureRequest, model: Model, row: Row, answer: Answer) -> Callable[[RowResult], None]:
     def record(result: RowResult) -> None:
-        request.node.user_properties.append((ROW_PROPERTY, make_row_record(row, answer, result)))
+        request.node.user_properties.append((ROW_PROPERTY, make_row_record(row, answer, result).to_json()))
         request.node.user_properties.append((MODEL_PROPERTY, model.describe()))
 
     return record

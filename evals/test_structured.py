@@ -3,13 +3,13 @@
 import pytest
 
 from slm_swap.harness.explain import explain_failure
-from slm_swap.scoring.scorers import score_structured
+from slm_swap.tracks import STRUCTURED
 
-TRACK = "structured"
+TRACK = STRUCTURED.name
 
 
 def test_structured(row, answer, record_result):
-    result = score_structured(answer.text, row.completion)
+    result = STRUCTURED.score(answer.text, row.completion)
     record_result(result)
     if not result.passed:
         pytest.fail(explain_failure(row, answer, result), pytrace=False)

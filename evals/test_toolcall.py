@@ -3,13 +3,13 @@
 import pytest
 
 from slm_swap.harness.explain import explain_failure
-from slm_swap.scoring.scorers import score_toolcall
+from slm_swap.tracks import TOOLCALL
 
-TRACK = "toolcall"
+TRACK = TOOLCALL.name
 
 
 def test_toolcall(row, answer, record_result):
-    result = score_toolcall(answer.text, row.completion)
+    result = TOOLCALL.score(answer.text, row.completion)
     record_result(result)
     if not result.passed:
         pytest.fail(explain_failure(row, answer, result), pytrace=False)

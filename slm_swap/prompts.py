@@ -15,15 +15,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from slm_swap.tracks import TRACK_NAMES, get_track
+
 PROMPTS_FILE = Path(__file__).with_name("prompts.json")
-TRACKS = ("structured", "toolcall")
 _PLACEHOLDER = re.compile(r"\{(user_text|tools)\}")
 
 
 @lru_cache(maxsize=1)
 def load_templates() -> dict[str, str]:
     data = json.loads(PROMPTS_FILE.read_text(encoding="utf-8"))
-    return {track: data[track]["template"] for track in TRACKS}
+    return {track: data[track]["template"] for track in TRACK_NAMES}
 
 
 def js_number(value: float) -> str:
@@ -77,8 +78,7 @@ def render_tools(tools: list[dict[str, Any]]) -> str:
 
 
 def build_prompt(track: str, user_text: str, tools: list[dict[str, Any]]) -> str:
-    if track not in TRACKS:
-        raise ValueError(f"unknown track {track!r}; expected one of {TRACKS}")
+    get_track(track)  # an unknown track is refused with the known ones named
     values = {"user_text": user_text, "tools": render_tools(tools)}
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], load_templates()[track])
 

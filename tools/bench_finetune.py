@@ -28,6 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from slm_swap.layout import Layout, split_path  # noqa: E402
+
 PHI4_MINI = {
     "architectures": ["Phi3ForCausalLM"],
     "hidden_size": 3072,
@@ -85,7 +87,7 @@ def throughput(args: argparse.Namespace) -> dict:
     )
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     eot = end_of_turn_id(tokenizer, stop_token_ids(tokenizer, None))
-    split = prepare_split(args.dataset_dir / args.track / "train.jsonl", args.track, tokenizer, eot, RECIPE.max_seq_length)
+    split = prepare_split(split_path(args.dataset_dir, args.track, "train"), args.track, tokenizer, eot, RECIPE.max_seq_length)
     knobs = Knobs(batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens, seed=0, gradient_checkpointing=True)
     # Enough rows for the requested steps, from the shuffled plan the trainer itself makes.
     rows = split.rows[: min(len(split.rows), args.steps * args.batch_size)]
@@ -131,18 +133,18 @@ def quality(args: argparse.Namespace) -> dict:
     from slm_swap.backends.local_slm import LocalSLM
     from slm_swap.data.rows import load_rows
     from slm_swap.scoring.metrics import compute_rates, count_failures
-    from slm_swap.scoring.scorers import score_output
+    from slm_swap.tracks import get_track
 
-    rows = load_rows(args.dataset_dir / args.track / f"{args.split}.jsonl", args.track)[: args.limit]
+    rows = load_rows(split_path(args.dataset_dir, args.track, args.split), args.track)[: args.limit]
     report = {"track": args.track, "split": args.split, "rows": len(rows), "model": str(args.model)}
     for label, adapter in (("base", None), ("adapter", args.adapter)):
         model = LocalSLM(args.model, adapter=adapter, track=args.track, max_new_tokens=args.max_new_tokens)
         started = time.perf_counter()
         model.prepare(rows)
-        results = [score_output(args.track, model.answer(row).text, row.completion) for row in rows]
+        results = [get_track(args.track).score(model.answer(row).text, row.completion) for row in rows]
         report[label] = {
             "adapter": str(adapter) if adapter else None,
-            "rates": compute_rates(args.track, results),
+            "rates": compute_rates(get_track(args.track).checks, results),
             "failures": count_failures(results),
             "seconds": round(time.perf_counter() - started, 1),
         }
@@ -164,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--work-dir", type=Path, default=Path("/tmp/slm_swap_bench"))
     for p in (speed, sub.add_parser("quality", help="pass rates of the base model and base + adapter")):
         p.add_argument("--track", default="toolcall")
-        p.add_argument("--dataset-dir", type=Path, default=REPO / "slm_swap" / "02_dataset")
+        p.add_argument("--dataset-dir", type=Path, default=Layout(REPO).dataset_dir)
         p.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     good = sub.choices["quality"]
     good.add_argument("--model", type=Path, required=True)

@@ -29,7 +29,8 @@ from slm_swap.backends.checkpoints import CheckpointError
 from slm_swap.backends.local_slm import ENGINES, LocalSLM
 from slm_swap.bench.generation import bench_track, build_random_phi4_mini, markdown_table, summarize
 from slm_swap.data.rows import DatasetError, load_rows
-from slm_swap.prompts import TRACKS
+from slm_swap.layout import Layout, split_path
+from slm_swap.tracks import TRACK_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-path",
         type=Path,
-        default=REPO / "slm_swap" / "models" / "smollm2-135m-instruct",
+        default=Layout(REPO).models_dir / "smollm2-135m-instruct",
         help="checkpoint folder (default: the embedded SmolLM2)",
     )
     parser.add_argument("--random-phi4", action="store_true", help="build a random-weight Phi-4-mini (CUDA only) instead of --model-path")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder for --random-phi4 (default: --model-path)")
     parser.add_argument("--work-dir", type=Path, help="where --random-phi4 saves its checkpoint (default: a temporary folder)")
-    parser.add_argument("--dataset-dir", type=Path, default=REPO / "slm_swap" / "02_dataset", help="root of the prepared splits")
-    parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS), help="tracks to run (default: both)")
+    parser.add_argument("--dataset-dir", type=Path, default=Layout(REPO).dataset_dir, help="root of the prepared splits")
+    parser.add_argument("--tracks", nargs="+", choices=TRACK_NAMES, default=list(TRACK_NAMES), help="tracks to run (default: both)")
     parser.add_argument("--limit", type=int, help="first N test rows per track (default: all)")
     parser.add_argument("--single-rows", type=int, default=8, help="rows per track generated one at a time (default: 8)")
     parser.add_argument("--new-tokens", type=int, default=60, help="tokens generated per row (default: 60)")
@@ -80,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         print("error: --random-phi4 builds the model on the GPU; use it with --device cuda", file=sys.stderr)
         return 2
     try:
-        rows = {track: load_rows(args.dataset_dir / track / "test.jsonl", track) for track in args.tracks}
+        rows = {track: load_rows(split_path(args.dataset_dir, track, "test"), track) for track in args.tracks}
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

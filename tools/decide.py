@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from slm_swap.decision.run import DecisionRequest, run_decision  # noqa: E402
-from slm_swap.prompts import TRACKS  # noqa: E402
+from slm_swap.layout import Layout, decision_path, metric_path  # noqa: E402
 from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
+from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this on any core metric (> 0)"
     )
-    parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS), help="tracks to decide")
-    parser.add_argument("--eval-dir", type=Path, default=REPO / "slm_swap" / "05_eval", help="folder of the metric files")
+    parser.add_argument("--tracks", nargs="+", choices=TRACK_NAMES, default=list(TRACK_NAMES), help="tracks to decide")
+    parser.add_argument("--eval-dir", type=Path, default=Layout(REPO).eval_dir, help="folder of the metric files")
     parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
     parser.add_argument("--after-tag", default="ft", help="tag of post-fine-tune SLM metric files, reported as 'after' when present")
     parser.add_argument("--output", type=Path, default=None, help="decision file (default <eval-dir>/decision.json)")
     parser.add_argument("--quiet", action="store_true", help="print only the FINE_TUNE_<TRACK>= lines")
-    for track in TRACKS:
+    for track in TRACK_NAMES:
         parser.add_argument(f"--{track}-hosted", type=Path, default=None, help=f"hosted metric file for {track}")
         parser.add_argument(f"--{track}-slm", type=Path, default=None, help=f"SLM metric file for {track}")
     return parser
@@ -52,10 +53,11 @@ def main(args: argparse.Namespace) -> int:
         return 2
     pairs = {}
     for track in args.tracks:
-        hosted = getattr(args, f"{track}_hosted") or args.eval_dir / f"{track}_{args.hosted_model}.json"
-        slm = getattr(args, f"{track}_slm") or args.eval_dir / f"{track}_slm.json"
-        pairs[track] = (hosted, slm, args.eval_dir / f"{track}_slm_{args.after_tag}.json")
-    request = DecisionRequest(pairs=pairs, delta=args.delta, output=args.output or args.eval_dir / "decision.json", quiet=args.quiet)
+        hosted = getattr(args, f"{track}_hosted") or metric_path(args.eval_dir, track, args.hosted_model)
+        slm = getattr(args, f"{track}_slm") or metric_path(args.eval_dir, track, "slm")
+        pairs[track] = (hosted, slm, metric_path(args.eval_dir, track, "slm", args.after_tag))
+    output = args.output or decision_path(args.eval_dir)
+    request = DecisionRequest(pairs=pairs, delta=args.delta, output=output, quiet=args.quiet)
     return run_decision(request, langfuse, secrets=[key for key in [os.environ.get("AZURE_API_KEY")] if key])
 
 

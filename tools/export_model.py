@@ -21,18 +21,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.harness.factory import slm_model_path
-from slm_swap.prompts import TRACKS
-from slm_swap.serving.export import ExportError, export_merged, merged_dir
-from slm_swap.serving.launch import adapter_dir
+from slm_swap.layout import Layout, adapter_dir, merged_model_dir
+from slm_swap.serving.export import ExportError, export_merged
+from slm_swap.tracks import TRACK_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--track", required=True, choices=TRACKS, help="whose adapter to merge")
+    parser.add_argument("--track", required=True, choices=TRACK_NAMES, help="whose adapter to merge")
     parser.add_argument("--base-model", type=Path, help="base checkpoint folder (default: SLM_MODEL_PATH, else evaluation's default)")
     parser.add_argument("--adapter", type=Path, help="adapter folder (default slm_swap/04_ft/adapter_<track>)")
-    parser.add_argument("--ft-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="where adapters live")
-    parser.add_argument("--models-dir", type=Path, default=REPO / "slm_swap" / "models", help="where the merged folder goes")
+    parser.add_argument("--ft-dir", type=Path, default=Layout(REPO).ft_dir, help="where adapters live")
+    parser.add_argument("--models-dir", type=Path, default=Layout(REPO).models_dir, help="where the merged folder goes")
     parser.add_argument("--out", type=Path, help="merged folder (default <models-dir>/<base folder>-<track>-merged)")
     parser.add_argument("--force", action="store_true", help="merge again even over an existing merge")
     return parser
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     base = args.base_model or Path(slm_model_path(os.environ))
-    adapter = args.adapter or adapter_dir(args.track, args.ft_dir)
-    out = args.out or merged_dir(base, args.track, args.models_dir)
+    adapter = args.adapter or adapter_dir(args.ft_dir, args.track)
+    out = args.out or merged_model_dir(args.models_dir, base, args.track)
     try:
         result = export_merged(base, adapter, args.track, out, force=args.force)
     except ExportError as exc:

@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from slm_swap.backends.checkpoints import MODELS, CheckpointError, ensure_checkpoint, read_manifest
+from slm_swap.layout import Layout
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "slm_swap" / "models"
+MODELS_DIR = Layout(Path(__file__).resolve().parents[1]).models_dir
 
 
 def build_parser() -> argparse.ArgumentParser:

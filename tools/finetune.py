@@ -31,22 +31,21 @@ from slm_swap.finetune.config import BACKENDS, DEFAULT_MODEL_PATH, FinetuneReque
 from slm_swap.finetune.guard import FinetuneRefused  # noqa: E402
 from slm_swap.finetune.hf import ModelLoadError  # noqa: E402
 from slm_swap.finetune.run import TraceFailedAfterTraining, run_finetune  # noqa: E402
-from slm_swap.prompts import TRACKS  # noqa: E402
+from slm_swap.layout import Layout, decision_path  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
+from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--track", required=True, choices=TRACKS, help="which track's splits to train on")
+    parser.add_argument("--track", required=True, choices=TRACK_NAMES, help="which track's splits to train on")
     parser.add_argument(
         "--model", type=Path, default=None, help=f"base checkpoint folder (default: $SLM_MODEL_PATH, else {DEFAULT_MODEL_PATH})"
     )
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: Unsloth on one CUDA GPU when installed, else hf")
-    parser.add_argument("--dataset-dir", type=Path, default=REPO / "slm_swap" / "02_dataset", help="root of the prepared splits")
-    parser.add_argument("--out-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="where adapter_<track>/ goes")
-    parser.add_argument(
-        "--decision", type=Path, default=REPO / "slm_swap" / "05_eval" / "decision.json", help="decision file from tools/decide.py"
-    )
+    parser.add_argument("--dataset-dir", type=Path, default=Layout(REPO).dataset_dir, help="root of the prepared splits")
+    parser.add_argument("--out-dir", type=Path, default=Layout(REPO).ft_dir, help="where adapter_<track>/ goes")
+    parser.add_argument("--decision", type=Path, default=decision_path(Layout(REPO).eval_dir), help="decision file from tools/decide.py")
     parser.add_argument("--force", action="store_true", help="train even if the decision does not mark this track")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing adapter folder once the new one is complete")
     for knob in dataclasses.fields(Knobs):
@@ -69,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
         os.environ[name] = value
     # The model is always a local folder: never wait on the model hub for it.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model_path = args.model or Path(os.environ.get("SLM_MODEL_PATH") or REPO / DEFAULT_MODEL_PATH)
+    model_path = args.model or Path(os.environ.get("SLM_MODEL_PATH") or Layout(REPO).default_slm_path)
     knobs = Knobs(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Knobs)})
     request = FinetuneRequest(
         track=args.track,

@@ -11,7 +11,6 @@ Writes slm_swap/05_eval/report.md and report.png.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -20,28 +19,21 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
+from slm_swap.layout import Layout, report_path  # noqa: E402
 from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
-from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed  # noqa: E402
-from slm_swap.prompts import TRACKS  # noqa: E402
+from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed, tool_process  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
+from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 
-TOOLS = ("prepare_data", "decide", "finetune", "report", "fetch_model")
+TOOLS_DIR = REPO / "tools"
 # on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row
 DEMO_FINETUNE_ARGS = ("--batch-size", "1", "--max-batch-tokens", "2048")
-
-
-def tool_runner(name: str):
-    """Calls tools/<name>.py's main with an argv, the way its command line would."""
-    spec = importlib.util.spec_from_file_location(f"slm_swap_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return lambda argv: module.main(module.build_parser().parse_args(argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="offline demo on the embedded checkpoints, no credentials needed")
-    parser.add_argument("--tracks", nargs="+", choices=TRACKS, default=list(TRACKS))
+    parser.add_argument("--tracks", nargs="+", choices=TRACK_NAMES, default=list(TRACK_NAMES))
     parser.add_argument("--limit", type=int, default=None, help=f"test rows per track (demo default {DEMO_TEST_ROWS}; else all)")
     parser.add_argument("--train-limit", type=int, default=None, help=f"training rows per track (demo default {DEMO_TRAIN_ROWS}; else all)")
     parser.add_argument("--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this")
@@ -57,9 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hosted_identity: dict[str, str]) -> int:
-    # the in-process steps (decide, fine-tune, report) read the same variables as the pytest subprocesses
-    os.environ.update(environ)
-    tools = {name: tool_runner(name) for name in TOOLS}
     config = PipelineConfig(
         repo=REPO,
         slm_model_path=slm_path,
@@ -76,14 +65,16 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
         environ=environ,
     )
     try:
-        Pipeline(config, tools).run()
+        # each step runs tools/<name>.py (or pytest) as a process of its own in `environ`:
+        # what one step sets in its environment stays in that step
+        Pipeline(config).run()
     except StepFailed as exc:
         print(
             f"\nerror: pipeline stopped: {exc}\nEarlier outputs are kept; fix the cause and run again (finished steps are skipped).",
             file=sys.stderr,
         )
         return 1
-    print(f"\nreport: {REPO / 'slm_swap' / '05_eval' / 'report.md'} and report.png")
+    print(f"\nreport: {report_path(Layout(REPO).eval_dir)} and report.png")
     return 0
 
 
@@ -94,11 +85,12 @@ def main(args: argparse.Namespace) -> int:
         args.train_limit = args.train_limit or DEMO_TRAIN_ROWS
         args.max_new_tokens = args.max_new_tokens or DEMO_MAX_NEW_TOKENS
         print(
-            f"offline demo: {args.limit} test rows and {args.train_limit} training rows per track, output cap {args.max_new_tokens} tokens; "
-            f"hosted stand-in {args.demo_hosted} (served by transformers serve), SLM {args.demo_slm} (4-bit)."
+            f"offline demo: {args.limit} test rows and {args.train_limit} training rows per track, "
+            f"output cap {args.max_new_tokens} tokens; hosted stand-in {args.demo_hosted} (served by transformers serve), "
+            f"SLM {args.demo_slm} (4-bit)."
         )
         print("It shows the pipeline working end to end on tiny models; it is no verdict on any real model.", flush=True)
-        fetch = tool_runner("fetch_model")
+        fetch = tool_process(TOOLS_DIR / "fetch_model.py", environ)
         with demo_environment(REPO, environ, lambda name: fetch([name]), args.demo_hosted, args.demo_slm) as demo:
             return run(args, demo.environ, demo.slm_path, demo.hosted_identity)
     try:
@@ -107,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     except (HostedSettingsError, TracingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    slm_path = Path(environ.get("SLM_MODEL_PATH", REPO / "slm_swap" / "models" / "phi-4-mini"))
+    slm_path = Path(environ.get("SLM_MODEL_PATH", Layout(REPO).default_slm_path))
     return run(args, environ, slm_path, {"endpoint": public_endpoint(hosted.endpoint)})
 
 

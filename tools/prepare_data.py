@@ -21,8 +21,9 @@ from slm_swap.data.rows import DatasetError
 from slm_swap.data.sources import SourceData
 from slm_swap.data.splits import DEFAULT_SEED, SplitSizes, prepare_dataset
 from slm_swap.data.xlam import download_xlam, load_xlam
+from slm_swap.layout import Layout
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "slm_swap" / "02_dataset"
+DEFAULT_OUT_DIR = Layout(Path(__file__).resolve().parents[1]).dataset_dir
 DEFAULT_SIZES = SplitSizes()
 
 

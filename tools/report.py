@@ -18,14 +18,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
+from slm_swap.layout import Layout, report_path  # noqa: E402
 from slm_swap.report.build import write_report  # noqa: E402
 from slm_swap.report.inputs import ReportInputError, RunNames  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--eval-dir", type=Path, default=REPO / "slm_swap" / "05_eval", help="folder of the metric files and decision.json")
-    parser.add_argument("--ft-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="folder of the adapters (adapter_<track>/)")
+    parser.add_argument("--eval-dir", type=Path, default=Layout(REPO).eval_dir, help="folder of the metric files and decision.json")
+    parser.add_argument("--ft-dir", type=Path, default=Layout(REPO).ft_dir, help="folder of the adapters (adapter_<track>/)")
     parser.add_argument("--step-times", type=Path, default=None, help='JSON file {"step": seconds} shown as wall time per step')
     parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
     parser.add_argument("--after-tag", default="ft", help="tag of the SLM + adapter metric files")
@@ -46,7 +47,7 @@ def read_step_times(path: Path) -> dict[str, float]:
 
 
 def main(args: argparse.Namespace) -> int:
-    out_md = args.out or args.eval_dir / "report.md"
+    out_md = args.out or report_path(args.eval_dir)
     out_png = out_md.with_suffix(".png")
     try:
         step_times = read_step_times(args.step_times) if args.step_times else None

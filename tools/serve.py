@@ -31,9 +31,10 @@ sys.path.insert(0, str(REPO))  # run from a clone without installing
 from slm_swap.files import write_json_atomic
 from slm_swap.harness.factory import slm_model_path
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.prompts import TRACKS
+from slm_swap.layout import Layout, serve_parity_path, split_path
 from slm_swap.serving.launch import ServePlan, ServingError, plan_serving, resolve_device, shell_line, vllm_command
 from slm_swap.serving.process import ServeError, ServeProcess, start_transformers_serve
+from slm_swap.tracks import TRACK_NAMES
 
 DEFAULT_PORT = 8000
 PLACEHOLDER_KEY = "unused"  # transformers serve checks no key; the OpenAI client insists on one
@@ -41,19 +42,19 @@ PLACEHOLDER_KEY = "unused"  # transformers serve checks no key; the OpenAI clien
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--track", required=True, choices=TRACKS, help="which track's SLM to serve")
+    parser.add_argument("--track", required=True, choices=TRACK_NAMES, help="which track's SLM to serve")
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8000, or a free one with --parity-rows; 0 picks a free one)")
     parser.add_argument("--base-model", type=Path, help="base checkpoint folder (default: SLM_MODEL_PATH, else evaluation's default)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     parser.add_argument(
         "--max-tokens", type=int, default=EvalSettings.max_new_tokens, help="output cap requests must send (default: evaluation's)"
     )
-    parser.add_argument("--ft-dir", type=Path, default=REPO / "slm_swap" / "04_ft", help="where adapters live")
-    parser.add_argument("--models-dir", type=Path, default=REPO / "slm_swap" / "models", help="where merged checkpoints live")
+    parser.add_argument("--ft-dir", type=Path, default=Layout(REPO).ft_dir, help="where adapters live")
+    parser.add_argument("--models-dir", type=Path, default=Layout(REPO).models_dir, help="where merged checkpoints live")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for the server to load the model")
     parser.add_argument("--parity-rows", type=int, default=0, help="compare N rows with LocalSLM (quantization none), then stop")
     parser.add_argument("--split", default="test", help="split the parity rows come from (default test)")
-    parser.add_argument("--dataset-dir", type=Path, default=REPO / "slm_swap" / "02_dataset", help="root of the prepared splits")
+    parser.add_argument("--dataset-dir", type=Path, default=Layout(REPO).dataset_dir, help="root of the prepared splits")
     parser.add_argument("--parity-out", type=Path, help="parity report path (default slm_swap/05_eval/serve_parity_<track>.json)")
     return parser
 
@@ -74,7 +75,7 @@ def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) 
     from slm_swap.data.rows import load_rows
     from slm_swap.serving.parity import check_parity
 
-    rows = load_rows(args.dataset_dir / plan.track / f"{args.split}.jsonl", plan.track)[: args.parity_rows]
+    rows = load_rows(split_path(args.dataset_dir, plan.track, args.split), plan.track)[: args.parity_rows]
     served = HostedModel(
         server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout, max_retries=0
     )
@@ -86,7 +87,7 @@ def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) 
     finally:
         served.close()
         evaluated.close()
-    out = args.parity_out or REPO / "slm_swap" / "05_eval" / f"serve_parity_{plan.track}.json"
+    out = args.parity_out or serve_parity_path(Layout(REPO).eval_dir, plan.track)
     write_json_atomic(out, report.to_record())
     same = sum(row.same for row in report.rows)
     print(f"parity: {same}/{len(report.rows)} rows identical to LocalSLM (quantization none); report {out}")

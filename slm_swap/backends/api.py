@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from slm_swap.data.rows import Row
+from slm_swap.scoring.outcomes import ErrorClass, parse_error_class
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Answer:
     text: str | None
     latency_s: float = 0.0
     error: str | None = None
-    error_class: str | None = None
+    error_class: ErrorClass | str | None = None  # a str only for a class another version recorded
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
@@ -28,7 +29,14 @@ class Answer:
     started_at: float = 0.0  # unix seconds; set by the harness when the model does not
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record["error_class"] = str(self.error_class) if self.error_class is not None else None
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Answer:
+        error_class = record.get("error_class")
+        return cls(**{**record, "error_class": parse_error_class(error_class) if error_class else None})
 
 
 class Model(Protocol):

@@ -21,21 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 
 from slm_swap.backends.api import Answer
-from slm_swap.backends.retry import (
-    BAD_RESPONSE,
-    CLIENT_ERROR,
-    CONTENT_FILTER,
-    QUOTA,
-    RATE_LIMIT,
-    RETRYABLE,
-    SERVER,
-    TIMEOUT,
-    CircuitBreaker,
-    RetryPolicy,
-    parse_retry_after,
-)
+from slm_swap.backends.retry import RETRYABLE, CircuitBreaker, RetryPolicy, parse_retry_after
 from slm_swap.data.rows import Row
 from slm_swap.prompts import build_messages
+from slm_swap.scoring.outcomes import ErrorClass
 
 ENDPOINT_VAR, KEY_VAR, VERSION_VAR = "AZURE_ENDPOINT", "AZURE_API_KEY", "AZURE_API_VERSION"
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -110,7 +99,7 @@ class _Attempt:
     text: str | None = None
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-    error_class: str | None = None
+    error_class: ErrorClass | None = None
     error: str | None = None
     retry_after_s: float | None = None
 
@@ -199,7 +188,7 @@ class HostedModel:
             if wait is None:
                 attempt.error = f"{attempt.error} ({self._why_given_up(sum(retries.values()), attempt.retry_after_s)})"
                 break
-            retries[attempt.error_class] = retries.get(attempt.error_class, 0) + 1
+            retries[attempt.error_class.value] = retries.get(attempt.error_class.value, 0) + 1
             time.sleep(wait)
         error = attempt.error
         self.breaker.record(attempt.error_class, error)
@@ -236,13 +225,13 @@ class HostedModel:
                 extra_headers={"Authorization": openai.Omit()},
             )
         except openai.APITimeoutError:
-            return _Attempt(error_class=TIMEOUT, error=f"no reply within {timeout_s:.1f}s")
+            return _Attempt(error_class=ErrorClass.TIMEOUT, error=f"no reply within {timeout_s:.1f}s")
         except openai.APIConnectionError as exc:
-            return _Attempt(error_class=SERVER, error=self._redact(f"connection failed: {exc.__cause__ or exc}"))
+            return _Attempt(error_class=ErrorClass.SERVER, error=self._redact(f"connection failed: {exc.__cause__ or exc}"))
         except openai.APIStatusError as exc:
             return self._status_failure(exc)
         except openai.APIError as exc:
-            return _Attempt(error_class=BAD_RESPONSE, error=self._redact(f"unusable reply: {exc}"))
+            return _Attempt(error_class=ErrorClass.BAD_RESPONSE, error=self._redact(f"unusable reply: {exc}"))
         return self._parse_reply(raw.http_response.text)
 
     def _status_failure(self, exc: openai.APIStatusError) -> _Attempt:
@@ -252,15 +241,15 @@ class HostedModel:
         inner = body.get("innererror") if isinstance(body.get("innererror"), dict) else {}
         codes = {str(body.get("code")), str(body.get("type")), str(inner.get("code"))}
         if status == 429:
-            error_class = QUOTA if "insufficient_quota" in codes else RATE_LIMIT
+            error_class = ErrorClass.QUOTA if "insufficient_quota" in codes else ErrorClass.RATE_LIMIT
         elif status >= 500:
-            error_class = SERVER
+            error_class = ErrorClass.SERVER
         elif status == 408:
-            error_class = TIMEOUT
+            error_class = ErrorClass.TIMEOUT
         elif status == 400 and codes & {"content_filter", "ResponsibleAIPolicyViolation"}:
-            error_class = CONTENT_FILTER
+            error_class = ErrorClass.CONTENT_FILTER
         else:
-            error_class = CLIENT_ERROR
+            error_class = ErrorClass.CLIENT_ERROR
         message = self._redact(f"HTTP {status}: {detail[:_MESSAGE_LIMIT]}")
         return _Attempt(error_class=error_class, error=message, retry_after_s=parse_retry_after(exc.response.headers))
 
@@ -271,10 +260,10 @@ class HostedModel:
             choice = data["choices"][0]
             content, finish_reason = choice["message"].get("content"), choice.get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            return _Attempt(error_class=BAD_RESPONSE, error=self._redact(f"unreadable reply ({exc}): {body[:_MESSAGE_LIMIT]!r}"))
+            return _Attempt(error_class=ErrorClass.BAD_RESPONSE, error=self._redact(f"unreadable reply ({exc}): {body[:_MESSAGE_LIMIT]!r}"))
         if not isinstance(content, str):
-            if finish_reason != CONTENT_FILTER:
-                return _Attempt(error_class=BAD_RESPONSE, error=f"reply has no message text (finish_reason {finish_reason!r})")
+            if finish_reason != "content_filter":
+                return _Attempt(error_class=ErrorClass.BAD_RESPONSE, error=f"reply has no message text (finish_reason {finish_reason!r})")
             # A filtered completion may carry no text at all; it is still scored, as the empty string.
             content = ""
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}

@@ -122,7 +122,7 @@ class CachedModel:
         record = self.cached.get(messages_key(build_messages(row.prompt)))
         if record is None or (self.reuse == REUSE_SUCCESSES and record.get("text") is None):
             return None
-        return Answer(**{**record, "cached": True})
+        return Answer.from_record({**record, "cached": True})
 
     def prepare(self, rows: Sequence[Row]) -> None:
         self.inner.prepare([row for row in rows if self.reusable(row) is None])

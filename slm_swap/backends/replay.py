@@ -9,6 +9,7 @@ from typing import Any
 from slm_swap.backends.api import Answer
 from slm_swap.data.rows import DatasetError, Row, parse_id_record, read_lines
 from slm_swap.files import sha256_file
+from slm_swap.scoring.outcomes import RowRecord
 
 
 class ReplayModel:
@@ -30,22 +31,22 @@ class ReplayModel:
     def answer(self, row: Row) -> Answer:
         record = self.records.get((row.track, row.id)) or self.records[(None, row.id)]
         return Answer(
-            text=record.get("output"),
-            latency_s=float(record.get("latency_s") or 0.0),
-            error=record.get("error"),
-            error_class=record.get("error_class"),
-            finish_reason=record.get("finish_reason"),
-            usage=dict(record.get("usage") or {}),
+            text=record.output,
+            latency_s=record.latency_s,
+            error=record.error,
+            error_class=record.error_class,
+            finish_reason=record.finish_reason,
+            usage=dict(record.usage),
         )
 
     def close(self) -> None:
         return None
 
 
-def load_predictions(path: Path) -> dict[tuple[str | None, str], dict[str, Any]]:
+def load_predictions(path: Path) -> dict[tuple[str | None, str], RowRecord]:
     """Predictions by (track, id); a file without a track field serves any track."""
     lines = read_lines(path, "predictions file")
-    records: dict[tuple[str | None, str], dict[str, Any]] = {}
+    records: dict[tuple[str | None, str], RowRecord] = {}
     for index, line in enumerate(lines):
         where = f"{path}: row {index} (line {index + 1})"
         record = parse_id_record(line, where)
@@ -54,8 +55,12 @@ def load_predictions(path: Path) -> dict[tuple[str | None, str], dict[str, Any]]
             raise DatasetError(f"{where}: 'output' is missing and no 'error' is recorded")
         if output is not None and not isinstance(output, str):
             raise DatasetError(f"{where}: 'output' must be a string")
-        key = (record.get("track"), record["id"])
+        try:
+            prediction = RowRecord.from_json(record)
+        except ValueError as exc:
+            raise DatasetError(f"{where}: {exc}") from None
+        key = (prediction.track, prediction.id)
         if key in records:
-            raise DatasetError(f"{where}: duplicate prediction for {record['id']}")
-        records[key] = record
+            raise DatasetError(f"{where}: duplicate prediction for {prediction.id}")
+        records[key] = prediction
     return records

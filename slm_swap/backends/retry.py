@@ -14,19 +14,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Error classes a hosted row can end with. `rate_limit`, `server` and `timeout` are
-# transient and retried; the rest are final at the first attempt, because waiting
-# changes nothing: an exhausted quota, a filtered prompt, a reply we cannot read, or a
-# request the endpoint rejects (wrong key, unknown deployment, bad parameter).
-RATE_LIMIT = "rate_limit"
-QUOTA = "quota"
-TIMEOUT = "timeout"
-SERVER = "server"
-CONTENT_FILTER = "content_filter"
-BAD_RESPONSE = "bad_response"
-CLIENT_ERROR = "client_error"
-ERROR_CLASSES = (RATE_LIMIT, QUOTA, TIMEOUT, SERVER, CONTENT_FILTER, BAD_RESPONSE, CLIENT_ERROR)
-RETRYABLE = frozenset({RATE_LIMIT, SERVER, TIMEOUT})
+from slm_swap.scoring.outcomes import ErrorClass
+
+# transient failures, worth a retry; the other classes are final at the first attempt
+RETRYABLE = frozenset({ErrorClass.RATE_LIMIT, ErrorClass.SERVER, ErrorClass.TIMEOUT})
 
 
 class CircuitOpen(RuntimeError):
@@ -116,12 +107,13 @@ class CircuitBreaker:
         self._count = 0
         self._last_error = ""
 
-    def record(self, error_class: str | None, error: str | None = None) -> None:
+    def record(self, error_class: ErrorClass | str | None, error: str | None = None) -> None:
         """Record one finished row: its error class, or None for a reply."""
         with self._lock:
             if error_class is None:
                 self._last_class, self._count = None, 0
                 return
+            error_class = str(error_class)  # its value, as messages name it
             if error_class == self._last_class:
                 self._count += 1
             else:

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.backends.local_slm import GeneratedRow, LocalSLM
+from slm_swap.backends.local_slm import LocalSLM
+from slm_swap.backends.slm_engines import GeneratedRow
 from slm_swap.data.rows import Row
 
 # Phi-4-mini-instruct's architecture (../shared/GPU.md); speed does not depend on the weight values.
@@ -174,13 +175,16 @@ def summarize(results: list[TrackResult]) -> dict[str, Any]:
 
 def markdown_table(results: list[TrackResult]) -> str:
     lines = [
-        "| track | rows | prompt tokens (mean/max) | batched rows/s | new tokens/row | batch sizes | one-at-a-time rows/s | speedup | peak GiB (batched/single) | reruns identical | flips |",
+        "| track | rows | prompt tokens (mean/max) | batched rows/s | new tokens/row | batch sizes "
+        "| one-at-a-time rows/s | speedup | peak GiB (batched/single) | reruns identical | flips |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.track} | {r.rows} | {r.prompt_tokens_mean:.0f}/{r.prompt_tokens_max} | {r.batched.rows_per_s:.2f} | {r.batched.mean_new_tokens:.1f} | "
-            f"{', '.join(map(str, r.batched.batch_sizes)) or 'continuous'} | {r.single.rows_per_s:.3f} ({r.single.rows} rows) | {r.speedup:.0f}x | "
+            f"| {r.track} | {r.rows} | {r.prompt_tokens_mean:.0f}/{r.prompt_tokens_max} "
+            f"| {r.batched.rows_per_s:.2f} | {r.batched.mean_new_tokens:.1f} | "
+            f"{', '.join(map(str, r.batched.batch_sizes)) or 'continuous'} "
+            f"| {r.single.rows_per_s:.3f} ({r.single.rows} rows) | {r.speedup:.0f}x | "
             f"{r.batched.peak_memory_gib:.2f}/{r.single.peak_memory_gib:.2f} | {'yes' if r.batched_again_identical else 'NO'} | "
             f"{r.flips}/{r.single.rows} |"
         )

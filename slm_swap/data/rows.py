@@ -9,7 +9,7 @@ from typing import Any
 
 from slm_swap.formats.jsontext import StrictJSONError, parse_strict_json
 from slm_swap.formats.toolcall import count_tool_call_openings, find_tool_calls
-from slm_swap.prompts import TRACKS
+from slm_swap.tracks import TRACK_NAMES
 
 ROW_KEYS = {"prompt", "completion"}
 
@@ -107,7 +107,7 @@ def read_lines(path: Path, what: str, hint: str = "") -> list[str]:
 
 def load_rows(path: str | Path, track: str, split: str | None = None) -> list[Row]:
     """All rows of a JSONL split, ids `<split>-<line index>`; the split defaults to the file stem."""
-    if track not in TRACKS:
+    if track not in TRACK_NAMES:
         raise DatasetError(f"unknown track {track!r}")
     path = Path(path)
     split = split or path.stem

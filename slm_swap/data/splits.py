@@ -24,14 +24,15 @@ from slm_swap.data.rows import DatasetError, check_completion
 from slm_swap.data.sources import Example, SourceData
 from slm_swap.files import jsonl_text, sha256_file
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
-from slm_swap.prompts import PROMPTS_FILE, TRACKS, build_prompt
+from slm_swap.prompts import PROMPTS_FILE, build_prompt
+from slm_swap.tracks import TRACK_NAMES
 
 DEFAULT_SEED = 13
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 # Moved out in this order and in in the reverse one: the manifest is the last file to
 # arrive, so while a swap is under way there is no manifest claiming a complete set.
-_SWAP_OUT_ORDER = (MANIFEST, *TRACKS)
+_SWAP_OUT_ORDER = (MANIFEST, *TRACK_NAMES)
 _FORMATTERS = {"structured": format_structured_call, "toolcall": format_tool_call}
 
 
@@ -75,7 +76,7 @@ def select_usable(examples: list[Example]) -> tuple[list[PreparedExample], Count
             dropped["answer names a tool that is not offered"] += 1
             continue
         try:
-            rows = {track: track_row(track, example) for track in TRACKS}
+            rows = {track: track_row(track, example) for track in TRACK_NAMES}
         except ValueError:
             dropped["gold call cannot be written in a track's format"] += 1
             continue
@@ -106,7 +107,9 @@ def assign_splits(examples: list[PreparedExample], seed: int, sizes: SplitSizes)
 
 def render_files(splits: dict[str, list[PreparedExample]]) -> dict[str, bytes]:
     return {
-        f"{track}/{split}.jsonl": jsonl_text([p.rows[track] for p in splits[split]]).encode("utf-8") for track in TRACKS for split in SPLITS
+        f"{track}/{split}.jsonl": jsonl_text([p.rows[track] for p in splits[split]]).encode("utf-8")
+        for track in TRACK_NAMES
+        for split in SPLITS
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from slm_swap.files import sha256_file
 from slm_swap.harness.records import load_metric_file
-from slm_swap.scoring.metrics import CORE_METRICS
+from slm_swap.tracks import get_track
 
 
 class DecisionInputError(ValueError):
@@ -68,7 +68,7 @@ def check_comparable(track: str, hosted: dict[str, Any], slm: dict[str, Any], ho
 def decide_track(track: str, hosted: dict[str, Any], slm: dict[str, Any], delta: float) -> TrackDecision:
     if delta <= 0:
         raise ValueError(f"delta must be > 0, got {delta}")
-    gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m])) for m in CORE_METRICS[track])
+    gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m])) for m in get_track(track).core_metrics)
     # the epsilon keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
     reasons = tuple(
         f"{g.metric}: SLM {g.slm:.3f} trails hosted {g.hosted:.3f} by {g.gap:.3f} > {delta}" for g in gaps if g.gap > delta + 1e-9

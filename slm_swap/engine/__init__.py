@@ -1,3 +1,4 @@
-"""The local SLM's batched generation engine: the static ragged KV cache engine (`static`), its Triton decode
-attention (`decode_attention`) and fused kernels (`fused_kernels`).
+"""The local SLM's batched generation engine: the static ragged KV cache engine (`static`, the generation loop),
+its batch planning (`planning`), prefill inputs (`prefill`), KV cache and attention function (`cache`), dequantised
+weight copies (`dequantize`), Triton decode attention (`decode_attention`) and fused kernels (`fused_kernels`).
 """

@@ -12,11 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slm_swap import layout
+from slm_swap.layout import Layout
+
 BACKENDS = ("auto", "unsloth", "hf")
-DEFAULT_MODEL_PATH = Path("slm_swap/models/phi-4-mini")
-DEFAULT_DATASET_DIR = Path("slm_swap/02_dataset")
-DEFAULT_FT_DIR = Path("slm_swap/04_ft")
-DEFAULT_DECISION = Path("slm_swap/05_eval/decision.json")
+DEFAULT_MODEL_PATH = Layout().default_slm_path
+DEFAULT_DATASET_DIR = Layout().dataset_dir
+DEFAULT_FT_DIR = Layout().ft_dir
+DEFAULT_DECISION = layout.decision_path(Layout().eval_dir)
 MANIFEST_NAME = "training_manifest.json"
 
 
@@ -86,15 +89,15 @@ class FinetuneRequest:
 
     @property
     def train_path(self) -> Path:
-        return self.dataset_dir / self.track / "train.jsonl"
+        return layout.split_path(self.dataset_dir, self.track, "train")
 
     @property
     def val_path(self) -> Path:
-        return self.dataset_dir / self.track / "val.jsonl"
+        return layout.split_path(self.dataset_dir, self.track, "val")
 
     @property
     def adapter_dir(self) -> Path:
-        return self.out_dir / f"adapter_{self.track}"
+        return layout.adapter_dir(self.out_dir, self.track)
 
 
 @dataclass(frozen=True)

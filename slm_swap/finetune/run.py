@@ -91,7 +91,8 @@ def report_over_length(split: PreparedSplit, say: Callable[[str], None]) -> None
         shown = ", ".join(f"{rid} ({n})" for rid, n in split.over_length[:5])
         more = f" and {len(split.over_length) - 5} more" if len(split.over_length) > 5 else ""
         say(
-            f"{split.path}: dropped {len(split.over_length)} of {split.n_read} rows longer than {split.max_seq_length} tokens: {shown}{more}"
+            f"{split.path}: dropped {len(split.over_length)} of {split.n_read} rows"
+            f" longer than {split.max_seq_length} tokens: {shown}{more}"
         )
 
 
@@ -120,7 +121,8 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
     loaded = load_model(choice, request, accelerator.device)
     result = train_loop(loaded.model, train.rows, val.rows, request.knobs, loaded.forward_keys, accelerator)
     say(
-        f"trained {len(result.steps)} steps in {result.train_time_s:.1f} s, {result.tokens_per_s:,.0f} tokens/s; val loss {result.val_loss:.4f}"
+        f"trained {len(result.steps)} steps in {result.train_time_s:.1f} s, {result.tokens_per_s:,.0f} tokens/s;"
+        f" val loss {result.val_loss:.4f}"
     )
     manifest: dict[str, Any] = {}
     if main:
@@ -134,33 +136,49 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
             gate=gate,
         )
         manifest = build_manifest(request, choice, loaded.details, train, val, result, context)
-        staging = make_staging(request.adapter_dir)
-        try:
-            accelerator.unwrap_model(loaded.model).save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-            record_adapter_base(staging, request.model_path)
-            manifest["files"] = adapter_files(staging)
-            write_json_atomic(staging / MANIFEST_NAME, manifest)
-            publish(staging, request.adapter_dir, request.overwrite)
-        finally:
-            discard(staging)  # nothing left after a successful publish
+        save_adapter(request, accelerator.unwrap_model(loaded.model), tokenizer, manifest)
         say(f"adapter written to {request.adapter_dir}")
     accelerator.wait_for_everyone()
     trace = None
     if main and tracing is not None:
-        # OpenTelemetry draws trace ids from the global `random`, which Unsloth seeds with the run's
-        # seed: without fresh entropy every run with the same seed would write into one trace.
-        random.seed()
-        try:
-            trace = record_training_run(tracing, training_trace(request, choice, manifest, result, started_at))
-        except TracingError as exc:
-            raise TraceFailedAfterTraining(
-                f"the adapter in {request.adapter_dir} was written, but its Langfuse trace failed: {exc}"
-            ) from exc
-        manifest["trace"] = {"id": trace.trace_id, "url": trace.url}
-        write_json_atomic(request.adapter_dir / MANIFEST_NAME, manifest)
+        trace = trace_run(tracing, request, choice, manifest, result, started_at)
         say(f"Langfuse trace: {trace.url}")
     return FinetuneOutcome(request.adapter_dir, manifest, trace)
+
+
+def save_adapter(request: FinetuneRequest, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> None:
+    """Publish the adapter folder (weights, tokenizer, base record, manifest) whole, through a staging folder."""
+    staging = make_staging(request.adapter_dir)
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        record_adapter_base(staging, request.model_path)
+        manifest["files"] = adapter_files(staging)
+        write_json_atomic(staging / MANIFEST_NAME, manifest)
+        publish(staging, request.adapter_dir, request.overwrite)
+    finally:
+        discard(staging)  # nothing left after a successful publish
+
+
+def trace_run(
+    tracing: LangfuseSettings,
+    request: FinetuneRequest,
+    choice: BackendChoice,
+    manifest: dict[str, Any],
+    result: LoopResult,
+    started_at: float,
+) -> TraceRef:
+    """Record the run in Langfuse and note its trace in the published manifest."""
+    # OpenTelemetry draws trace ids from the global `random`, which Unsloth seeds with the run's
+    # seed: without fresh entropy every run with the same seed would write into one trace.
+    random.seed()
+    try:
+        trace = record_training_run(tracing, training_trace(request, choice, manifest, result, started_at))
+    except TracingError as exc:
+        raise TraceFailedAfterTraining(f"the adapter in {request.adapter_dir} was written, but its Langfuse trace failed: {exc}") from exc
+    manifest["trace"] = {"id": trace.trace_id, "url": trace.url}
+    write_json_atomic(request.adapter_dir / MANIFEST_NAME, manifest)
+    return trace
 
 
 def training_trace(

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from slm_swap import layout
 from slm_swap.backends.api import Model
 from slm_swap.backends.journal import CachedModel
 from slm_swap.harness.settings import EvalSettings
 
-DEFAULT_SLM_PATH = "slm_swap/models/phi-4-mini"
+DEFAULT_SLM_PATH = str(layout.Layout().default_slm_path)  # relative to the folder pytest runs in
+
+
+Progress = Callable[[int, int], None]
 
 
 class ModelSetupError(RuntimeError):
     """The model cannot be used as configured; the message says what to do."""
 
 
-def build_cached_model(settings: EvalSettings, track: str, environ: Mapping[str, str]) -> Model:
+def build_cached_model(settings: EvalSettings, track: str, environ: Mapping[str, str], progress: Progress | None = None) -> Model:
     """The model, behind the answer journal unless it is replay or the cache is off."""
-    model = build_model(settings, track, environ)
+    model = build_model(settings, track, environ, progress)
     if settings.cache_dir is None or settings.model == "replay":
         return model
     return CachedModel(model, settings.cache_dir, settings.reuse)
 
 
-def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str]) -> Model:
+def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str], progress: Progress | None = None) -> Model:
+    """`progress`, if given, hears (rows done, rows in all) from models that generate up front (the SLM)."""
     if settings.model == "replay":
         from slm_swap.backends.replay import ReplayModel
 
@@ -62,6 +67,7 @@ def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str]) 
                 batch_size=settings.batch_size,
                 quantization=settings.quantization,
                 engine=settings.engine,
+                progress=progress,
             )
         except CheckpointError as exc:
             raise ModelSetupError(str(exc)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slm_swap.scoring.metrics import CORE_METRICS
+from slm_swap.tracks import get_track
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class GateCheck:
 def compare_to_reference(track: str, reference: dict[str, float], current: dict[str, float], delta: float) -> list[GateCheck]:
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
-    return [GateCheck(m, float(reference[m]), float(current[m]), delta) for m in CORE_METRICS[track]]
+    return [GateCheck(m, float(reference[m]), float(current[m]), delta) for m in get_track(track).core_metrics]
 
 
 def gate_passes(checks: list[GateCheck]) -> bool:

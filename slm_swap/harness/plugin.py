@@ -1,70 +1,60 @@
 """The evaluation harness's pytest plugin.
 
 It adds the options, parametrises each evals test with one case per dataset row,
-and, in the controlling process only, collects each row's record from its test
-report, writes the metric JSON and predictions JSONL, and applies the regression
-gate. It never decides whether a row passes: the test does.
+and, in the controlling process only, registers the run writer that collects each
+row's record, writes the metric JSON and predictions JSONL, and applies the
+regression gate. It never decides whether a row passes: the test does.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slm_swap.data.rows import DatasetError, Row, load_rows
-from slm_swap.harness.records import ROW_PROPERTY, error_record
-from slm_swap.harness.settings import EvalSettings
+from slm_swap import layout
+from slm_swap.data.rows import DatasetError
+from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
+from slm_swap.harness.environ import HiddenEnviron
+from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
+from slm_swap.harness.settings import ENGINE_CHOICES, MODEL_CHOICES, QUANTIZATION_CHOICES, EvalSettings, default, help_text
 from slm_swap.harness.writer import RunWriter
 
-MODEL_PROPERTY = "slm_swap_model"
-MODEL_CHOICES = ("azure", "slm", "replay")
-SETTINGS_KEY = pytest.StashKey[EvalSettings]()
-ROWS_KEY = pytest.StashKey[dict]()
-BROKEN_KEY = pytest.StashKey[dict]()
 BROKEN_ID = "dataset-error"
-ROW_NODE = re.compile(r"::test_(structured|toolcall)\[([^\]]+)\]$")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("slm_swap", "SLM Swap evaluation")
-    group.addoption("--model", choices=MODEL_CHOICES, default=None, help="which model answers the rows")
-    group.addoption("--split", default="test", help="dataset split: train, val or test (default test)")
-    group.addoption("--dataset", type=Path, default=None, help="evaluate another JSONL file in the row format")
-    group.addoption("--limit", type=int, default=None, help="evaluate only the first N rows of the split")
-    group.addoption("--predictions", type=Path, default=None, help="predictions JSONL for --model=replay")
-    group.addoption("--tag", default=None, help="suffix of the metric file: <track>_<model>_<tag>.json")
-    group.addoption("--out-dir", type=Path, default=None, help="where metric files go (default slm_swap/05_eval)")
-    group.addoption("--gate-against", type=Path, default=None, help="reference metric file: exit status follows the gate")
-    group.addoption("--delta", type=float, default=0.02, help="largest allowed drop of a core metric under the gate")
-    group.addoption("--adapter", default="none", help="SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track> if present) or none")
-    group.addoption("--max-new-tokens", type=int, default=256, help="output-token cap, the same for every model (default 256)")
-    group.addoption("--batch-size", type=int, default=None, help="SLM batch size (default: chosen from free memory; 8 on CPU)")
-    group.addoption(
-        "--engine",
-        choices=("static", "padded", "continuous"),
-        default="static",
-        help="SLM generation engine (default static: static KV cache, CUDA graphs on CUDA)",
-    )
-    group.addoption("--quantization", choices=("nf4", "none"), default="nf4", help="SLM weights: 4-bit NF4 (default) or unquantised")
-    group.addoption("--request-timeout", type=float, default=60.0, help="hosted request timeout in seconds")
-    group.addoption("--max-retries", type=int, default=5, help="hosted retries per row (429, 5xx, timeouts)")
-    group.addoption("--row-budget", type=float, default=120.0, help="hosted seconds per row, retries and waits included")
-    group.addoption("--circuit-threshold", type=int, default=10, help="stop the run after this many identical failures in a row")
+    group.addoption("--model", choices=MODEL_CHOICES, default=None, help=help_text("model"))
+    group.addoption("--split", default=default("split"), help=help_text("split"))
+    group.addoption("--dataset", type=Path, default=None, help=help_text("dataset"))
+    group.addoption("--limit", type=int, default=None, help=help_text("limit"))
+    group.addoption("--predictions", type=Path, default=None, help=help_text("predictions"))
+    group.addoption("--tag", default=None, help=help_text("tag"))
+    group.addoption("--out-dir", type=Path, default=None, help=help_text("out_dir"))
+    group.addoption("--gate-against", type=Path, default=None, help=help_text("gate_against"))
+    group.addoption("--delta", type=float, default=default("delta"), help=help_text("delta"))
+    group.addoption("--adapter", default=default("adapter"), help=help_text("adapter"))
+    group.addoption("--max-new-tokens", type=int, default=default("max_new_tokens"), help=help_text("max_new_tokens"))
+    group.addoption("--batch-size", type=int, default=None, help=help_text("batch_size"))
+    group.addoption("--engine", choices=ENGINE_CHOICES, default=default("engine"), help=help_text("engine"))
+    group.addoption("--quantization", choices=QUANTIZATION_CHOICES, default=default("quantization"), help=help_text("quantization"))
+    group.addoption("--request-timeout", type=float, default=default("request_timeout_s"), help=help_text("request_timeout_s"))
+    group.addoption("--max-retries", type=int, default=default("max_retries"), help=help_text("max_retries"))
+    group.addoption("--row-budget", type=float, default=default("row_budget_s"), help=help_text("row_budget_s"))
+    group.addoption("--circuit-threshold", type=int, default=default("circuit_threshold"), help=help_text("circuit_threshold"))
     group.addoption("--resume", action="store_true", help="reuse journalled answers: ask the model only for rows not yet answered")
     group.addoption("--retry-errors", action="store_true", help="reuse journalled answers except errors, which are asked again")
     group.addoption("--no-cache", action="store_true", help="neither read nor write the answer journal")
-    group.addoption("--cache-dir", type=Path, default=None, help="answer journal folder (default slm_swap/05_eval/cache)")
-    group.addoption("--max-error-rate", type=float, default=None, help="fail the session when errors exceed this share of rows")
+    group.addoption("--cache-dir", type=Path, default=None, help=help_text("cache_dir"))
+    group.addoption("--max-error-rate", type=float, default=None, help=help_text("max_error_rate"))
 
 
-def settings_from_config(config: pytest.Config) -> EvalSettings:
-    root = config.rootpath
-    opt = config.getoption
-    limit = opt("--limit")
+def check_options(opt: Any) -> None:
+    """Refuse contradictory or out-of-range options before anything runs."""
+    limit, max_error_rate = opt("--limit"), opt("--max-error-rate")
     if limit is not None and limit < 1:
         raise pytest.UsageError("--limit must be at least 1")
     if opt("--max-new-tokens") < 1:
@@ -73,62 +63,69 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
         raise pytest.UsageError("--delta must be >= 0")
     if opt("--model") == "replay" and opt("--predictions") is None:
         raise pytest.UsageError("--model=replay needs --predictions PATH")
-    out_dir = Path(opt("--out-dir") or root / "slm_swap" / "05_eval")
     if opt("--no-cache") and (opt("--resume") or opt("--retry-errors")):
         raise pytest.UsageError("--no-cache cannot be combined with --resume or --retry-errors")
-    max_error_rate = opt("--max-error-rate")
     if max_error_rate is not None and not 0 <= max_error_rate <= 1:
         raise pytest.UsageError("--max-error-rate must be between 0 and 1")
-    reuse = "successes" if opt("--retry-errors") else "all" if opt("--resume") else "none"
+    out_dir = opt("--out-dir")
+    blocked = file_in_the_way(out_dir)
+    if blocked is not None:
+        where = "" if blocked == out_dir else f" {blocked}"
+        raise pytest.UsageError(f"--out-dir {out_dir}:{where} is a file, not a folder")
+    if opt("--gate-against") is not None:
+        try:
+            load_metric_file(opt("--gate-against"))
+        except ValueError as exc:
+            raise pytest.UsageError(f"--gate-against: {exc}") from None
+
+
+def file_in_the_way(folder: Path | None) -> Path | None:
+    """The nearest existing part of `folder` when it is not a folder (so the folder cannot be made)."""
+    if folder is None:
+        return None
+    for part in (folder, *folder.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None
+
+
+# settings read straight from the option of the same meaning
+DIRECT_OPTIONS = {
+    "model": "--model",
+    "split": "--split",
+    "dataset": "--dataset",
+    "limit": "--limit",
+    "predictions": "--predictions",
+    "tag": "--tag",
+    "gate_against": "--gate-against",
+    "delta": "--delta",
+    "max_error_rate": "--max-error-rate",
+    "adapter": "--adapter",
+    "max_new_tokens": "--max-new-tokens",
+    "batch_size": "--batch-size",
+    "quantization": "--quantization",
+    "engine": "--engine",
+    "request_timeout_s": "--request-timeout",
+    "max_retries": "--max-retries",
+    "row_budget_s": "--row-budget",
+    "circuit_threshold": "--circuit-threshold",
+}
+
+
+def settings_from_config(config: pytest.Config) -> EvalSettings:
+    opt = config.getoption
+    check_options(opt)
+    paths = layout.Layout(config.rootpath)
+    out_dir = Path(opt("--out-dir") or paths.eval_dir)
     return EvalSettings(
-        model=opt("--model"),
-        split=opt("--split"),
-        dataset=opt("--dataset"),
-        limit=limit,
-        predictions=opt("--predictions"),
-        tag=opt("--tag"),
+        **{name: opt(option) for name, option in DIRECT_OPTIONS.items()},
         out_dir=out_dir,
-        dataset_dir=root / "slm_swap" / "02_dataset",
-        gate_against=opt("--gate-against"),
-        delta=opt("--delta"),
+        dataset_dir=paths.dataset_dir,
+        ft_dir=paths.ft_dir,
+        cache_dir=None if opt("--no-cache") else Path(opt("--cache-dir") or layout.journal_dir(out_dir)),
+        reuse="successes" if opt("--retry-errors") else "all" if opt("--resume") else "none",
         pytest_args=tuple(str(a) for a in config.invocation_params.args),
-        cache_dir=None if opt("--no-cache") else Path(opt("--cache-dir") or out_dir / "cache"),
-        reuse=reuse,
-        max_error_rate=max_error_rate,
-        adapter=opt("--adapter"),
-        max_new_tokens=opt("--max-new-tokens"),
-        batch_size=opt("--batch-size"),
-        quantization=opt("--quantization"),
-        engine=opt("--engine"),
-        request_timeout_s=opt("--request-timeout"),
-        max_retries=opt("--max-retries"),
-        row_budget_s=opt("--row-budget"),
-        circuit_threshold=opt("--circuit-threshold"),
-        ft_dir=root / "slm_swap" / "04_ft",
     )
-
-
-class HiddenEnviron(Mapping[str, str]):
-    """The environment, read-only, printed without its values.
-
-    The models are built from it, so it sits in the locals of every frame of a
-    failed model setup, and `pytest -l` prints those locals: the API key with them.
-    """
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def __getitem__(self, name: str) -> str:
-        return self._environ[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._environ)
-
-    def __len__(self) -> int:
-        return len(self._environ)
-
-    def __repr__(self) -> str:
-        return f"<environment: {len(self)} variables, values hidden>"
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -140,21 +137,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.model == "slm" and (is_worker(config) or getattr(config.option, "numprocesses", None)):
         # one model per device: N workers would load N copies and fight over the GPU
         raise pytest.UsageError("--model=slm cannot run under pytest-xdist (-n): the SLM batches all rows in one process; drop -n")
-    config.stash[SETTINGS_KEY] = settings
-    config.stash[ROWS_KEY] = {}
-    config.stash[BROKEN_KEY] = {}
+    context = RunContext(settings, HiddenEnviron(os.environ))  # the environment is read here, at the edge
+    config.stash[CONTEXT_KEY] = context
     if not is_worker(config):
-        config.pluginmanager.register(RunWriter(settings), "slm_swap_run_writer")
-
-
-def selected_rows(config: pytest.Config, track: str) -> list[Row]:
-    """The rows of a track after --limit; loaded once per process."""
-    cache = config.stash[ROWS_KEY]
-    if track not in cache:
-        settings = config.stash[SETTINGS_KEY]
-        rows = load_rows(settings.dataset_path(track), track, settings.split_name())
-        cache[track] = rows[: settings.limit] if settings.limit else rows
-    return cache[track]
+        config.pluginmanager.register(RunWriter(context), "slm_swap_run_writer")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -163,12 +149,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     track = getattr(metafunc.module, "TRACK", None)
     if track is None:
         return  # only evals modules (which set TRACK) get one case per dataset row
+    context = run_context(metafunc.config)
     try:
-        rows = selected_rows(metafunc.config, track)
+        rows = context.selected_rows(track)
     except DatasetError as exc:
         # reported only if this track's case survives -k: `-k toolcall` must not
         # fail on a structured dataset it never reads
-        metafunc.config.stash[BROKEN_KEY][track] = str(exc)
+        context.broken[track] = str(exc)
         metafunc.parametrize("row", [None], ids=[BROKEN_ID])
         return
     # an ordered list, so every xdist worker collects the same cases in the same order
@@ -176,19 +163,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    settings = session.config.stash[SETTINGS_KEY]
-    broken = session.config.stash[BROKEN_KEY]
+    context = run_context(session.config)
     for item in session.items:
         track = getattr(getattr(item, "module", None), "TRACK", None)
-        if track in broken and getattr(item, "callspec", None) and item.callspec.id == BROKEN_ID:
-            raise pytest.UsageError(broken[track])
+        if track in context.broken and getattr(item, "callspec", None) and item.callspec.id == BROKEN_ID:
+            raise pytest.UsageError(context.broken[track])
     has_rows = any("row" in getattr(item, "fixturenames", ()) for item in session.items)
-    if has_rows and settings.model is None:
+    if has_rows and context.settings.model is None:
         raise pytest.UsageError("choose the model that answers: --model=" + "|".join(MODEL_CHOICES))
+    if has_rows and context.settings.gate_against is not None:
+        check_gate_track(context.settings.gate_against, session.items)
+
+
+def check_gate_track(reference_path: Path, items: list[pytest.Item]) -> None:
+    """The gate's reference must be for a track this run evaluates: say so before any row runs."""
+    track = load_metric_file(reference_path)["track"]
+    selected = {getattr(getattr(item, "module", None), "TRACK", None) for item in items}
+    if track not in selected:
+        raise pytest.UsageError(f"--gate-against {reference_path}: reference is for track {track!r}, which this run does not evaluate")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    settings = config.stash[SETTINGS_KEY]
+    settings = run_context(config).settings
     if settings.model is None:
         return []
     source = str(settings.dataset) if settings.dataset else f"{settings.dataset_dir}/<track>/{settings.split}.jsonl"
@@ -209,25 +205,3 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     retries = " ".join(f"{name}={count}" for name, count in sorted(record["retries"].items()))
     letter = "." if report.passed else "F"
     return report.outcome, letter, (f"{report.outcome.upper()} (retries {retries})", {"green": report.passed, "red": report.failed})
-
-
-def parse_row_node(nodeid: str) -> tuple[str, str] | None:
-    match = ROW_NODE.search(nodeid)
-    return (match.group(1), match.group(2)) if match else None
-
-
-def record_from_report(report: pytest.TestReport) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
-    """The row record a test report carries; crashed or broken rows become error records."""
-    parsed = parse_row_node(report.nodeid)
-    if parsed is None:
-        return None
-    track, row_id = parsed
-    props = dict(report.user_properties)
-    if ROW_PROPERTY in props:
-        return track, props[ROW_PROPERTY], props.get(MODEL_PROPERTY)
-    if report.when == "???":  # how pytest-xdist reports the row a worker died on
-        return track, error_record(track, row_id, "the worker process crashed on this row", "worker_crash"), None
-    if report.when == "setup" and report.failed:
-        message = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "setup failed"
-        return track, error_record(track, row_id, message, "setup"), None
-    return None

@@ -2,54 +2,77 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-DEFAULT_DATASET_DIR = Path("slm_swap/02_dataset")
-DEFAULT_OUT_DIR = Path("slm_swap/05_eval")
+from slm_swap import layout
+
+DEFAULT_LAYOUT = layout.Layout()
+
+
+MODEL_CHOICES = ("azure", "slm", "replay")
+ENGINE_CHOICES = ("static", "padded", "continuous")
+QUANTIZATION_CHOICES = ("nf4", "none")
+
+
+def option(default: Any, text: str) -> Any:
+    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    model: str | None = field(default=None, metadata={"help": "which model answers: replay, azure or slm"})
-    split: str = field(default="test", metadata={"help": "dataset split to evaluate"})
-    dataset: Path | None = field(default=None, metadata={"help": "another JSONL file in the row format"})
-    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows"})
-    predictions: Path | None = field(default=None, metadata={"help": "predictions JSONL that replay re-scores"})
-    tag: str | None = field(default=None, metadata={"help": "suffix for the metric file name"})
-    out_dir: Path = field(default=DEFAULT_OUT_DIR, metadata={"help": "where metric and prediction files go"})
-    dataset_dir: Path = field(default=DEFAULT_DATASET_DIR, metadata={"help": "root of the prepared splits"})
-    gate_against: Path | None = field(default=None, metadata={"help": "reference metric file for the regression gate"})
-    delta: float = field(default=0.02, metadata={"help": "allowed drop of a core metric under the gate"})
-    cache_dir: Path | None = field(default=None, metadata={"help": "answer journal folder; None turns the cache off"})
-    reuse: str = field(default="none", metadata={"help": "which journalled answers to reuse: none, all, successes"})
-    max_error_rate: float | None = field(default=None, metadata={"help": "fail when errors exceed this share"})
-    adapter: str = field(default="none", metadata={"help": "SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track>) or none"})
-    max_new_tokens: int = field(default=256, metadata={"help": "output-token cap for every model"})
-    batch_size: int | None = field(default=None, metadata={"help": "SLM batch size; None chooses from free memory"})
-    quantization: str = field(default="nf4", metadata={"help": "SLM weights: nf4 (4-bit) or none"})
-    engine: str = field(default="static", metadata={"help": "SLM generation engine: static, padded or continuous"})
-    request_timeout_s: float = field(default=60.0, metadata={"help": "hosted request timeout"})
-    max_retries: int = field(default=5, metadata={"help": "hosted retries per row for 429, 5xx and timeouts"})
-    row_budget_s: float = field(default=120.0, metadata={"help": "hosted time budget per row, retries included"})
-    circuit_threshold: int = field(default=10, metadata={"help": "stop after this many identical failures in a row"})
-    ft_dir: Path = field(default=Path("slm_swap/04_ft"), metadata={"help": "where adapters live"})
+    """Every choice of one evaluation run; each field's default and help are also its pytest option's."""
+
+    model: str | None = option(None, "which model answers the rows")
+    split: str = option("test", "dataset split: train, val or test")
+    dataset: Path | None = option(None, "evaluate another JSONL file in the row format")
+    limit: int | None = option(None, "evaluate only the first N rows of the split")
+    predictions: Path | None = option(None, "predictions JSONL for --model=replay")
+    tag: str | None = option(None, "suffix of the metric file: <track>_<model>_<tag>.json")
+    out_dir: Path = option(DEFAULT_LAYOUT.eval_dir, "where metric files go")
+    dataset_dir: Path = option(DEFAULT_LAYOUT.dataset_dir, "root of the prepared splits")
+    gate_against: Path | None = option(None, "reference metric file: exit status follows the gate")
+    delta: float = option(0.02, "largest allowed drop of a core metric under the gate")
+    cache_dir: Path | None = option(layout.journal_dir(DEFAULT_LAYOUT.eval_dir), "answer journal folder; None keeps no journal")
+    reuse: str = option("none", "which journalled answers to reuse: none, all, successes")
+    max_error_rate: float | None = option(None, "fail the session when errors exceed this share of rows")
+    adapter: str = option("none", "SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track> if present) or none")
+    max_new_tokens: int = option(256, "output-token cap, the same for every model")
+    batch_size: int | None = option(None, "SLM batch size (None: chosen from free memory; 8 on CPU)")
+    quantization: str = option("nf4", "SLM weights: 4-bit NF4 or unquantised (none)")
+    engine: str = option("static", "SLM generation engine (static: static KV cache, CUDA graphs on CUDA)")
+    request_timeout_s: float = option(60.0, "hosted request timeout in seconds")
+    max_retries: int = option(5, "hosted retries per row (429, 5xx, timeouts)")
+    row_budget_s: float = option(120.0, "hosted seconds per row, retries and waits included")
+    circuit_threshold: int = option(10, "stop the run after this many identical failures in a row")
+    ft_dir: Path = option(DEFAULT_LAYOUT.ft_dir, "where adapters live")
     pytest_args: tuple[str, ...] = ()
 
     def dataset_path(self, track: str) -> Path:
         if self.dataset is not None:
             return self.dataset
-        return self.dataset_dir / track / f"{self.split}.jsonl"
+        return layout.split_path(self.dataset_dir, track, self.split)
 
     def split_name(self) -> str:
         return self.dataset.stem if self.dataset is not None else self.split
 
     def run_name(self, track: str) -> str:
-        suffix = f"_{self.tag}" if self.tag else ""
-        return f"{track}_{self.model}{suffix}"
+        return layout.run_name(track, self.model, self.tag)
 
     def metric_path(self, track: str) -> Path:
-        return self.out_dir / f"{self.run_name(track)}.json"
+        return layout.metric_path(self.out_dir, track, self.model, self.tag)
 
     def predictions_path(self, track: str) -> Path:
-        return self.out_dir / f"{self.run_name(track)}.predictions.jsonl"
+        return layout.predictions_path(self.out_dir, track, self.model, self.tag)
+
+
+def default(name: str) -> Any:
+    """A setting's default, for the pytest option that sets it: the defaults are written once, above."""
+    return next(f.default for f in fields(EvalSettings) if f.name == name)
+
+
+def help_text(name: str) -> str:
+    """A setting's help text, with its default where it has one, for the pytest option that sets it."""
+    spec = next(f for f in fields(EvalSettings) if f.name == name)
+    return spec.metadata["help"] + ("" if spec.default is None else f" (default {spec.default})")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slm_swap.data.rows import Row
 from slm_swap.harness.settings import EvalSettings
+from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
 from slm_swap.tracing.runs import EvalRunTrace, record_eval_run, row_trace_from_record
 
@@ -22,15 +23,15 @@ def trace_eval_run(
     langfuse: LangfuseSettings,
     settings: EvalSettings,
     document: dict[str, Any],
-    records: Sequence[dict[str, Any]],
-    rows: dict[str, Row],
+    records: Sequence[RowRecord],
+    rows: Mapping[str, Row],
     secrets: Sequence[str],
 ) -> TraceRef:
     track = document["track"]
     row_traces = []
     for record in records:
-        row = rows.get(record["id"]) or Row(record["id"], -1, track, "", "")
-        started = record.get("started_at") or unix_time(document["started_at"])
+        row = rows.get(record.id) or Row(record.id, -1, track, "", "")
+        started = record.started_at or unix_time(document["started_at"])
         row_traces.append(row_trace_from_record(row, record, started_at=started))
     run = EvalRunTrace(
         track=track,

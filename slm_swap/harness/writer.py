@@ -1,22 +1,25 @@
 """The controller's side of a run: gathers row records from reports, writes files, applies the gate.
 
-Registered only in the controlling process (never in an xdist worker), so exactly
-one process writes metric files, whatever `-n` is.
+Registered by the plugin only in the controlling process (never in an xdist worker), so exactly
+one process writes metric files, whatever `-n` is. It is handed the run's context (settings,
+environment, selected rows) and imports nothing from the plugin.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from typing import Any
 
 import pytest
 
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
+from slm_swap.harness.context import RunContext
+from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, compare_to_reference, gate_passes
-from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, summarize
-from slm_swap.harness.settings import EvalSettings
+from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
+from slm_swap.harness.trace import trace_eval_run
+from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
 
 SECRET_VARIABLES = ("AZURE_API_KEY",)
@@ -27,9 +30,10 @@ def utc_now() -> str:
 
 
 class RunWriter:
-    def __init__(self, settings: EvalSettings) -> None:
-        self.settings = settings
-        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.records: dict[str, dict[str, RowRecord]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.started_at = utc_now()
         self.started_clock = time.monotonic()
@@ -47,32 +51,27 @@ class RunWriter:
         self.started_clock = time.monotonic()
         if self.settings.model is None or session.config.option.collectonly:
             return
-        from slm_swap.harness.factory import ModelSetupError, check_model_config
-        from slm_swap.harness.plugin import HiddenEnviron
-
         try:
-            check_model_config(self.settings, HiddenEnviron(os.environ))
+            check_model_config(self.settings, self.context.environ)
         except ModelSetupError as exc:
             pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
-            self.langfuse = settings_from_env(os.environ)
+            self.langfuse = settings_from_env(self.context.environ)
             check_connection(self.langfuse)
         except TracingError as exc:
             pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from slm_swap.harness.plugin import record_from_report
-
         found = record_from_report(report)
         if found is None:
             return
         track, record, model = found
-        self.records.setdefault(track, {})[record["id"]] = record
+        self.records.setdefault(track, {})[record.id] = record
         if model and track not in self.models:
             self.models[track] = model
 
-    def metric_document(self, track: str, records: list[dict[str, Any]], finished_at: str) -> dict[str, Any]:
+    def metric_document(self, track: str, records: list[RowRecord], finished_at: str) -> dict[str, Any]:
         settings = self.settings
         dataset = settings.dataset_path(track)
         return {
@@ -91,14 +90,12 @@ class RunWriter:
             "predictions_path": str(settings.predictions_path(track)),
         }
 
-    def trace(self, session: pytest.Session, document: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-        from slm_swap.harness.plugin import selected_rows
-        from slm_swap.harness.trace import trace_eval_run
-
+    def trace(self, document: dict[str, Any], records: list[RowRecord]) -> dict[str, Any]:
         if self.langfuse is None:
             return {"error": "Langfuse was not configured for this run"}
-        rows = {row.id: row for row in selected_rows(session.config, document["track"])}
-        secrets = [os.environ[name] for name in SECRET_VARIABLES if os.environ.get(name)]
+        rows = self.context.rows_by_id(document["track"])
+        environ = self.context.environ
+        secrets = [environ[name] for name in SECRET_VARIABLES if environ.get(name)]
         try:
             ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
         except TracingError as exc:
@@ -106,12 +103,12 @@ class RunWriter:
             return {"error": str(exc)}
         return {"trace_id": ref.trace_id, "trace_url": ref.url}
 
-    def write_files(self, session: pytest.Session) -> None:
+    def write_files(self) -> None:
         finished_at = utc_now()
         for track in sorted(self.records):
-            records = sorted(self.records[track].values(), key=lambda r: r["id"])
+            records = sorted(self.records[track].values(), key=lambda r: r.id)
             document = self.metric_document(track, records, finished_at)
-            document["langfuse"] = self.trace(session, document, records)
+            document["langfuse"] = self.trace(document, records)
             # predictions first, metrics last: a metric file on disk means its run finished
             write_jsonl_atomic(self.settings.predictions_path(track), prediction_lines(records))
             write_json_atomic(self.settings.metric_path(track), document)
@@ -136,7 +133,7 @@ class RunWriter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self.records:
             return  # interrupted or broken runs leave no file that looks complete
-        self.write_files(session)
+        self.write_files()
         if self.settings.gate_against is not None:
             self.apply_gate(session)
         self.apply_max_error_rate(session)
@@ -184,9 +181,8 @@ class RunWriter:
         elif self.gate is not None:
             for check in self.gate:
                 verdict = "ok" if check.passed else "FAIL"
-                tr.write_line(
-                    f"gate {check.metric}: reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f} (delta {check.delta}) {verdict}"
-                )
+                numbers = f"reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f}"
+                tr.write_line(f"gate {check.metric}: {numbers} (delta {check.delta}) {verdict}")
             tr.write_line(
                 "gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED",
                 green=gate_passes(self.gate),

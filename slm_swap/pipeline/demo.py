@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from slm_swap.layout import Layout
 from slm_swap.serving.process import start_transformers_serve
 from slm_swap.tracing.client import ENV_VARS
 from slm_swap.tracing.receiver.server import LangfuseReceiver
@@ -34,7 +35,7 @@ class DemoEnvironment:
 def demo_environment(
     repo: Path, environ: Mapping[str, str], fetch: Callable[[str], int], hosted_name: str = DEMO_HOSTED, slm_name: str = DEMO_SLM
 ) -> Iterator[DemoEnvironment]:
-    models = repo / "slm_swap" / "models"
+    models, eval_dir = Layout(repo).models_dir, Layout(repo).eval_dir
     for name in dict.fromkeys((hosted_name, slm_name)):
         if fetch(name) != 0:
             raise RuntimeError(f"could not prepare the embedded checkpoint {name} (see the message above)")
@@ -43,7 +44,7 @@ def demo_environment(
     with contextlib.ExitStack() as stack:
         local_dir = None
         if not all(environ.get(name) for name in ENV_VARS):
-            local_dir = repo / "slm_swap" / "05_eval" / "langfuse-local"
+            local_dir = eval_dir / "langfuse-local"
             public, secret = f"pk-lf-demo-{secrets.token_hex(4)}", f"sk-lf-demo-{secrets.token_hex(8)}"
             receiver = stack.enter_context(LangfuseReceiver([(public, secret)], dump_dir=local_dir))
             env.update(LANGFUSE_PUBLIC_KEY=public, LANGFUSE_SECRET_KEY=secret, LANGFUSE_HOST=receiver.url)
@@ -57,9 +58,7 @@ def demo_environment(
         # one CPU thread: OpenMP threads of the server and of the evaluation spin against each other
         # on a small machine and slow both down by an order of magnitude
         server = stack.enter_context(
-            start_transformers_serve(
-                models / hosted_name, environ=env, cpu_threads=1, log_path=repo / "slm_swap" / "05_eval" / "demo-serve.log"
-            )
+            start_transformers_serve(models / hosted_name, environ=env, cpu_threads=1, log_path=eval_dir / "demo-serve.log")
         )
         # a made-up key: the stand-in ignores it, but the hosted path must see one, as with Azure
         env.update(AZURE_ENDPOINT=server.base_url, AZURE_API_KEY=f"demo-{secrets.token_hex(8)}", SLM_MODEL_PATH=str(models / slm_name))

@@ -3,7 +3,9 @@
 Each step is skipped when its outputs exist for the same inputs (see pipeline_state),
 unless `fresh`. A failing step stops the pipeline with that step's error; earlier
 outputs stay as they are. Evaluations run as pytest subprocesses, exactly as a user
-would run them, so their progress, traces and metric files are the harness's own.
+would run them, so their progress, traces and metric files are the harness's own; the
+other steps run `tools/<name>.py` as processes of their own, so what one step sets in its
+environment (HF_HUB_OFFLINE, NCCL_*) never reaches the next.
 """
 
 from __future__ import annotations
@@ -12,17 +14,46 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slm_swap.files import write_json_atomic
+from slm_swap.layout import (
+    ADAPTER_CONFIG,
+    Layout,
+    adapter_dir,
+    dataset_manifest_path,
+    decision_path,
+    metric_path,
+    pipeline_state_path,
+    run_name,
+    split_path,
+)
 from slm_swap.pipeline.state import PipelineState, file_hash_or_missing, fingerprint, folder_hash
-from slm_swap.prompts import TRACKS
+from slm_swap.tracks import TRACK_NAMES
+
+PIPELINE_TOOLS = ("prepare_data", "decide", "finetune", "report")
+ToolRunner = Callable[[list[str]], int]  # runs one tool with an argv, returns its exit status
 
 
 class StepFailed(RuntimeError):
     """A pipeline step failed; the message names the step and its error."""
+
+
+def tool_process(script: Path, environ: Mapping[str, str]) -> ToolRunner:
+    """Runs `python <script> argv` as its own process in `environ`; its output goes to this terminal."""
+
+    def run(argv: list[str]) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return subprocess.run([sys.executable, str(script), *argv], env=dict(environ)).returncode
+
+    return run
+
+
+def tool_processes(tools_dir: Path, environ: Mapping[str, str], names: Iterable[str] = PIPELINE_TOOLS) -> dict[str, ToolRunner]:
+    return {name: tool_process(Path(tools_dir) / f"{name}.py", environ) for name in names}
 
 
 @dataclass(frozen=True)
@@ -30,7 +61,7 @@ class PipelineConfig:
     repo: Path
     slm_model_path: Path
     hosted_identity: dict[str, str]
-    tracks: tuple[str, ...] = TRACKS
+    tracks: tuple[str, ...] = TRACK_NAMES
     limit: int | None = None
     train_limit: int | None = None
     delta: float = 0.02
@@ -43,15 +74,19 @@ class PipelineConfig:
     environ: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def layout(self) -> Layout:
+        return Layout(self.repo)
+
+    @property
     def eval_dir(self) -> Path:
-        return self.repo / "slm_swap" / "05_eval"
+        return self.layout.eval_dir
 
     @property
     def ft_dir(self) -> Path:
-        return self.repo / "slm_swap" / "04_ft"
+        return self.layout.ft_dir
 
     def dataset(self, track: str, split: str = "test") -> Path:
-        return self.repo / "slm_swap" / "02_dataset" / track / f"{split}.jsonl"
+        return split_path(self.layout.dataset_dir, track, split)
 
 
 def banner(text: str) -> None:
@@ -59,10 +94,11 @@ def banner(text: str) -> None:
 
 
 class Pipeline:
-    def __init__(self, config: PipelineConfig, tools: Mapping[str, Callable[[list[str]], int]]) -> None:
+    def __init__(self, config: PipelineConfig, tools: Mapping[str, ToolRunner] | None = None) -> None:
         self.config = config
-        self.tools = tools  # name -> callable running that tool's main with argv
-        self.state = PipelineState.load(config.eval_dir / "pipeline_state.json")
+        # name -> runner of that tool with an argv; by default tools/<name>.py of the repo, each in its own process
+        self.tools = tools if tools is not None else tool_processes(config.repo / "tools", config.environ)
+        self.state = PipelineState.load(pipeline_state_path(config.eval_dir))
 
     def step(self, name: str, inputs: dict, outputs: list[Path], action: Callable[[], None]) -> None:
         key = fingerprint(inputs)
@@ -100,15 +136,15 @@ class Pipeline:
 
     def prepare(self) -> None:
         cfg = self.config
-        outputs = [cfg.repo / "slm_swap" / "02_dataset" / "manifest.json"] + [
-            cfg.dataset(t, s) for t in TRACKS for s in ("train", "val", "test")
+        outputs = [dataset_manifest_path(cfg.layout.dataset_dir)] + [
+            cfg.dataset(t, s) for t in TRACK_NAMES for s in ("train", "val", "test")
         ]
         self.step("prepare data", {"args": list(cfg.prepare_args)}, outputs, lambda: self.run_tool("prepare_data", list(cfg.prepare_args)))
 
     def evaluate(self, track: str, model: str, tag: str | None = None) -> Path:
         cfg = self.config
-        name = f"{track}_{model}" + (f"_{tag}" if tag else "")
-        metric = cfg.eval_dir / f"{name}.json"
+        name = run_name(track, model, tag)
+        metric = metric_path(cfg.eval_dir, track, model, tag)
         argv = ["-k", track, f"--model={model}", "--max-new-tokens", str(cfg.max_new_tokens), *self.limit_args()]
         inputs: dict = {
             "dataset": file_hash_or_missing(cfg.dataset(track)),
@@ -121,7 +157,7 @@ class Pipeline:
             argv += ["-n", str(cfg.workers)] if cfg.workers > 1 else []
         else:
             inputs["slm"] = self.slm_identity()
-            adapter = cfg.ft_dir / f"adapter_{track}"
+            adapter = adapter_dir(cfg.ft_dir, track)
             argv += ["--adapter", "auto" if tag else "none"]
             inputs["adapter"] = folder_hash(adapter) if tag else None
         if tag:
@@ -131,8 +167,8 @@ class Pipeline:
 
     def decide(self) -> Path:
         cfg = self.config
-        decision = cfg.eval_dir / "decision.json"
-        metrics = [cfg.eval_dir / f"{t}_{m}.json" for t in cfg.tracks for m in ("azure", "slm")]
+        decision = decision_path(cfg.eval_dir)
+        metrics = [metric_path(cfg.eval_dir, t, m) for t in cfg.tracks for m in ("azure", "slm")]
         argv = self.decide_args()
         inputs = {"metrics": [file_hash_or_missing(p) for p in metrics], "delta": cfg.delta}
         self.step("decide", inputs, [decision], lambda: self.run_tool("decide", argv))
@@ -140,7 +176,7 @@ class Pipeline:
 
     def fine_tune(self, track: str) -> None:
         cfg = self.config
-        adapter = cfg.ft_dir / f"adapter_{track}"
+        adapter = adapter_dir(cfg.ft_dir, track)
         argv = ["--track", track, "--overwrite", *cfg.finetune_args]
         argv += ["--limit-rows", str(cfg.train_limit)] if cfg.train_limit else []
         argv += ["--force"] if cfg.force_finetune else []
@@ -150,7 +186,7 @@ class Pipeline:
             "slm": self.slm_identity(),
             "args": argv,
         }
-        self.step(f"fine-tune {track}", inputs, [adapter / "adapter_config.json"], lambda: self.run_tool("finetune", argv))
+        self.step(f"fine-tune {track}", inputs, [adapter / ADAPTER_CONFIG], lambda: self.run_tool("finetune", argv))
 
     def report(self) -> None:
         banner("report")
@@ -168,7 +204,8 @@ class Pipeline:
         marked = {t: bool(decision["tracks"][t]["fine_tune"]) or self.config.force_finetune for t in self.config.tracks}
         if not any(marked.values()):
             banner(
-                "the decision marks no track for fine-tuning: the SLM is within delta of the hosted model (use --force-finetune to train anyway)"
+                "the decision marks no track for fine-tuning: the SLM is within delta of the hosted model "
+                "(use --force-finetune to train anyway)"
             )
         for track in (t for t, m in marked.items() if m):
             self.fine_tune(track)

@@ -1,1 +1,2 @@
-"""The report: its inputs (`inputs`), markdown (`markdown`), chart (`chart`) and the whole (`build`)."""
+"""The report: its inputs (`inputs`), markdown helpers (`markdown`), values (`cells`), tables (`tables`),
+failure examples (`examples`), sections (`sections`), chart (`chart`) and the whole (`build`)."""

@@ -14,7 +14,9 @@ from typing import Any
 
 from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.files import sha256_file
-from slm_swap.scoring.metrics import CORE_METRICS
+from slm_swap.layout import adapter_dir, decision_path, metric_path, predictions_path
+from slm_swap.scoring.outcomes import RowRecord
+from slm_swap.tracks import get_track
 
 ROLES = ("hosted", "slm", "slm_ft")
 ROLE_LABELS = {"hosted": "hosted", "slm": "SLM", "slm_ft": "SLM + adapter"}
@@ -26,17 +28,17 @@ class ReportInputError(ValueError):
 
 @dataclass(frozen=True)
 class RunNames:
-    """How the metric files of the three runs are named: `<track>_<model>[_<tag>].json`."""
+    """The model and tag that name each of the three runs' files (`slm_swap.layout.run_name`)."""
 
     hosted_model: str = "azure"
     slm_model: str = "slm"
     after_tag: str = "ft"
 
-    def stem(self, track: str, role: str) -> str:
+    def model_and_tag(self, role: str) -> tuple[str, str | None]:
         return {
-            "hosted": f"{track}_{self.hosted_model}",
-            "slm": f"{track}_{self.slm_model}",
-            "slm_ft": f"{track}_{self.slm_model}_{self.after_tag}",
+            "hosted": (self.hosted_model, None),
+            "slm": (self.slm_model, None),
+            "slm_ft": (self.slm_model, self.after_tag),
         }[role]
 
 
@@ -48,7 +50,7 @@ class Run:
     path: Path
     doc: dict[str, Any]
     predictions_path: Path
-    predictions: tuple[dict[str, Any], ...] | None  # None: the predictions file is missing
+    predictions: tuple[RowRecord, ...] | None  # None: the predictions file is missing
 
     @property
     def label(self) -> str:
@@ -80,39 +82,42 @@ def read_json(path: Path) -> Any:
         raise ReportInputError(f"{path}: not readable JSON ({exc})") from exc
 
 
-def load_predictions(path: Path) -> tuple[dict[str, Any], ...] | None:
+def load_predictions(path: Path) -> tuple[RowRecord, ...] | None:
     if not path.exists():
         return None
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
-            record = json.loads(line)
+            data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ReportInputError(f"{path}: line {number} is not valid JSON ({exc})") from exc
-        if not isinstance(record, dict) or "id" not in record:
+        if not isinstance(data, dict) or "id" not in data:
             raise ReportInputError(f"{path}: line {number} is not a prediction record (no 'id')")
-        records.append(record)
+        try:
+            records.append(RowRecord.from_json(data))
+        except ValueError as exc:
+            raise ReportInputError(f"{path}: line {number} is not a prediction record ({exc})") from exc
     return tuple(records)
 
 
 def load_run(eval_dir: Path, track: str, role: str, names: RunNames) -> Run | None:
-    stem = names.stem(track, role)
-    path = eval_dir / f"{stem}.json"
+    model, tag = names.model_and_tag(role)
+    path = metric_path(eval_dir, track, model, tag)
     if not path.exists():
         return None
     doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or doc.get("track") != track:
         raise ReportInputError(f"{path}: not an SLM Swap metric file for track {track!r}")
-    missing = [m for m in CORE_METRICS[track] if not isinstance(doc["metrics"].get(m), (int, float))]
+    missing = [m for m in get_track(track).core_metrics if not isinstance(doc["metrics"].get(m), (int, float))]
     if missing:
         raise ReportInputError(f"{path}: no value for core metric(s) {', '.join(missing)}")
     # the predictions sit beside their metric file, so a copied evaluation folder still reports
-    predictions_path = eval_dir / f"{stem}.predictions.jsonl"
-    return Run(role, path, doc, predictions_path, load_predictions(predictions_path))
+    predictions = predictions_path(eval_dir, track, model, tag)
+    return Run(role, path, doc, predictions, load_predictions(predictions))
 
 
 def load_decision(eval_dir: Path) -> dict[str, Any] | None:
-    path = eval_dir / "decision.json"
+    path = decision_path(eval_dir)
     if not path.exists():
         return None
     doc = read_json(path)
@@ -122,7 +127,7 @@ def load_decision(eval_dir: Path) -> dict[str, Any] | None:
 
 
 def find_manifest(ft_dir: Path, track: str) -> Path | None:
-    found = sorted((ft_dir / f"adapter_{track}").glob("*manifest*.json"))
+    found = sorted(adapter_dir(ft_dir, track).glob("*manifest*.json"))
     return found[0] if found else None
 
 
@@ -133,7 +138,7 @@ def load_track(eval_dir: Path, ft_dir: Path, track: str, decision_doc: dict[str,
     if decision is not None:
         delta = decision.get("delta", decision_doc.get("delta"))
         if not isinstance(delta, (int, float)):
-            raise ReportInputError(f"{eval_dir / 'decision.json'}: track {track!r} has no numeric delta")
+            raise ReportInputError(f"{decision_path(eval_dir)}: track {track!r} has no numeric delta")
     manifest_path = find_manifest(ft_dir, track)
     manifest = read_json(manifest_path) if manifest_path else None
     if manifest is not None and not isinstance(manifest, dict):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from slm_swap.scoring.scorers import CHECKS, FailureKind, RowResult
-
-CORE_METRICS = {track: tuple(f"{check}_rate" for check in checks) for track, checks in CHECKS.items()}
+from slm_swap.scoring.outcomes import FailureKind
+from slm_swap.scoring.scorers import RowResult
 
 
 def rate(results: Sequence[RowResult], check: str) -> float:
@@ -16,8 +15,9 @@ def rate(results: Sequence[RowResult], check: str) -> float:
     return sum(1 for r in results if r.flags[check]) / len(results)
 
 
-def compute_rates(track: str, results: Sequence[RowResult]) -> dict[str, float]:
-    return {f"{check}_rate": rate(results, check) for check in CHECKS[track]}
+def compute_rates(checks: Sequence[str], results: Sequence[RowResult]) -> dict[str, float]:
+    """`<check>_rate` for each of a track's checks, in the track's order."""
+    return {f"{check}_rate": rate(results, check) for check in checks}
 
 
 def count_failures(results: Sequence[RowResult]) -> dict[str, int]:

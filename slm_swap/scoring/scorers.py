@@ -8,34 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from slm_swap.formats.jsontext import StrictJSONError, canonical_bytes, parse_strict_json
 from slm_swap.formats.toolcall import count_tool_call_openings, find_tool_calls
+from slm_swap.scoring.outcomes import FailureKind
 
 STRUCTURED_CHECKS = ("json_valid", "exact_match")
 TOOLCALL_CHECKS = ("valid_call", "name_match", "args_exact")
-CHECKS = {"structured": STRUCTURED_CHECKS, "toolcall": TOOLCALL_CHECKS}
-PASS_CHECK = {"structured": "exact_match", "toolcall": None}
 
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
-
-
-class FailureKind(str, Enum):
-    """Why a row failed: the first failing cause, counted in the metric file."""
-
-    MODEL_ERROR = "model_error"
-    EMPTY_OUTPUT = "empty_output"
-    CODE_FENCE = "code_fence"
-    TEXT_AROUND_JSON = "text_around_json"
-    INVALID_JSON = "invalid_json"
-    NOT_A_CALL_OBJECT = "not_a_call_object"
-    NO_TOOL_CALL = "no_tool_call"
-    MULTIPLE_TOOL_CALLS = "multiple_tool_calls"
-    INVALID_ARGUMENTS_JSON = "invalid_arguments_json"
-    WRONG_NAME = "wrong_name"
-    ARGUMENTS_DIFFER = "arguments_differ"
 
 
 @dataclass(frozen=True)
@@ -52,8 +34,7 @@ class RowResult:
 
 
 def _result(track: str, flags: dict[str, bool], failure: FailureKind | None, detail: str) -> RowResult:
-    failed = tuple(name for name in CHECKS[track] if not flags[name])
-    return RowResult(track, flags, failure, detail, failed)
+    return RowResult(track, flags, failure, detail, tuple(name for name, ok in flags.items() if not ok))
 
 
 def _try_parse(text: str) -> tuple[bool, Any]:
@@ -124,10 +105,3 @@ def score_toolcall(output: str | None, gold: str) -> RowResult:
     if not checks["args_exact"]:
         return _result("toolcall", checks, FailureKind.ARGUMENTS_DIFFER, "arguments differ from gold")
     return _result("toolcall", checks, None, "")
-
-
-SCORERS = {"structured": score_structured, "toolcall": score_toolcall}
-
-
-def score_output(track: str, output: str | None, gold: str) -> RowResult:
-    return SCORERS[track](output, gold)

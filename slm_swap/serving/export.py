@@ -30,9 +30,10 @@ from slm_swap.backends.checkpoints import (
     require_checkpoint,
 )
 from slm_swap.files import sha256_file
+from slm_swap.layout import ADAPTER_CONFIG
 
 # The files that decide the merged weights; tokenizer copies and training logs beside them do not.
-ADAPTER_WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+ADAPTER_WEIGHT_FILES = (ADAPTER_CONFIG, "adapter_model.safetensors", "adapter_model.bin")
 SIXTEEN_BIT = ("bfloat16", "float16")
 
 
@@ -47,15 +48,10 @@ class ExportResult:
     reused: bool  # an up-to-date merge was already there
 
 
-def merged_dir(base: str | Path, track: str, models_dir: str | Path) -> Path:
-    """`<models_dir>/<base folder name>-<track>-merged`."""
-    return Path(models_dir) / f"{Path(base).name}-{track}-merged"
-
-
 def adapter_file_hashes(adapter: Path) -> dict[str, str]:
     hashes = {name: sha256_file(adapter / name) for name in ADAPTER_WEIGHT_FILES if (adapter / name).is_file()}
-    if "adapter_config.json" not in hashes or len(hashes) < 2:
-        raise ExportError(f"{adapter}: not a complete PEFT adapter (needs adapter_config.json and adapter_model.safetensors)")
+    if ADAPTER_CONFIG not in hashes or len(hashes) < 2:
+        raise ExportError(f"{adapter}: not a complete PEFT adapter (needs {ADAPTER_CONFIG} and adapter_model.safetensors)")
     return hashes
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.backends.checkpoints import CheckpointError, read_manifest, require_checkpoint
-from slm_swap.prompts import TRACKS
-from slm_swap.serving.export import adapter_fingerprint, merged_dir
+from slm_swap.layout import ADAPTER_CONFIG, adapter_dir, is_adapter, merged_model_dir
+from slm_swap.serving.export import adapter_fingerprint
+from slm_swap.tracks import TRACK_NAMES
 
 VLLM_DEFAULT_MAX_LORA_RANK = 16  # vLLM refuses adapters of a higher rank unless --max-lora-rank says so
 
@@ -57,14 +58,10 @@ class ServePlan:
         }
 
 
-def adapter_dir(track: str, ft_dir: Path) -> Path:
-    return Path(ft_dir) / f"adapter_{track}"
-
-
 def find_adapter(track: str, ft_dir: Path) -> Path | None:
     """The track's adapter folder when fine-tuning has published one (it holds adapter_config.json)."""
-    folder = adapter_dir(track, ft_dir)
-    return folder if (folder / "adapter_config.json").is_file() else None
+    folder = adapter_dir(ft_dir, track)
+    return folder if is_adapter(folder) else None
 
 
 def served_model_id(track: str, base: Path, ft_dir: Path, models_dir: Path, server: str = "transformers") -> str:
@@ -74,7 +71,7 @@ def served_model_id(track: str, base: Path, ft_dir: Path, models_dir: Path, serv
         return track if adapter else str(base)
     if server != "transformers":
         raise ValueError(f"unknown server {server!r}; expected transformers or vllm")
-    return str((merged_dir(base, track, models_dir) if adapter else Path(base)).resolve())
+    return str((merged_model_dir(models_dir, base, track) if adapter else Path(base)).resolve())
 
 
 def resolve_device(device: str) -> str:
@@ -92,8 +89,8 @@ def serving_dtype(device: str) -> str:
 
 
 def plan_serving(track: str, base: Path, ft_dir: Path, models_dir: Path, device: str, max_tokens: int) -> ServePlan:
-    if track not in TRACKS:
-        raise ServingError(f"unknown track {track!r}; expected one of {TRACKS}")
+    if track not in TRACK_NAMES:
+        raise ServingError(f"unknown track {track!r}; expected one of {TRACK_NAMES}")
     if max_tokens < 1:
         raise ServingError(f"max_tokens must be at least 1, got {max_tokens}")
     try:
@@ -103,7 +100,7 @@ def plan_serving(track: str, base: Path, ft_dir: Path, models_dir: Path, device:
     adapter = find_adapter(track, ft_dir)
     checkpoint, merged_dtype = Path(base), None
     if adapter is not None:
-        checkpoint = merged_dir(base, track, models_dir)
+        checkpoint = merged_model_dir(models_dir, base, track)
         merged_dtype = check_merged_current(checkpoint, adapter, base, track).get("dtype")
     model_id = served_model_id(track, base, ft_dir, models_dir)
     return ServePlan(track, Path(base), adapter, checkpoint, model_id, device, serving_dtype(device), max_tokens, merged_dtype)
@@ -135,9 +132,9 @@ def vllm_command(track: str, base: Path, ft_dir: Path, port: int, host: str = "1
 
 def adapter_rank(adapter: Path) -> int:
     try:
-        return int(json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["r"])
+        return int(json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))["r"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ServingError(f"{adapter / 'adapter_config.json'}: cannot read the LoRA rank r ({exc!r})") from exc
+        raise ServingError(f"{adapter / ADAPTER_CONFIG}: cannot read the LoRA rank r ({exc!r})") from exc
 
 
 def shell_line(command: list[str]) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 from langfuse import Langfuse
 from langfuse._client.resource_manager import LangfuseResourceManager
@@ -139,18 +140,32 @@ def release_public_key(public_key: str, client: Langfuse) -> None:
             del LangfuseResourceManager._instances[public_key]
 
 
+def causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def describe_api_failure(exc: BaseException, host: str) -> str:
-    if isinstance(exc, ApiError) and exc.status_code in (401, 403):
+    chain = causes(exc)
+    api = next((e for e in chain if isinstance(e, ApiError)), None)
+    if api is not None and api.status_code in (401, 403):
         return (
-            f"Langfuse at {host} refused the keys (HTTP {exc.status_code}): "
+            f"Langfuse at {host} refused the keys (HTTP {api.status_code}): "
             "check LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY and that they belong to this host"
         )
-    if isinstance(exc, ApiError):
-        return f"Langfuse at {host} answered HTTP {exc.status_code}"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"Langfuse at {host} did not answer in time ({type(exc).__name__})"
-    if isinstance(exc, httpx.TransportError):
-        return f"cannot reach Langfuse at {host} ({type(exc).__name__}: {exc})"
+    if api is not None:
+        return f"Langfuse at {host} answered HTTP {api.status_code}"
+    timeout = next((e for e in chain if isinstance(e, (httpx.TimeoutException, httpcore.TimeoutException, TimeoutError))), None)
+    if timeout is not None:
+        return f"Langfuse at {host} did not answer in time ({type(timeout).__name__})"
+    # the SDK's HTTP client may hand on the transport's own error or an OSError, not httpx's wrapper
+    network = next((e for e in chain if isinstance(e, (httpx.TransportError, httpcore.NetworkError, OSError))), None)
+    if network is not None:
+        return f"cannot reach Langfuse at {host} ({type(network).__name__}: {network})"
     return f"Langfuse check against {host} failed ({type(exc).__name__}: {exc})"
 
 

@@ -18,8 +18,9 @@ from langfuse import LangfuseEvent, LangfuseGeneration, LangfuseSpan
 
 from slm_swap.data.rows import Row
 from slm_swap.prompts import build_messages
+from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
-from slm_swap.tracing.session import TracingSession
+from slm_swap.tracing.session import Observation, TracingSession
 
 USAGE_NAMES = {"prompt_tokens": "input", "completion_tokens": "output", "total_tokens": "total"}
 RECORD_METADATA = ("passed", "failure", "detail", "error_class", "finish_reason", "retries", "cached")
@@ -84,19 +85,20 @@ def usage_details(usage: Mapping[str, int]) -> dict[str, int]:
     return {USAGE_NAMES.get(key, key): int(value) for key, value in usage.items()}
 
 
-def row_trace_from_record(row: Row, record: Mapping[str, Any], *, started_at: float) -> RowTrace:
+def row_trace_from_record(row: Row, record: RowRecord, *, started_at: float) -> RowTrace:
     """The trace view of one harness row record (`slm_swap.harness.records.make_row_record`) and its dataset row."""
-    extra = {key: record[key] for key in RECORD_METADATA if record.get(key) not in (None, "", {})}
+    plain = record.to_json()  # enums as their values: the metadata stays plain JSON
+    extra = {key: plain[key] for key in RECORD_METADATA if plain[key] not in (None, "", {})}
     return RowTrace(
-        row_id=record["id"],
+        row_id=record.id,
         messages=build_messages(row.prompt),
-        output=record["output"],
+        output=record.output,
         gold=row.completion,
         started_at=started_at,
-        latency_s=float(record.get("latency_s") or 0.0),
-        checks=dict(record["flags"]),
-        usage=dict(record.get("usage") or {}),
-        error=record.get("error"),
+        latency_s=float(record.latency_s or 0.0),
+        checks=dict(record.flags),
+        usage=dict(record.usage or {}),
+        error=record.error,
         metadata=extra,
     )
 
@@ -109,8 +111,8 @@ def _record(settings: LangfuseSettings, secrets: Sequence[str], build: Callable[
     return TraceRef(trace_id=trace_id, url=url)
 
 
-def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequence[RowTrace], *, secrets: Sequence[str] = ()) -> TraceRef:
-    name = f"eval:{run.track}:{run.model_name}"
+def _eval_run_span(session: TracingSession, name: str, run: EvalRunTrace, n: int) -> Observation:
+    """The run's root span: the model, dataset and pytest arguments in, the rates and summary out."""
     identity = {
         "track": run.track,
         "model_name": run.model_name,
@@ -119,53 +121,63 @@ def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequenc
         "metric_path": run.metric_path,
         "predictions_path": run.predictions_path,
         "pytest_args": list(run.pytest_args),
-        "n": len(rows),
+        "n": n,
     }
+    return session.start(
+        LangfuseSpan,
+        name,
+        at=run.started_at,
+        input={
+            "model": dict(run.model),
+            "dataset": {"path": run.dataset_path, "sha256": run.dataset_sha256},
+            "pytest_args": list(run.pytest_args),
+        },
+        output={
+            "rates": dict(run.rates),
+            "summary": dict(run.summary),
+            "metric_path": run.metric_path,
+            "predictions_path": run.predictions_path,
+        },
+        metadata=identity,
+    )
+
+
+def _record_row(session: TracingSession, root: Observation, model_name: str, row: RowTrace) -> None:
+    """One row as a generation under the run's span, each of its checks a 0/1 score on it."""
+    ended_at = row.started_at + row.latency_s
+    generation = session.start(
+        LangfuseGeneration,
+        row.row_id,
+        at=row.started_at,
+        parent=root,
+        input=[dict(m) for m in row.messages],
+        output=row.output,
+        model=model_name,
+        usage_details=usage_details(row.usage),
+        metadata={"gold_completion": row.gold, "latency_s": row.latency_s, "error": row.error, **row.metadata},
+        level="ERROR" if row.error else None,
+        status_message=row.error,
+    )
+    session.end(generation, at=ended_at)
+    for check, passed in row.checks.items():
+        session.score(
+            trace_id=root.trace_id,
+            observation_id=generation.id,
+            name=check,
+            value=1.0 if passed else 0.0,
+            data_type="BOOLEAN",
+            at=ended_at,
+        )
+
+
+def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequence[RowTrace], *, secrets: Sequence[str] = ()) -> TraceRef:
+    name = f"eval:{run.track}:{run.model_name}"
 
     def build(session: TracingSession) -> str:
         with session.trace(name, run.tags):
-            root = session.start(
-                LangfuseSpan,
-                name,
-                at=run.started_at,
-                input={
-                    "model": dict(run.model),
-                    "dataset": {"path": run.dataset_path, "sha256": run.dataset_sha256},
-                    "pytest_args": list(run.pytest_args),
-                },
-                output={
-                    "rates": dict(run.rates),
-                    "summary": dict(run.summary),
-                    "metric_path": run.metric_path,
-                    "predictions_path": run.predictions_path,
-                },
-                metadata=identity,
-            )
+            root = _eval_run_span(session, name, run, len(rows))
             for row in rows:
-                ended_at = row.started_at + row.latency_s
-                generation = session.start(
-                    LangfuseGeneration,
-                    row.row_id,
-                    at=row.started_at,
-                    parent=root,
-                    input=[dict(m) for m in row.messages],
-                    output=row.output,
-                    model=run.model_name,
-                    usage_details=usage_details(row.usage),
-                    metadata={"gold_completion": row.gold, "latency_s": row.latency_s, "error": row.error, **row.metadata},
-                    level="ERROR" if row.error else None,
-                    status_message=row.error,
-                )
-                session.end(generation, at=ended_at)
-                for check, passed in row.checks.items():
-                    session.score(
-                        trace_id=root.trace_id,
-                        observation_id=generation.id,
-                        name=check,
-                        value=1.0 if passed else 0.0,
-                        data_type="BOOLEAN",
-                        at=ended_at,
-                    )
+                _record_row(session, root, run.model_name, row)
             session.end(root, at=run.ended_at)
         for rate, value in run.rates.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -12,11 +12,8 @@ import pytest
 
 from slm_swap.backends.checkpoints import (
     ADAPTER_BASE_NAME,
-    GEMMA_CHAT_TEMPLATE,
     MANIFEST_NAME,
-    MODELS,
     CheckpointError,
-    EmbeddedModel,
     assemble_gguf,
     check_adapter_base,
     checkpoint_identity,
@@ -25,6 +22,7 @@ from slm_swap.backends.checkpoints import (
     record_adapter_base,
     require_checkpoint,
 )
+from slm_swap.backends.model_catalog import GEMMA_CHAT_TEMPLATE, MODELS, EmbeddedModel
 from tools import fetch_model
 
 SMOLLM2 = "smollm2-135m-instruct"

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from slm_swap.backends.checkpoints import CheckpointError, ensure_checkpoint, record_adapter_base
-from slm_swap.backends.local_slm import LocalSLM, bytes_per_row, choose_batch_size, resolve_adapter
+from slm_swap.backends.local_slm import LocalSLM, resolve_adapter
+from slm_swap.backends.slm_memory import bytes_per_row, choose_batch_size
 from slm_swap.data.rows import Row, load_rows
-from slm_swap.prompts import TRACKS
+from slm_swap.tracks import TRACK_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT_NAME = "smollm2-135m-instruct"
@@ -28,7 +29,7 @@ def split_rows(track: str, n: int = 3) -> list[Row]:
     return load_rows(REPO / "slm_swap" / "02_dataset" / track / "test.jsonl", track)[:n]
 
 
-@pytest.fixture(scope="module", params=TRACKS)
+@pytest.fixture(scope="module", params=TRACK_NAMES)
 def slm(request: pytest.FixtureRequest, smollm2: Path) -> Iterator[LocalSLM]:
     model = LocalSLM(smollm2, track=request.param, max_new_tokens=NEW_TOKENS, batch_size=2, device="cpu")
     yield model
@@ -64,6 +65,8 @@ def test_two_batched_runs_agree_byte_for_byte(slm: LocalSLM) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["static", "padded"])
 def test_batch_that_runs_out_of_memory_is_split(slm: LocalSLM, engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     rows = split_rows(slm.track, 2)
     expected = slm.generate_rows(rows, batch_size=1, engine=engine)
     sizes: list[int] = []
@@ -76,7 +79,7 @@ def test_batch_that_runs_out_of_memory_is_split(slm: LocalSLM, engine: str, monk
     def generate_or_fail(prompts, *args):  # type: ignore[no-untyped-def]
         sizes.append(len(prompts))
         if len(prompts) > 1:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_generate(prompts, *args)
 
     monkeypatch.setattr(slm, "batch_cap", None)
@@ -88,7 +91,7 @@ def test_batch_that_runs_out_of_memory_is_split(slm: LocalSLM, engine: str, monk
 
 @pytest.mark.slow
 def test_unprepared_row_and_foreign_track_are_refused(slm: LocalSLM) -> None:
-    other = next(track for track in TRACKS if track != slm.track)
+    other = next(track for track in TRACK_NAMES if track != slm.track)
     with pytest.raises(KeyError, match="was not generated"):
         slm.answer(Row("never-prepared", 0, slm.track, "hello", "{}"))
     with pytest.raises(ValueError, match=f"is of track '{other}'"):

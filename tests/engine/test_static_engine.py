@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.engine.static import (
-    ATTENTION_NAME,
-    StaticGenerator,
-    packed_groups,
-    packed_pass,
-    padded_pass,
-    plan_batches,
-    prefill_groups,
-    reserved_slots,
-    row_slots,
-)
+from slm_swap.engine.cache import ATTENTION_NAME
+from slm_swap.engine.planning import packed_groups, plan_batches, prefill_groups, reserved_slots, row_slots
+from slm_swap.engine.prefill import packed_pass, padded_pass
+from slm_swap.engine.static import StaticGenerator
 
 REPO = Path(__file__).resolve().parents[2]
 SLOT = 1000  # bytes per cache slot in the planning tests

@@ -11,7 +11,8 @@ if not torch.cuda.is_available():
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from slm_swap.engine import fused_kernels  # noqa: E402
-from slm_swap.engine.static import StaticGenerator, packed_prefill_available  # noqa: E402
+from slm_swap.engine.prefill import packed_prefill_available  # noqa: E402
+from slm_swap.engine.static import StaticGenerator  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 

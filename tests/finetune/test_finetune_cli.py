@@ -145,7 +145,7 @@ def test_one_trace_per_run_with_settings_curve_and_final_losses(trained):
 @pytest.mark.slow
 def test_the_slm_reloads_the_adapter_and_answers(trained, smollm2):
     from slm_swap.backends.local_slm import LocalSLM
-    from slm_swap.scoring.scorers import score_output
+    from slm_swap.tracks import get_track
 
     adapter = trained[0]
     rows = load_rows(REPO / "slm_swap" / "02_dataset" / TRACK / "test.jsonl", TRACK)[:2]
@@ -157,7 +157,7 @@ def test_the_slm_reloads_the_adapter_and_answers(trained, smollm2):
     finally:
         slm.close()
     assert all(isinstance(a.text, str) and a.usage["completion_tokens"] > 0 for a in answers)
-    assert len([score_output(TRACK, a.text, row.completion) for a, row in zip(answers, rows)]) == 2
+    assert len([get_track(TRACK).score(a.text, row.completion) for a, row in zip(answers, rows)]) == 2
 
 
 def load_tool():

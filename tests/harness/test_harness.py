@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from harness_support import REPO, make_project, predictions, write_jsonl
+
+from slm_swap.harness.plugin import settings_from_config
+from slm_swap.harness.settings import EvalSettings
 
 TIMING = ("started_at", "finished_at", "duration_s", "pytest_args", "model_description", "predictions_path", "langfuse")
 
@@ -194,3 +198,57 @@ def pytest_runtest_call(item):
     doc = read_metrics(pytester, "toolcall_replay.json")
     assert (doc["n"], doc["errors"], doc["error_classes"]) == (8, 1, {"worker_crash": 1})
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def no_row_ran(result: pytest.RunResult, pytester: pytest.Pytester) -> bool:
+    """No progress line ("[ 50%]") was printed and nothing was written or journalled."""
+    return "%]" not in result.stdout.str() and not (pytester.path / "slm_swap" / "05_eval").exists()
+
+
+def test_out_dir_that_is_a_file_is_a_one_line_usage_error_before_any_row(project):
+    pytester, pred, _ = project
+    blocker = pytester.path / "results.txt"
+    blocker.write_text("keep me\n")
+    for out_dir, message in ((blocker, "is a file"), (blocker / "sub", f"{blocker} is a file")):
+        result = pytester.runpytest(*replay_args(pred, "-k", "toolcall", f"--out-dir={out_dir}"))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        errors = [line for line in result.stderr.lines if line.startswith("ERROR")]
+        assert errors == [f"ERROR: --out-dir {out_dir}: {message}, not a folder"]
+        assert "Traceback" not in result.stdout.str() + result.stderr.str()
+        assert no_row_ran(result, pytester) and blocker.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "metric file not found"), ("{not json", "not a readable metric file"), ("[1, 2]", "not an SLM Swap metric file")],
+    ids=["missing", "malformed", "not-a-metric-file"],
+)
+def test_a_bad_gate_reference_stops_the_run_before_any_row(project, content, message):
+    pytester, pred, _ = project
+    ref = pytester.path / "reference.json"
+    if content is not None:
+        ref.write_text(content)
+    result = pytester.runpytest(*replay_args(pred, "-k", "toolcall", f"--gate-against={ref}"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"--gate-against: {ref}: {message}" in result.stderr.str()
+    assert no_row_ran(result, pytester)
+
+
+def test_a_gate_reference_for_an_unselected_track_stops_before_any_row(project):
+    pytester, pred, _ = project
+    ref = gate_reference(pytester, 0.5)
+    result = pytester.runpytest(*replay_args(pred, "-k", "structured", f"--gate-against={ref}"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "reference is for track 'toolcall', which this run does not evaluate" in result.stderr.str()
+    assert no_row_ran(result, pytester)
+
+
+def test_option_defaults_are_the_settings_defaults(pytester: pytest.Pytester):
+    """Written once: a run with no options resolves to EvalSettings' own defaults."""
+    config = pytester.parseconfig("-p", "slm_swap.harness.plugin")
+    resolved = settings_from_config(config)
+    for field in dataclasses.fields(EvalSettings):
+        if field.name in ("out_dir", "dataset_dir", "ft_dir", "cache_dir", "pytest_args"):
+            continue  # paths resolve against the project root
+        assert getattr(resolved, field.name) == field.default, field.name
+    assert resolved.cache_dir == resolved.out_dir / "cache"

@@ -25,7 +25,7 @@ from slm_swap.prompts import build_prompt
 from slm_swap.report.build import write_report
 from slm_swap.report.inputs import ReportInputError
 from slm_swap.report.markdown import code
-from slm_swap.scoring.scorers import score_output
+from slm_swap.tracks import get_track
 from tools.report import build_parser, main
 
 N = 10
@@ -63,7 +63,7 @@ def write_run(
             if text is not None
             else Answer(text=None, error="read timed out after 60 s", error_class="timeout")
         )
-        records.append(make_row_record(row, answer, score_output(track, answer.text, row.completion)))
+        records.append(make_row_record(row, answer, get_track(track).score(answer.text, row.completion)))
     stem = f"{track}_{model}" + (f"_{tag}" if tag else "")
     doc = {
         "schema": 1,

@@ -4,8 +4,9 @@ import pytest
 
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.harness.gate import compare_to_reference, gate_passes
-from slm_swap.scoring.metrics import CORE_METRICS, compute_rates, count_errors, count_failures, rate
+from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures, rate
 from slm_swap.scoring.scorers import score_structured, score_toolcall
+from slm_swap.tracks import TRACK_NAMES, TRACKS, get_track
 
 GOLD_STRUCTURED = format_structured_call("f", {"x": 1})
 GOLD_TOOLCALL = format_tool_call("f", {"x": 1})
@@ -26,10 +27,10 @@ TOOLCALL_RESULTS = [
 ]
 
 
-@pytest.mark.parametrize("track", sorted(CORE_METRICS))
+@pytest.mark.parametrize("track", TRACK_NAMES)
 def test_rates_over_no_rows_are_zero(track):
     # a run that evaluated nothing reports zeros instead of dividing by zero
-    assert compute_rates(track, []) == dict.fromkeys(CORE_METRICS[track], 0.0)
+    assert compute_rates(get_track(track).checks, []) == dict.fromkeys(get_track(track).core_metrics, 0.0)
 
 
 def test_rate_over_no_rows_is_zero():
@@ -55,11 +56,11 @@ RATES = [
 
 @pytest.mark.parametrize(("track", "results", "rates"), RATES)
 def test_rates_are_over_all_rows(track, results, rates):
-    assert compute_rates(track, results) == rates
+    assert compute_rates(get_track(track).checks, results) == rates
 
 
 def test_core_metrics_are_the_rates_of_every_check():
-    assert CORE_METRICS == {
+    assert {name: track.core_metrics for name, track in TRACKS.items()} == {
         "structured": ("json_valid_rate", "exact_match_rate"),
         "toolcall": ("valid_call_rate", "name_match_rate", "args_exact_rate"),
     }
@@ -101,9 +102,9 @@ def test_gate_allows_drops_up_to_delta(current, delta, passes):
 
 
 def test_gate_checks_every_core_metric():
-    reference = dict.fromkeys(CORE_METRICS["toolcall"], 0.5)
+    reference = dict.fromkeys(get_track("toolcall").core_metrics, 0.5)
     checks = compare_to_reference("toolcall", reference, reference, 0.0)
-    assert [check.metric for check in checks] == list(CORE_METRICS["toolcall"])
+    assert [check.metric for check in checks] == list(get_track("toolcall").core_metrics)
 
 
 def test_gate_ignores_metrics_that_are_not_core():

@@ -14,14 +14,9 @@ from hypothesis import strategies as st
 
 from slm_swap.formats.jsontext import canonical_text
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
-from slm_swap.scoring.scorers import (
-    STRUCTURED_CHECKS,
-    TOOLCALL_CHECKS,
-    FailureKind,
-    score_output,
-    score_structured,
-    score_toolcall,
-)
+from slm_swap.scoring.outcomes import FailureKind
+from slm_swap.scoring.scorers import STRUCTURED_CHECKS, TOOLCALL_CHECKS, score_structured, score_toolcall
+from slm_swap.tracks import get_track
 
 ARGS = {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}}
 GOLD_STRUCTURED = format_structured_call("get_weather", ARGS)
@@ -235,14 +230,14 @@ TRACK_GOLDS = [
 
 @pytest.mark.parametrize(("track", "gold", "checks"), TRACK_GOLDS)
 def test_failed_model_call_fails_every_check(track, gold, checks):
-    result = score_output(track, None, gold)
+    result = get_track(track).score(None, gold)
     assert (result.flags, result.failure, result.checks_failed) == (dict.fromkeys(checks, False), FailureKind.MODEL_ERROR, checks)
 
 
 @pytest.mark.parametrize(("track", "gold", "checks"), TRACK_GOLDS)
 def test_empty_output_is_not_a_model_error(track, gold, checks):
     # the model answered, with nothing: a model failure, not an infrastructure one
-    assert score_output(track, "", gold).failure is FailureKind.EMPTY_OUTPUT
+    assert get_track(track).score("", gold).failure is FailureKind.EMPTY_OUTPUT
 
 
 # --- failure kinds ----------------------------------------------------------------
@@ -285,13 +280,13 @@ FAILURE_KINDS = [
 @pytest.mark.parametrize(("track", "output", "kind"), FAILURE_KINDS)
 def test_failure_kind(track, output, kind):
     gold = GOLD_STRUCTURED if track == "structured" else GOLD_TOOLCALL
-    assert score_output(track, output, gold).failure is kind
+    assert get_track(track).score(output, gold).failure is kind
 
 
 @pytest.mark.parametrize(("track", "output", "kind"), FAILURE_KINDS)
 def test_checks_failed_lists_exactly_the_false_flags(track, output, kind):
     gold = GOLD_STRUCTURED if track == "structured" else GOLD_TOOLCALL
-    result = score_output(track, output, gold)
+    result = get_track(track).score(output, gold)
     assert result.checks_failed == tuple(name for name, ok in result.flags.items() if not ok)
 
 

@@ -25,8 +25,9 @@ import pytest
 
 from slm_swap.data.rows import Row, load_rows
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.prompts import TRACKS, build_messages, build_prompt, load_templates
+from slm_swap.prompts import build_messages, build_prompt, load_templates
 from slm_swap.serving.launch import served_model_id
+from slm_swap.tracks import TRACK_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 MASTRA = REPO / "slm_swap" / "mastra"
@@ -119,7 +120,7 @@ def messages_json(prompt: str) -> str:
     return json.dumps(build_messages(prompt), ensure_ascii=False, separators=(",", ":"))
 
 
-TEST_ROWS: list[Row] = [row for track in TRACKS for row in load_rows(REPO / "slm_swap" / "02_dataset" / track / "test.jsonl", track)]
+TEST_ROWS: list[Row] = [row for track in TRACK_NAMES for row in load_rows(REPO / "slm_swap" / "02_dataset" / track / "test.jsonl", track)]
 ROW_PARAMS = [pytest.param(row, id=f"{row.track}-{row.id}") for row in TEST_ROWS]
 WEATHER = {
     "name": "get_weather",
@@ -237,7 +238,7 @@ def served_id_cases(root: Path) -> list[dict[str, str]]:
             "server": server,
             "expected": served_model_id(track, base, ft_dir, models_dir, server),
         }
-        for track in TRACKS
+        for track in TRACK_NAMES
         for server in ("transformers", "vllm")
     ]
 

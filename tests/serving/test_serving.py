@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from slm_swap.backends.checkpoints import MANIFEST_NAME, record_adapter_base
-from slm_swap.serving.export import ExportError, adapter_fingerprint, export_merged, merged_dir
+from slm_swap.layout import merged_model_dir
+from slm_swap.serving.export import ExportError, adapter_fingerprint, export_merged
 from slm_swap.serving.launch import ServingError, plan_serving, served_model_id, serving_dtype, vllm_command
 from slm_swap.serving.parity import ParityReport, ParityRow, first_difference, possible_causes
 
@@ -60,7 +61,7 @@ def test_track_with_adapter_but_no_merge_names_the_export_command(layout):
 
 def test_merge_of_an_older_adapter_is_refused_as_stale(layout):
     base, ft_dir, models_dir, adapter = layout
-    merged = fake_base(merged_dir(base, "toolcall", models_dir))
+    merged = fake_base(merged_model_dir(models_dir, base, "toolcall"))
     manifest = {"slm_swap_base": "x", "adapter": {"fingerprint": adapter_fingerprint(adapter)}, "dtype": "bfloat16"}
     (merged / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
     plan = plan_serving("toolcall", base, ft_dir, models_dir, "cuda", 256)

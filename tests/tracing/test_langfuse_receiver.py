@@ -272,7 +272,7 @@ def test_delay_mode_holds_uploads_until_cleared(receiver: LangfuseReceiver) -> N
         client.post(receiver.url + SCORES_PATH, json=[], headers=AUTH)
     receiver.clear()
     assert time.monotonic() - started < 5
-    assert httpx.post(receiver.url + SCORES_PATH, json=[], headers=AUTH, timeout=5).status_code == 202
+    assert httpx.post(receiver.url + SCORES_PATH, json=[], headers=AUTH, timeout=20).status_code == 202
 
 
 def test_sdk_with_its_own_defaults_is_understood(receiver: LangfuseReceiver) -> None:

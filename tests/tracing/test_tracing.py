@@ -7,6 +7,8 @@ import socket
 import time
 from collections.abc import Iterator
 
+import httpcore
+import httpx
 import pytest
 from langfuse import Langfuse
 
@@ -14,8 +16,15 @@ from slm_swap.backends.api import Answer
 from slm_swap.data.rows import Row
 from slm_swap.harness.records import make_row_record
 from slm_swap.prompts import build_messages
-from slm_swap.scoring.scorers import score_output
-from slm_swap.tracing.client import REDACTED, LangfuseSettings, TracingError, check_connection, redact, settings_from_env
+from slm_swap.tracing.client import (
+    REDACTED,
+    LangfuseSettings,
+    TracingError,
+    check_connection,
+    describe_api_failure,
+    redact,
+    settings_from_env,
+)
 from slm_swap.tracing.receiver.server import LangfuseReceiver
 from slm_swap.tracing.runs import (
     EvalRunTrace,
@@ -27,6 +36,7 @@ from slm_swap.tracing.runs import (
     row_trace_from_record,
     usage_details,
 )
+from slm_swap.tracks import get_track
 
 PUBLIC, SECRET = "pk-lf-tracing", "sk-lf-tracing-secret"
 CANARY = "sk-CANARY-azure-key-0123456789"
@@ -363,7 +373,7 @@ def test_an_open_foreign_client_for_the_same_key_is_an_error(settings: LangfuseS
 def test_row_record_maps_onto_a_row_trace() -> None:
     row = Row("test-0003", 3, "structured", "Weather in Oslo?", '{"name": "weather", "arguments": {}}')
     answer = Answer(text='{"name": "w"}', latency_s=0.25, usage={"prompt_tokens": 9}, finish_reason="stop")
-    record = make_row_record(row, answer, score_output("structured", answer.text, row.completion))
+    record = make_row_record(row, answer, get_track("structured").score(answer.text, row.completion))
     trace = row_trace_from_record(row, record, started_at=T0)
     assert (trace.row_id, trace.messages, trace.gold, trace.output) == (
         "test-0003",
@@ -372,8 +382,10 @@ def test_row_record_maps_onto_a_row_trace() -> None:
         '{"name": "w"}',
     )
     assert (trace.started_at, trace.latency_s, trace.usage, trace.error) == (T0, 0.25, {"prompt_tokens": 9}, None)
-    assert trace.checks == record["flags"] and trace.checks["json_valid"] is True
-    assert trace.metadata["failure"] == record["failure"] and trace.metadata["finish_reason"] == "stop"
+    assert trace.checks == record.flags and trace.checks["json_valid"] is True
+    # the metadata stays plain JSON: the failure kind as its string value, not the Enum
+    assert trace.metadata["failure"] == record.failure and type(trace.metadata["failure"]) is str
+    assert trace.metadata["finish_reason"] == "stop"
     assert trace.metadata["passed"] is False and "cached" in trace.metadata
 
 
@@ -392,3 +404,32 @@ def test_seeded_global_random_does_not_reuse_trace_ids(receiver: LangfuseReceive
         random.seed(7)
         ids.append(record_decisions(settings, {"toolcall": {"fine_tune": 1}}, at=time.time()).trace_id)
     assert ids[0] != ids[1]
+
+
+def raised_from(outer: Exception, inner: BaseException) -> Exception:
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise outer from exc
+    except Exception as caught:
+        return caught
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectError("[Errno 111] Connection refused"),  # httpx's own wrapper
+        httpcore.ConnectError("[Errno 111] Connection refused"),  # the transport's error, handed on unwrapped
+        ConnectionRefusedError(111, "Connection refused"),  # a bare socket error
+        raised_from(RuntimeError("request failed"), httpcore.ConnectError("[Errno 111] Connection refused")),  # wrapped by the SDK
+    ],
+    ids=["httpx", "httpcore", "oserror", "wrapped"],
+)
+def test_a_refused_connection_reads_as_unreachable_however_the_sdk_raises_it(exc: Exception) -> None:
+    assert describe_api_failure(exc, "http://127.0.0.1:9").startswith("cannot reach Langfuse at http://127.0.0.1:9 (")
+
+
+def test_a_timeout_anywhere_in_the_chain_reads_as_no_answer_in_time() -> None:
+    exc = raised_from(RuntimeError("request failed"), httpcore.ReadTimeout("timed out"))
+    assert describe_api_failure(exc, "http://h") == "Langfuse at http://h did not answer in time (ReadTimeout)"

@@ -1,7 +1,6 @@
 """A local Langfuse-compatible receiver on 127.0.0.1: the part of the Langfuse API that the SDK calls.
-
-Tests point the real `langfuse` SDK at it and assert on what arrived; the offline
-demo runs it when no Langfuse is configured and keeps what it got as JSON files:
+Tests point the real `langfuse` SDK at it and assert on what arrived; the offline demo runs it when no
+Langfuse is configured and keeps what it got as JSON files:
 
     python -m slm_swap.tracing.receiver.server --port 3000 --dump-dir slm_swap/05_eval/langfuse-local \
         --public-key pk-lf-local --secret-key sk-lf-local
@@ -55,7 +54,7 @@ class LangfuseReceiver:
         self._failure_status: int | None = None
         self._failure_paths: tuple[str, ...] = INGESTION_PATHS
         self._delay_s = 0.0
-        self._release = threading.Event()
+        self._release, self._modes_lock = threading.Event(), threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> LangfuseReceiver:
@@ -102,16 +101,19 @@ class LangfuseReceiver:
 
     def injected_status(self, path: str) -> int | None:
         """Apply delay mode to an upload, then say which status failure mode wants for it (None: none)."""
-        if self._delay_s:
-            self._release.wait(self._delay_s)
+        with self._modes_lock:  # the delay and its event are read together: clear() may swap the event
+            delay_s, release = self._delay_s, self._release
+        if delay_s:
+            release.wait(delay_s)
         return self._failure_status if path in self._failure_paths else None
 
     def clear(self) -> None:
         """Forget everything received and leave failure and delay modes."""
         self._failure_status = None
-        self._delay_s = 0.0
-        self._release.set()  # wakes handlers sleeping in delay mode; later ones wait on a fresh event
-        self._release = threading.Event()
+        with self._modes_lock:
+            self._delay_s = 0.0
+            self._release.set()  # wakes handlers sleeping in delay mode; later ones wait on a fresh event
+            self._release = threading.Event()
         self.store.clear()
 
     def spans(self, trace_id: str | None = None) -> list[ReceivedSpan]:

@@ -1,0 +1,81 @@
+"""Where every artefact lives, written once.
+
+The seed's folders under `slm_swap/`: `02_dataset/` (splits and manifest), `04_ft/` (adapters),
+`05_eval/` (metric files, predictions, decision, report, pipeline state, answer journal) and
+`models/` (checkpoints). `Layout(root)` gives them under a checkout; `Layout()` relative to the
+working folder, as pytest options and defaults read them. Every other module asks this one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ADAPTER_CONFIG = "adapter_config.json"
+DEFAULT_SLM = "phi-4-mini"
+
+
+class Layout:
+    """The seed's artefact folders under a checkout's `root` (default: the working folder)."""
+
+    def __init__(self, root: str | Path = Path()) -> None:
+        self.root = Path(root)
+        package = self.root / "slm_swap"
+        self.dataset_dir, self.ft_dir = package / "02_dataset", package / "04_ft"
+        self.eval_dir, self.models_dir = package / "05_eval", package / "models"
+        self.default_slm_path = self.models_dir / DEFAULT_SLM
+
+
+def split_path(dataset_dir: Path, track: str, split: str) -> Path:
+    return Path(dataset_dir) / track / f"{split}.jsonl"
+
+
+def dataset_manifest_path(dataset_dir: Path) -> Path:
+    return Path(dataset_dir) / "manifest.json"
+
+
+def run_name(track: str, model: str | None, tag: str | None = None) -> str:
+    """`<track>_<model>[_<tag>]`: the stem of a run's metric and predictions files."""
+    return f"{track}_{model}" + (f"_{tag}" if tag else "")
+
+
+def metric_path(eval_dir: Path, track: str, model: str | None, tag: str | None = None) -> Path:
+    return Path(eval_dir) / f"{run_name(track, model, tag)}.json"
+
+
+def predictions_path(eval_dir: Path, track: str, model: str | None, tag: str | None = None) -> Path:
+    return Path(eval_dir) / f"{run_name(track, model, tag)}.predictions.jsonl"
+
+
+def journal_dir(eval_dir: Path) -> Path:
+    return Path(eval_dir) / "cache"
+
+
+def decision_path(eval_dir: Path) -> Path:
+    return Path(eval_dir) / "decision.json"
+
+
+def report_path(eval_dir: Path) -> Path:
+    """The report's markdown; its chart goes beside it as `.png`."""
+    return Path(eval_dir) / "report.md"
+
+
+def pipeline_state_path(eval_dir: Path) -> Path:
+    return Path(eval_dir) / "pipeline_state.json"
+
+
+def serve_parity_path(eval_dir: Path, track: str) -> Path:
+    return Path(eval_dir) / f"serve_parity_{track}.json"
+
+
+def adapter_dir(ft_dir: Path, track: str) -> Path:
+    return Path(ft_dir) / f"adapter_{track}"
+
+
+def is_adapter(folder: Path) -> bool:
+    """A published PEFT adapter folder holds its `adapter_config.json`."""
+    return (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def merged_model_dir(models_dir: Path, base: str | Path, track: str) -> Path:
+    """`<models_dir>/<base folder name>-<track>-merged`."""
+    return Path(models_dir) / f"{Path(base).name}-{track}-merged"

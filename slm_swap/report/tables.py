@@ -1,0 +1,76 @@
+"""A track's tables and lists: core metrics per run with gaps, the runs, the models, the training manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slm_swap.report.cells import NOT_RUN, display_path, duration, gap_text, gaps, identity, rate, short_sha, trace_link
+from slm_swap.report.inputs import ROLE_LABELS, ROLES, TrackInputs
+from slm_swap.report.markdown import code, escape, table
+from slm_swap.tracks import get_track
+
+
+def metrics_table(inputs: TrackInputs) -> list[str]:
+    metrics = get_track(inputs.track).core_metrics
+    hosted = inputs.runs.get("hosted")
+    slm_gaps = gaps(hosted, inputs.runs.get("slm"), metrics) or {}
+    ft_gaps = gaps(hosted, inputs.runs.get("slm_ft"), metrics) or {}
+    rows = []
+    for metric in metrics:
+        values = [rate(run.metrics[metric]) if (run := inputs.runs.get(role)) else NOT_RUN for role in ROLES]
+        rows.append([code(metric, in_table=True), *values, gap_text(slm_gaps.get(metric)), gap_text(ft_gaps.get(metric))])
+    header = ["metric", *ROLE_LABELS.values(), "gap hosted \u2212 SLM", "gap hosted \u2212 SLM + adapter"]
+    return table(header, rows)
+
+
+def runs_table(inputs: TrackInputs, root: Path | None) -> list[str]:
+    rows = []
+    for role in ROLES:
+        run = inputs.runs.get(role)
+        if run is None:
+            rows.append([ROLE_LABELS[role], NOT_RUN, "", "", "", "", "", "", ""])
+            continue
+        doc, dataset = run.doc, run.doc.get("dataset") or {}
+        errors = str(doc.get("errors", "?"))
+        if doc.get("error_classes"):
+            errors += " (" + ", ".join(f"{escape(k)}: {v}" for k, v in doc["error_classes"].items()) + ")"
+        rows.append(
+            [
+                run.label,
+                code(run.path.name, in_table=True),
+                str(doc.get("n", "?")),
+                errors,
+                escape(doc.get("split", "?")),
+                code(display_path(dataset.get("path", "unknown"), root), in_table=True),
+                short_sha(dataset.get("sha256")),
+                duration(doc.get("duration_s")),
+                trace_link(doc),
+            ]
+        )
+    return table(["run", "metric file", "n", "errors", "split", "dataset", "sha256", "eval wall time", "Langfuse"], rows)
+
+
+def models_lines(inputs: TrackInputs) -> list[str]:
+    return [
+        f"- {ROLE_LABELS[role]}: " + (identity(run.doc.get("model_description") or {}) if (run := inputs.runs.get(role)) else NOT_RUN)
+        for role in ROLES
+    ]
+
+
+def manifest_lines(inputs: TrackInputs) -> list[str]:
+    if inputs.manifest is None:
+        return [
+            "Training manifest: "
+            + ("not run" if inputs.decision is None or inputs.decision.get("fine_tune") else "not needed (decision: keep)")
+            + "."
+        ]
+    lines = [f"Training manifest: {code(inputs.manifest_path)}"]
+    for key, value in inputs.manifest.items():
+        if key == "langfuse":
+            lines.append(f"- Langfuse: {trace_link(inputs.manifest)}")
+        elif isinstance(value, (str, int, float, bool)) and len(str(value)) <= 100:
+            lines.append(f"- {escape(key)}: {code(str(value)[:12] if key.endswith('sha256') else value)}")
+        elif isinstance(value, dict) and value and len(value) <= 6 and all(isinstance(v, (int, float, str)) for v in value.values()):
+            shown = {k: str(v)[:12] if key.endswith("sha256") else v for k, v in value.items()}
+            lines.append(f"- {escape(key)}: " + code(", ".join(f"{k}={v}" for k, v in shown.items())))
+    return lines
