@@ -46,6 +46,12 @@ def predictions_path(eval_dir: Path, track: str, model: str | None, tag: str | N
     return Path(eval_dir) / f"{run_name(track, model, tag)}.predictions.jsonl"
 
 
+def predictions_for_metric(metric: Path) -> Path:
+    """The predictions file written beside a metric file: `<stem>.json` -> `<stem>.predictions.jsonl`."""
+    metric = Path(metric)
+    return metric.with_name(f"{metric.stem}.predictions.jsonl")
+
+
 def journal_dir(eval_dir: Path) -> Path:
     return Path(eval_dir) / "cache"
 

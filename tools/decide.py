@@ -1,9 +1,13 @@
-"""Decide per track whether to fine-tune the SLM, from the hosted and SLM metric files.
+"""Decide per track whether to fine-tune the SLM, from the hosted and SLM metric and predictions files.
 
-    python tools/decide.py                      # both tracks, delta 0.02
+    python tools/decide.py                      # both tracks, delta 0.02, the seed's point rule
     python tools/decide.py --tracks toolcall --delta 0.05
+    python tools/decide.py --rule interval      # fine-tune only when the SLM is shown to trail
     eval "$(python tools/decide.py --quiet)"    # sets FINE_TUNE_STRUCTURED / FINE_TUNE_TOOLCALL
 
+Per track and core metric it compares the two runs row by row (matched by row id): the gap hosted - SLM
+with its 95 % paired interval, the rows only one model passes, McNemar's exact p-value; then a verdict
+(no_baseline, slm_trails, slm_matches, inconclusive with the rows that would resolve it).
 Writes slm_swap/05_eval/decision.json, prints `FINE_TUNE_<TRACK>=0|1` lines and a table,
 and logs one Langfuse event per track (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST).
 """
@@ -18,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from slm_swap.decision.rules import RULES  # noqa: E402
 from slm_swap.decision.run import DecisionRequest, run_decision  # noqa: E402
 from slm_swap.layout import Layout, decision_path, metric_path  # noqa: E402
 from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
@@ -35,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--after-tag", default="ft", help="tag of post-fine-tune SLM metric files, reported as 'after' when present")
     parser.add_argument("--output", type=Path, default=None, help="decision file (default <eval-dir>/decision.json)")
     parser.add_argument("--quiet", action="store_true", help="print only the FINE_TUNE_<TRACK>= lines")
+    parser.add_argument(
+        "--rule",
+        choices=RULES,
+        default="point",
+        help="point (default): fine-tune when a point gap exceeds delta; interval: only when the verdict is slm_trails",
+    )
+    parser.add_argument(
+        "--fine-tune-when-inconclusive", action="store_true", help="with --rule interval: fine-tune an inconclusive track too"
+    )
     for track in TRACK_NAMES:
         parser.add_argument(f"--{track}-hosted", type=Path, default=None, help=f"hosted metric file for {track}")
         parser.add_argument(f"--{track}-slm", type=Path, default=None, help=f"SLM metric file for {track}")
@@ -57,7 +71,14 @@ def main(args: argparse.Namespace) -> int:
         slm = getattr(args, f"{track}_slm") or metric_path(args.eval_dir, track, "slm")
         pairs[track] = (hosted, slm, metric_path(args.eval_dir, track, "slm", args.after_tag))
     output = args.output or decision_path(args.eval_dir)
-    request = DecisionRequest(pairs=pairs, delta=args.delta, output=output, quiet=args.quiet)
+    request = DecisionRequest(
+        pairs=pairs,
+        delta=args.delta,
+        output=output,
+        quiet=args.quiet,
+        rule=args.rule,
+        fine_tune_when_inconclusive=args.fine_tune_when_inconclusive,
+    )
     return run_decision(request, langfuse, secrets=[key for key in [os.environ.get("AZURE_API_KEY")] if key])
 
 

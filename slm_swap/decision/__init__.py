@@ -1,3 +1,4 @@
-"""Per track, whether to fine-tune: the rule over two metric files (`rules`) and the run that writes
-`decision.json` and its Langfuse event (`run`).
+"""Per track, whether to fine-tune: the paired comparison of two runs' rows (`compare`), the rules and the
+verdict over metric files and intervals (`rules`), and the run that writes `decision.json` and its Langfuse
+event (`run`).
 """

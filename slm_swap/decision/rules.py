@@ -1,21 +1,30 @@
 """The decision step: fine-tune the SLM on a track when it trails the hosted model by more than delta.
 
-`decide_track` is pure: two metric documents and a delta in, a TrackDecision out.
+Two rules, one verdict. The seed's point rule (`fine_tune`, the default) compares point estimates: fine-tune
+when any core metric's gap hosted - SLM exceeds delta. The verdict reads the same gaps through their 95 %
+paired intervals (`slm_swap.stats.intervals`): `slm_trails` only when an interval lies wholly above delta,
+`slm_matches` only when every interval lies at or below it, `no_baseline` when the hosted model passes no
+row, `inconclusive` otherwise, with the rows that would resolve it. Under the interval rule `fine_tune`
+follows the verdict.
+
+`decide_track` is pure: two metric documents, their paired comparisons and the rule in, a TrackDecision out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slm_swap.decision.compare import DecisionInputError
 from slm_swap.files import sha256_file
 from slm_swap.harness.records import load_metric_file
+from slm_swap.stats.intervals import Interval, PairedComparison, Verdict, rows_needed, verdict_for, wilson_interval
 from slm_swap.tracks import get_track
 
-
-class DecisionInputError(ValueError):
-    """The metric files cannot be compared; the message names them."""
+RULES = ("point", "interval")
+EPSILON = 1e-9  # keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
 
 
 @dataclass(frozen=True)
@@ -23,10 +32,19 @@ class MetricGap:
     metric: str
     hosted: float
     slm: float
+    paired: PairedComparison | None = None  # hosted (a) against the SLM (b) on the same rows
 
     @property
     def gap(self) -> float:
         return self.hosted - self.slm
+
+    def unsettled(self, delta: float) -> bool:
+        """The gap's interval straddles delta: the rows cannot tell which side the gap is on."""
+        return self.paired is not None and self.paired.interval.low <= delta < self.paired.interval.high
+
+    def rows_needed(self, delta: float) -> int | None:
+        """Rows that would settle this metric at the observed gap; None when it is settled (or the gap is delta itself)."""
+        return rows_needed(self.paired, delta) if self.unsettled(delta) else None
 
 
 @dataclass(frozen=True)
@@ -36,14 +54,66 @@ class TrackDecision:
     delta: float
     gaps: tuple[MetricGap, ...]
     reasons: tuple[str, ...]
+    verdict: Verdict = Verdict.INCONCLUSIVE
+    rule: str = "point"
+    intervals: Mapping[str, Mapping[str, Interval]] = field(default_factory=dict)  # role -> metric -> Wilson interval
+
+    @property
+    def rows_needed(self) -> int | None:
+        if self.verdict is not Verdict.INCONCLUSIVE:
+            return None
+        needed = [n for g in self.gaps if (n := g.rows_needed(self.delta)) is not None]
+        return max(needed) if needed else None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fine_tune": int(self.fine_tune),
+            "rule": self.rule,
+            "verdict": self.verdict.value,
+            "verdict_text": verdict_text(self),
+            "rows_needed": self.rows_needed,
             "delta": self.delta,
-            "metrics": {g.metric: {"hosted": g.hosted, "slm": g.slm, "gap": round(g.gap, 6)} for g in self.gaps},
+            "metrics": {g.metric: self.metric_json(g) for g in self.gaps},
             "reasons": list(self.reasons),
         }
+
+    def metric_json(self, g: MetricGap) -> dict[str, Any]:
+        doc: dict[str, Any] = {"hosted": g.hosted, "slm": g.slm, "gap": round(g.gap, 6)}
+        for role in ("hosted", "slm"):
+            if g.metric in self.intervals.get(role, {}):
+                doc[f"{role}_ci95"] = self.intervals[role][g.metric].as_list()
+        if g.paired is not None:
+            doc.update(
+                gap_ci95=g.paired.interval.as_list(),
+                only_hosted=g.paired.only_a,
+                only_slm=g.paired.only_b,
+                mcnemar_p=significant(g.paired.mcnemar_p),
+                rows_needed=g.rows_needed(self.delta),
+            )
+        return doc
+
+
+def significant(p: float) -> float:
+    """A p-value to three significant digits: small ones stay readable instead of rounding to 0."""
+    return float(f"{p:.3g}")
+
+
+def verdict_text(decision: TrackDecision) -> str:
+    delta, verdict = decision.delta, decision.verdict
+    if verdict is Verdict.NO_BASELINE:
+        return (
+            "no_baseline: the hosted model passes no row of this track, so no comparison means anything; "
+            "check the prompt and the output format before deciding"
+        )
+    if verdict is Verdict.SLM_TRAILS:
+        worse = [g.metric for g in decision.gaps if g.paired is not None and g.paired.interval.low > delta]
+        return f"slm_trails: the SLM trails the hosted model by more than delta {delta} on {', '.join(worse)}, beyond the rows' noise"
+    if verdict is Verdict.SLM_MATCHES:
+        return f"slm_matches: on every core metric the SLM is within delta {delta} of the hosted model, beyond the rows' noise"
+    open_metrics = [g.metric for g in decision.gaps if g.unsettled(delta)] or ["a metric without row-level flags"]
+    needed = decision.rows_needed
+    tail = f"; about {needed} rows would resolve it (80 % power)" if needed is not None else "; the observed gap equals delta"
+    return f"inconclusive: the rows cannot tell whether the SLM trails by more than delta {delta} on {', '.join(open_metrics)}{tail}"
 
 
 def check_comparable(track: str, hosted: dict[str, Any], slm: dict[str, Any], hosted_path: Path, slm_path: Path) -> None:
@@ -65,15 +135,42 @@ def check_comparable(track: str, hosted: dict[str, Any], slm: dict[str, Any], ho
         )
 
 
-def decide_track(track: str, hosted: dict[str, Any], slm: dict[str, Any], delta: float) -> TrackDecision:
+def rate_intervals(document: Mapping[str, Any], metrics: tuple[str, ...]) -> dict[str, Interval]:
+    """Each rate's 95 % Wilson interval: from the metric file, or from its rate and n for older files."""
+    stored = document.get("intervals", {})
+    n = int(document["n"])
+    return {m: Interval(*stored[m]) if m in stored else wilson_interval(round(float(document["metrics"][m]) * n), n) for m in metrics}
+
+
+def decide_track(
+    track: str,
+    hosted: dict[str, Any],
+    slm: dict[str, Any],
+    delta: float,
+    paired: Mapping[str, PairedComparison] | None = None,
+    rule: str = "point",
+    fine_tune_when_inconclusive: bool = False,
+) -> TrackDecision:
+    """`paired`: per core metric, hosted against the SLM on the same rows (without it the verdict is inconclusive)."""
     if delta <= 0:
         raise ValueError(f"delta must be > 0, got {delta}")
-    gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m])) for m in get_track(track).core_metrics)
-    # the epsilon keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
-    reasons = tuple(
-        f"{g.metric}: SLM {g.slm:.3f} trails hosted {g.hosted:.3f} by {g.gap:.3f} > {delta}" for g in gaps if g.gap > delta + 1e-9
-    )
-    return TrackDecision(track, bool(reasons), delta, gaps, reasons)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    paired = paired or {}
+    metrics = get_track(track).core_metrics
+    gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m]), paired.get(m)) for m in metrics)
+    hosted_passes = int(hosted.get("passed", 1)) > 0
+    verdict = verdict_for(hosted_passes, paired, delta) if len(paired) == len(metrics) else Verdict.INCONCLUSIVE
+    if rule == "point":
+        reasons = tuple(
+            f"{g.metric}: SLM {g.slm:.3f} trails hosted {g.hosted:.3f} by {g.gap:.3f} > {delta}" for g in gaps if g.gap > delta + EPSILON
+        )
+        fine_tune = bool(reasons)
+    else:
+        fine_tune = verdict is Verdict.SLM_TRAILS or (verdict is Verdict.INCONCLUSIVE and fine_tune_when_inconclusive)
+        reasons = (f"interval rule: verdict {verdict.value}",) if fine_tune else ()
+    intervals = {"hosted": rate_intervals(hosted, metrics), "slm": rate_intervals(slm, metrics)}
+    return TrackDecision(track, fine_tune, delta, gaps, reasons, verdict, rule, intervals)
 
 
 def load_pair(track: str, hosted_path: Path, slm_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.decision.rules import DecisionInputError, TrackDecision, decide_track, file_identity, load_pair
+from slm_swap.decision.compare import DecisionInputError, compare, load_flags, same_rows
+from slm_swap.decision.rules import TrackDecision, decide_track, file_identity, load_pair, rate_intervals, significant
 from slm_swap.files import write_json_atomic
 from slm_swap.harness.records import load_metric_file
 from slm_swap.tracing.client import LangfuseSettings, TracingError
@@ -22,6 +23,8 @@ class DecisionRequest:
     delta: float
     output: Path
     quiet: bool = False
+    rule: str = "point"  # point: the seed's rule over point estimates; interval: fine_tune follows the verdict
+    fine_tune_when_inconclusive: bool = False  # interval rule: fine-tune an inconclusive track too
 
 
 def decision_document(track: str, decision: TrackDecision, hosted: Path, slm: Path, after: Path, split: str) -> dict[str, Any]:
@@ -29,20 +32,42 @@ def decision_document(track: str, decision: TrackDecision, hosted: Path, slm: Pa
     doc["split"] = split
     doc["inputs"] = {"hosted": file_identity(hosted), "slm": file_identity(slm)}
     if after.exists():
-        after_doc = load_metric_file(after)
-        doc["inputs"]["slm_after_fine_tune"] = file_identity(after)
-        for metric, pair in doc["metrics"].items():
-            pair["slm_after"] = after_doc["metrics"][metric]
+        add_after(doc, track, slm, after)
     return doc
 
 
+def add_after(doc: dict[str, Any], track: str, slm: Path, after: Path) -> None:
+    """The fine-tuned SLM beside the base: its rates, and its paired gain when both ran on the same rows."""
+    after_doc = load_metric_file(after)
+    doc["inputs"]["slm_after_fine_tune"] = file_identity(after)
+    metrics = tuple(doc["metrics"])
+    after_intervals = rate_intervals(after_doc, metrics)
+    for metric, pair in doc["metrics"].items():
+        pair["slm_after"] = after_doc["metrics"][metric]
+        pair["slm_after_ci95"] = after_intervals[metric].as_list()
+    try:
+        before_flags, after_flags = load_flags(slm, load_metric_file(slm)), load_flags(after, after_doc)
+        gains = compare(track, after_flags, before_flags, same_rows(after_flags, before_flags, str(after), str(slm)))
+    except DecisionInputError as exc:
+        doc["after_comparison_error"] = str(exc)  # the rates still stand beside; only the paired gain is missing
+        return
+    for metric, gain in gains.items():
+        doc["metrics"][metric].update(
+            after_gain=round(gain.gap, 6), after_gain_ci95=gain.interval.as_list(), after_mcnemar_p=significant(gain.mcnemar_p)
+        )
+
+
 def format_table(documents: dict[str, dict[str, Any]]) -> str:
-    lines = [f"{'track':<11}{'metric':<18}{'hosted':>8}{'slm':>8}{'gap':>8}{'after':>8}  decision"]
+    header = f"{'track':<11}{'metric':<18}{'hosted':>8}{'slm':>8}{'gap':>8}  {'95% interval':<17}{'p':>7}{'after':>8}  fine_tune"
+    lines = [header]
     for track, doc in documents.items():
-        verdict = "FINE_TUNE" if doc["fine_tune"] else "keep"
         for metric, pair in doc["metrics"].items():
             after = f"{pair['slm_after']:.3f}" if "slm_after" in pair else "-"
-            lines.append(f"{track:<11}{metric:<18}{pair['hosted']:>8.3f}{pair['slm']:>8.3f}{pair['gap']:>+8.3f}{after:>8}  {verdict}")
+            ci = "[{:+.3f}, {:+.3f}]".format(*pair["gap_ci95"]) if "gap_ci95" in pair else "-"
+            p_value = "-" if "mcnemar_p" not in pair else "<0.001" if pair["mcnemar_p"] < 0.001 else f"{pair['mcnemar_p']:.3f}"
+            numbers = f"{pair['hosted']:>8.3f}{pair['slm']:>8.3f}{pair['gap']:>+8.3f}  {ci:<17}{p_value:>7}{after:>8}"
+            lines.append(f"{track:<11}{metric:<18}{numbers}  {doc['fine_tune']} ({doc['rule']} rule)")
+    lines += [f"{track}: {doc['verdict_text']}" for track, doc in documents.items()]
     return "\n".join(lines)
 
 
@@ -50,7 +75,10 @@ def decide_all(request: DecisionRequest) -> dict[str, dict[str, Any]]:
     documents = {}
     for track, (hosted_path, slm_path, after_path) in request.pairs.items():
         hosted, slm = load_pair(track, hosted_path, slm_path)
-        decision = decide_track(track, hosted, slm, request.delta)
+        hosted_flags, slm_flags = load_flags(hosted_path, hosted), load_flags(slm_path, slm)
+        rows = same_rows(hosted_flags, slm_flags, str(hosted_path), str(slm_path))
+        paired = compare(track, hosted_flags, slm_flags, rows)
+        decision = decide_track(track, hosted, slm, request.delta, paired, request.rule, request.fine_tune_when_inconclusive)
         documents[track] = decision_document(track, decision, hosted_path, slm_path, after_path, hosted["split"])
     return documents
 
@@ -68,7 +96,7 @@ def run_decision(request: DecisionRequest, langfuse: LangfuseSettings, secrets: 
         langfuse_ref = {"trace_id": trace.trace_id, "trace_url": trace.url}
     except TracingError as exc:
         langfuse_ref = {"error": str(exc)}
-    write_json_atomic(request.output, {"delta": request.delta, "tracks": documents, "langfuse": langfuse_ref})
+    write_json_atomic(request.output, {"delta": request.delta, "rule": request.rule, "tracks": documents, "langfuse": langfuse_ref})
     for track, doc in documents.items():
         print(f"FINE_TUNE_{track.upper()}={doc['fine_tune']}")
     if not request.quiet:

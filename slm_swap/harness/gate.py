@@ -1,10 +1,24 @@
-"""The regression gate: compare a run's core metrics with a reference metric file."""
+"""The regression gate: compare a run's core metrics with a reference run's.
+
+Two rules. `point` compares the rates in the reference metric file with this run's: a core metric fails
+when it dropped by more than delta. `interval` pairs the reference run's predictions with this run's row
+records by row id and fails a metric only when the paired drop's 95 % interval lies wholly above delta,
+so a drop that the rows cannot tell from noise does not fail the gate.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from slm_swap.scoring.outcomes import RowRecord
+from slm_swap.stats.intervals import Interval, paired_difference
 from slm_swap.tracks import get_track
+
+SHOWN_IDS = 3  # row ids named when the two runs' rows differ
 
 
 @dataclass(frozen=True)
@@ -13,6 +27,9 @@ class GateCheck:
     reference: float
     current: float
     delta: float
+    # the interval rule's: the paired drop's interval and the exact McNemar p over the same rows
+    interval: Interval | None = None
+    mcnemar_p: float | None = None
 
     @property
     def drop(self) -> float:
@@ -20,8 +37,21 @@ class GateCheck:
 
     @property
     def passed(self) -> bool:
+        if self.interval is not None:
+            return self.interval.low <= self.delta
         # a tiny epsilon keeps 0.7 - 0.68 (a 0.02 drop in floats) from failing a 0.02 delta
         return self.drop <= self.delta + 1e-12
+
+    def summary(self) -> str:
+        """The terminal summary's line for this metric."""
+        numbers = f"reference {self.reference:.3f} current {self.current:.3f} drop {self.drop:+.3f}"
+        verdict = "ok" if self.passed else "FAIL"
+        if self.interval is None:
+            return f"gate {self.metric}: {numbers} (delta {self.delta}) {verdict}"
+        p = self.mcnemar_p if self.mcnemar_p is not None else 1.0
+        shown_p = f"p={p:.3f}" if p >= 0.001 else "p<0.001"
+        bounds = f"[{self.interval.low:.3f}, {self.interval.high:.3f}]"
+        return f"gate {self.metric}: {numbers} {bounds} {shown_p} (delta {self.delta}, interval rule) {verdict}"
 
 
 def compare_to_reference(track: str, reference: dict[str, float], current: dict[str, float], delta: float) -> list[GateCheck]:
@@ -32,3 +62,77 @@ def compare_to_reference(track: str, reference: dict[str, float], current: dict[
 
 def gate_passes(checks: list[GateCheck]) -> bool:
     return all(check.passed for check in checks)
+
+
+def reference_predictions_path(metric_path: Path, document: Mapping[str, Any]) -> Path:
+    """The reference run's predictions: the metric file's sibling `<stem>.predictions.jsonl`, else its "predictions_path"."""
+    metric_path = Path(metric_path)
+    sibling = metric_path.with_name(f"{metric_path.stem}.predictions.jsonl")
+    if sibling.is_file():
+        return sibling
+    recorded = document.get("predictions_path")
+    if isinstance(recorded, str) and recorded and Path(recorded).is_file():
+        return Path(recorded)
+    tried = str(sibling) + (f" nor {recorded}" if isinstance(recorded, str) and recorded else "")
+    raise ValueError(f"{metric_path}: the reference run's predictions file is missing (neither {tried} exists)")
+
+
+def load_reference_records(path: Path) -> dict[str, RowRecord]:
+    """The reference run's row records by id, from its predictions JSONL; ValueError names the file and line."""
+    records: dict[str, RowRecord] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable predictions file ({exc})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            record = RowRecord.from_json(data)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{path}: line {number}: not a predictions line ({exc})") from None
+        if record.id in records:
+            raise ValueError(f"{path}: line {number}: row {record.id!r} appears twice")
+        records[record.id] = record
+    return records
+
+
+def load_reference_run(metric_path: Path, document: Mapping[str, Any]) -> dict[str, RowRecord]:
+    """The interval rule's reference rows: find the predictions file beside the metric file, and read it."""
+    return load_reference_records(reference_predictions_path(metric_path, document))
+
+
+def check_same_rows(reference: Mapping[str, RowRecord], current: Mapping[str, RowRecord]) -> None:
+    """The interval rule pairs rows by id: both runs must cover the same rows."""
+    missing_here = sorted(set(reference) - set(current))
+    missing_there = sorted(set(current) - set(reference))
+    if not missing_here and not missing_there:
+        return
+
+    def some(ids: list[str]) -> str:
+        return ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
+
+    parts = []
+    if missing_here:
+        parts.append(f"{len(missing_here)} reference row(s) missing from this run ({some(missing_here)})")
+    if missing_there:
+        parts.append(f"{len(missing_there)} row(s) of this run missing from the reference ({some(missing_there)})")
+    raise ValueError("the interval rule pairs rows by id, but the runs' rows differ: " + "; ".join(parts))
+
+
+def compare_paired(track: str, reference: Mapping[str, RowRecord], current: Mapping[str, RowRecord], delta: float) -> list[GateCheck]:
+    """The interval rule: per core metric, the paired drop reference - current with its 95 % interval."""
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    check_same_rows(reference, current)
+    ids = sorted(current)
+    checks = []
+    for check in get_track(track).checks:
+        ref_flags = [bool(reference[i].flags.get(check, False)) for i in ids]
+        cur_flags = [bool(current[i].flags.get(check, False)) for i in ids]
+        pc = paired_difference(ref_flags, cur_flags)
+        checks.append(GateCheck(f"{check}_rate", pc.a_rate, pc.b_rate, delta, pc.interval, pc.mcnemar_p))
+    return checks

@@ -18,8 +18,17 @@ from slm_swap import layout
 from slm_swap.data.rows import DatasetError
 from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
 from slm_swap.harness.environ import HiddenEnviron
+from slm_swap.harness.gate import load_reference_run
 from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
-from slm_swap.harness.settings import ENGINE_CHOICES, MODEL_CHOICES, QUANTIZATION_CHOICES, EvalSettings, default, help_text
+from slm_swap.harness.settings import (
+    ENGINE_CHOICES,
+    GATE_RULE_CHOICES,
+    MODEL_CHOICES,
+    QUANTIZATION_CHOICES,
+    EvalSettings,
+    default,
+    help_text,
+)
 from slm_swap.harness.writer import RunWriter
 
 BROKEN_ID = "dataset-error"
@@ -36,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--out-dir", type=Path, default=None, help=help_text("out_dir"))
     group.addoption("--gate-against", type=Path, default=None, help=help_text("gate_against"))
     group.addoption("--delta", type=float, default=default("delta"), help=help_text("delta"))
+    group.addoption("--gate-rule", choices=GATE_RULE_CHOICES, default=default("gate_rule"), help=help_text("gate_rule"))
     group.addoption("--adapter", default=default("adapter"), help=help_text("adapter"))
     group.addoption("--max-new-tokens", type=int, default=default("max_new_tokens"), help=help_text("max_new_tokens"))
     group.addoption("--batch-size", type=int, default=None, help=help_text("batch_size"))
@@ -72,11 +82,24 @@ def check_options(opt: Any) -> None:
     if blocked is not None:
         where = "" if blocked == out_dir else f" {blocked}"
         raise pytest.UsageError(f"--out-dir {out_dir}:{where} is a file, not a folder")
+    reference = None
     if opt("--gate-against") is not None:
         try:
-            load_metric_file(opt("--gate-against"))
+            reference = load_metric_file(opt("--gate-against"))
         except ValueError as exc:
             raise pytest.UsageError(f"--gate-against: {exc}") from None
+    if opt("--gate-rule") == "interval":
+        check_interval_reference(opt("--gate-against"), reference)
+
+
+def check_interval_reference(reference_path: Path | None, reference: dict[str, Any] | None) -> None:
+    """The interval rule pairs rows with the reference run's predictions: they must be there before any row runs."""
+    if reference_path is None or reference is None:
+        raise pytest.UsageError("--gate-rule interval needs --gate-against M.json")
+    try:
+        load_reference_run(reference_path, reference)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--gate-rule interval: {exc}") from None
 
 
 def file_in_the_way(folder: Path | None) -> Path | None:
@@ -99,6 +122,7 @@ DIRECT_OPTIONS = {
     "tag": "--tag",
     "gate_against": "--gate-against",
     "delta": "--delta",
+    "gate_rule": "--gate-rule",
     "max_error_rate": "--max-error-rate",
     "adapter": "--adapter",
     "max_new_tokens": "--max-new-tokens",
@@ -191,7 +215,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"slm-swap: model={settings.model} dataset={source} limit={settings.limit or 'all'}"]
     lines.append(f"slm-swap: metric files -> {settings.out_dir}")
     if settings.gate_against:
-        lines.append(f"slm-swap: gate against {settings.gate_against} with delta {settings.delta}")
+        lines.append(f"slm-swap: gate against {settings.gate_against} with delta {settings.delta}, {settings.gate_rule} rule")
     return lines
 
 

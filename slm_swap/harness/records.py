@@ -18,7 +18,7 @@ import pytest
 
 from slm_swap.backends.api import Answer
 from slm_swap.data.rows import Row
-from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures
+from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures, count_passes, rate_intervals
 from slm_swap.scoring.outcomes import ErrorClass, FailureKind, RowRecord
 from slm_swap.scoring.scorers import RowResult
 from slm_swap.tracks import TRACK_NAMES, get_track
@@ -101,6 +101,8 @@ def summarize(track: str, records: list[RowRecord]) -> dict[str, Any]:
         "n": len(records),
         "errors": count_errors(results),
         "metrics": compute_rates(get_track(track).checks, results),
+        "counts": count_passes(get_track(track).checks, results),
+        "intervals": rate_intervals(get_track(track).checks, results),
         "passed": sum(1 for r in results if r.passed),
         "failures": count_failures(results),
         "error_classes": dict(sorted(error_classes.items())),

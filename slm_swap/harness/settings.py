@@ -14,6 +14,7 @@ DEFAULT_LAYOUT = layout.Layout()
 MODEL_CHOICES = ("azure", "slm", "replay")
 ENGINE_CHOICES = ("static", "padded", "continuous")
 QUANTIZATION_CHOICES = ("nf4", "none")
+GATE_RULE_CHOICES = ("point", "interval")
 
 
 def option(default: Any, text: str) -> Any:
@@ -34,6 +35,7 @@ class EvalSettings:
     dataset_dir: Path = option(DEFAULT_LAYOUT.dataset_dir, "root of the prepared splits")
     gate_against: Path | None = option(None, "reference metric file: exit status follows the gate")
     delta: float = option(0.02, "largest allowed drop of a core metric under the gate")
+    gate_rule: str = option("point", "point: fail on a drop above delta; interval: fail when the paired drop's interval is above delta")
     cache_dir: Path | None = option(layout.journal_dir(DEFAULT_LAYOUT.eval_dir), "answer journal folder; None keeps no journal")
     reuse: str = option("none", "which journalled answers to reuse: none, all, successes")
     max_error_rate: float | None = option(None, "fail the session when errors exceed this share of rows")

@@ -45,6 +45,7 @@ def trace_eval_run(
         started_at=unix_time(document["started_at"]),
         ended_at=unix_time(document["finished_at"]),
         rates=document["metrics"],
+        intervals=document.get("intervals", {}),
         summary={key: document[key] for key in SUMMARY_KEYS},
         tags=[track, str(settings.model)] + ([settings.tag] if settings.tag else []),
     )

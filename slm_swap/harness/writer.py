@@ -16,13 +16,18 @@ import pytest
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
-from slm_swap.harness.gate import GateCheck, compare_to_reference, gate_passes
+from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_run
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
 from slm_swap.harness.trace import trace_eval_run
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
 
 SECRET_VARIABLES = ("AZURE_API_KEY",)
+
+
+def format_interval(bounds: list[float]) -> str:
+    """`[0.409, 0.929]`: a rate's 95 % interval as the summary prints it."""
+    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
 def utc_now() -> str:
@@ -115,18 +120,21 @@ class RunWriter:
             self.written[track] = document
 
     def apply_gate(self, session: pytest.Session) -> None:
+        settings = self.settings
         try:
-            reference = load_metric_file(self.settings.gate_against)
+            reference = load_metric_file(settings.gate_against)
+            track = reference["track"]
+            if track not in self.written:
+                raise ValueError(f"{settings.gate_against}: reference is for track {track!r}, which this run did not evaluate")
+            if settings.gate_rule == "interval":
+                reference_rows = load_reference_run(settings.gate_against, reference)
+                self.gate = compare_paired(track, reference_rows, self.records[track], settings.delta)
+            else:
+                self.gate = compare_to_reference(track, reference["metrics"], self.written[track]["metrics"], settings.delta)
         except ValueError as exc:
             self.gate_error = str(exc)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        track = reference["track"]
-        if track not in self.written:
-            self.gate_error = f"{self.settings.gate_against}: reference is for track {track!r}, which this run did not evaluate"
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
-            return
-        self.gate = compare_to_reference(track, reference["metrics"], self.written[track]["metrics"], self.settings.delta)
         session.exitstatus = pytest.ExitCode.OK if gate_passes(self.gate) else pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl(trylast=True)
@@ -162,7 +170,7 @@ class RunWriter:
         tr = terminalreporter
         tr.section("slm-swap metrics")
         for track, doc in self.written.items():
-            rates = "  ".join(f"{k}={v:.3f}" for k, v in doc["metrics"].items())
+            rates = "  ".join(f"{k}={v:.3f} {format_interval(doc['intervals'][k])}" for k, v in doc["metrics"].items())
             tr.write_line(f"{track} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
             trace = doc.get("langfuse", {})
             if "trace_id" in trace:
@@ -180,9 +188,7 @@ class RunWriter:
             tr.write_line(f"gate: error: {self.gate_error}", red=True)
         elif self.gate is not None:
             for check in self.gate:
-                verdict = "ok" if check.passed else "FAIL"
-                numbers = f"reference {check.reference:.3f} current {check.current:.3f} drop {check.drop:+.3f}"
-                tr.write_line(f"gate {check.metric}: {numbers} (delta {check.delta}) {verdict}")
+                tr.write_line(check.summary())
             tr.write_line(
                 "gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED",
                 green=gate_passes(self.gate),

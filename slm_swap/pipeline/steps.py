@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from slm_swap.files import write_json_atomic
 from slm_swap.layout import (
@@ -35,6 +36,21 @@ from slm_swap.tracks import TRACK_NAMES
 
 PIPELINE_TOOLS = ("prepare_data", "decide", "finetune", "report")
 ToolRunner = Callable[[list[str]], int]  # runs one tool with an argv, returns its exit status
+
+
+def verdict_lines(decision: Mapping[str, Any]) -> list[str]:
+    """The pipeline's closing lines: each track's verdict in words, and what fine-tuning it did."""
+    lines = []
+    for track, entry in decision["tracks"].items():
+        lines.append(f"{track}: {entry.get('verdict_text', 'no verdict recorded')}")
+        gains = [
+            f"{m} {v['after_gain']:+.3f} [{v['after_gain_ci95'][0]:+.3f}, {v['after_gain_ci95'][1]:+.3f}]"
+            for m, v in entry["metrics"].items()
+            if "after_gain" in v
+        ]
+        if gains:
+            lines.append(f"{track}: fine-tuned vs base: {'; '.join(gains)}")
+    return lines
 
 
 class StepFailed(RuntimeError):
@@ -203,16 +219,16 @@ class Pipeline:
         decision = json.loads(self.decide().read_text(encoding="utf-8"))
         marked = {t: bool(decision["tracks"][t]["fine_tune"]) or self.config.force_finetune for t in self.config.tracks}
         if not any(marked.values()):
-            banner(
-                "the decision marks no track for fine-tuning: the SLM is within delta of the hosted model "
-                "(use --force-finetune to train anyway)"
-            )
+            banner("the decision marks no track for fine-tuning (use --force-finetune to train anyway); its verdicts follow at the end")
         for track in (t for t, m in marked.items() if m):
             self.fine_tune(track)
             self.evaluate(track, "slm", tag="ft")
         if any(marked.values()):
             self.decide_after()
         self.report()
+        banner("verdicts")
+        for line in verdict_lines(json.loads(decision_path(self.config.eval_dir).read_text(encoding="utf-8"))):
+            print(line, flush=True)
         return marked
 
     def decide_after(self) -> None:

@@ -2,9 +2,10 @@
 
     write_report(Path("slm_swap/05_eval"), Path("slm_swap/04_ft"), step_times, out_md, out_png)
 
-Per track: hosted vs SLM vs SLM + adapter on every core metric, the decision with its
-gaps and delta, n and errors, dataset and model identities, wall times, Langfuse links,
-and the most common failure kinds with one example each. Whatever did not run is
+Per track: the decision's verdict in words, hosted vs SLM vs SLM + adapter on every core metric with
+95 % intervals, the paired gaps with their intervals and McNemar p, the decision with its rule and
+delta, n and errors, dataset and model identities, wall times, Langfuse links, and the most common
+failure kinds with one example each. Whatever did not run is
 written as "not run". The report carries no clock time of its own, so the same inputs
 give the same bytes. The pieces: `cells` (one value), `tables` (a track's tables),
 `examples` (failure kinds and examples), `sections` (the summary and each track).
@@ -26,9 +27,11 @@ DEFAULT_NAMES = RunNames()
 
 
 def chart_track(inputs: TrackInputs) -> ChartTrack:
+    metrics = get_track(inputs.track).core_metrics
     series = {ROLE_LABELS[role]: (dict(run.metrics) if (run := inputs.runs.get(role)) else None) for role in ROLES}
+    intervals = {run.label: {m: run.interval(m) for m in metrics} for run in inputs.runs.values()}
     n = next((run.doc.get("n") for run in inputs.runs.values()), None)
-    return ChartTrack(inputs.track, get_track(inputs.track).core_metrics, series, inputs.delta, n)
+    return ChartTrack(inputs.track, metrics, series, inputs.delta, n, intervals)
 
 
 def render_markdown(all_inputs: list[TrackInputs], step_times: Mapping[str, float] | None, chart_name: str, root: Path | None) -> str:
@@ -36,7 +39,9 @@ def render_markdown(all_inputs: list[TrackInputs], step_times: Mapping[str, floa
         "# SLM Swap report",
         "",
         "Can the local small model replace the hosted one? Rates are shares of the evaluated rows (higher is better); "
-        "a gap is hosted minus the other model, so a positive gap means the hosted model is ahead.",
+        "a gap is hosted minus the other model, so a positive gap means the hosted model is ahead. "
+        "Brackets are 95 % intervals: Wilson's for a rate, the paired (Bonett & Price) interval for a gap between "
+        "two models on the same rows; p is the exact McNemar test on the rows where the two disagree.",
         "",
         f"![core metrics per track](<{chart_name}>)",
         "",

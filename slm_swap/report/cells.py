@@ -9,8 +9,15 @@ from typing import Any
 
 from slm_swap.report.inputs import Run, TrackInputs
 from slm_swap.report.markdown import code, escape
+from slm_swap.stats.intervals import Verdict
 
 NOT_RUN = "not run"
+VERDICT_NAMES = {
+    Verdict.NO_BASELINE.value: "no baseline",
+    Verdict.SLM_TRAILS.value: "SLM trails",
+    Verdict.SLM_MATCHES.value: "SLM matches",
+    Verdict.INCONCLUSIVE.value: "inconclusive",
+}
 # the decision's own tolerance, so the report never calls a gap "within delta" that the decision would not
 GAP_EPSILON = 1e-9
 # the identity fields of the hosted, local SLM and replay models' describe(); the rest are settings
@@ -30,12 +37,45 @@ IDENTITY_KEYS = (
 )
 
 
-def rate(value: float | None) -> str:
-    return NOT_RUN if value is None else f"{value:.3f}"
-
-
 def gap_text(value: float | None) -> str:
     return "" if value is None else f"{value:+.3f}"
+
+
+def rate_cell(run: Run | None, metric: str) -> str:
+    """A run's rate with its 95 % interval, e.g. `0.750 [0.409, 0.929]`."""
+    if run is None:
+        return NOT_RUN
+    low, high = run.interval(metric)
+    return f"{run.metrics[metric]:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def p_text(value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return ""
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
+
+
+def paired_cell(value: object, ci: object, p: object) -> str:
+    """A paired difference with its 95 % interval and exact McNemar p, e.g. `+0.120 [+0.050, +0.190], p=0.003`."""
+    if not isinstance(value, (int, float)):
+        return ""
+    text = f"{value:+.3f}"
+    if isinstance(ci, list) and len(ci) == 2:
+        text += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+    return text + (f", {p_text(p)}" if p_text(p) else "")
+
+
+def decision_metric(inputs: TrackInputs, metric: str) -> dict[str, Any]:
+    """This metric's entry in the track's decision, {} when there is none."""
+    entry = ((inputs.decision or {}).get("metrics") or {}).get(metric)
+    return entry if isinstance(entry, dict) else {}
+
+
+def verdict_label(inputs: TrackInputs) -> str:
+    if inputs.decision is None:
+        return NOT_RUN
+    verdict = inputs.decision.get("verdict")
+    return "not recorded" if verdict is None else VERDICT_NAMES.get(str(verdict), escape(verdict))
 
 
 def duration(seconds: float | None) -> str:
@@ -88,11 +128,14 @@ def gaps(hosted: Run | None, other: Run | None, metrics: tuple[str, ...]) -> dic
     return {m: hosted.metrics[m] - other.metrics[m] for m in metrics}
 
 
-def largest_gap(values: dict[str, float] | None, delta: float | None) -> str:
+def largest_gap(values: dict[str, float] | None, delta: float | None, inputs: TrackInputs | None = None) -> str:
+    """The largest point gap, with its paired 95 % interval from the decision when `inputs` has one."""
     if not values:
         return NOT_RUN
     metric = max(values, key=lambda m: values[m])
-    text = f"{values[metric]:+.3f} ({escape(metric.removesuffix('_rate'))})"
+    ci = decision_metric(inputs, metric).get("gap_ci95") if inputs is not None else None
+    interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    text = f"{values[metric]:+.3f}{interval} ({escape(metric.removesuffix('_rate'))})"
     if delta is None:
         return text
     return text + (" within delta" if values[metric] <= delta + GAP_EPSILON else " exceeds delta")

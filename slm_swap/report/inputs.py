@@ -16,6 +16,7 @@ from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.files import sha256_file
 from slm_swap.layout import adapter_dir, decision_path, metric_path, predictions_path
 from slm_swap.scoring.outcomes import RowRecord
+from slm_swap.stats.intervals import wilson_interval
 from slm_swap.tracks import get_track
 
 ROLES = ("hosted", "slm", "slm_ft")
@@ -64,6 +65,18 @@ class Run:
     def failures(self) -> dict[str, int]:
         return self.doc.get("failures") or {}
 
+    def interval(self, metric: str) -> tuple[float, float]:
+        """The rate's 95 % interval: the metric file's own, or, for files written before it had one, Wilson's
+        from round(rate * n) passing rows out of n."""
+        recorded = (self.doc.get("intervals") or {}).get(metric)
+        if recorded is not None:
+            return float(recorded[0]), float(recorded[1])
+        n = self.doc.get("n")
+        n = n if isinstance(n, int) and n > 0 else 0
+        # rounded as the harness writes them, so an old file shows the digits a new one would
+        low, high = wilson_interval(min(max(round(self.metrics[metric] * n), 0), n), n).as_list()
+        return low, high
+
 
 @dataclass(frozen=True)
 class TrackInputs:
@@ -100,6 +113,10 @@ def load_predictions(path: Path) -> tuple[RowRecord, ...] | None:
     return tuple(records)
 
 
+def is_interval(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value) and value[0] <= value[1]
+
+
 def load_run(eval_dir: Path, track: str, role: str, names: RunNames) -> Run | None:
     model, tag = names.model_and_tag(role)
     path = metric_path(eval_dir, track, model, tag)
@@ -111,6 +128,10 @@ def load_run(eval_dir: Path, track: str, role: str, names: RunNames) -> Run | No
     missing = [m for m in get_track(track).core_metrics if not isinstance(doc["metrics"].get(m), (int, float))]
     if missing:
         raise ReportInputError(f"{path}: no value for core metric(s) {', '.join(missing)}")
+    intervals = doc.get("intervals") or {}
+    broken = [m for m in get_track(track).core_metrics if isinstance(intervals, dict) and m in intervals and not is_interval(intervals[m])]
+    if not isinstance(intervals, dict) or broken:
+        raise ReportInputError(f"{path}: 'intervals' is not a [low, high] pair for {', '.join(broken) or 'any metric'}")
     # the predictions sit beside their metric file, so a copied evaluation folder still reports
     predictions = predictions_path(eval_dir, track, model, tag)
     return Run(role, path, doc, predictions, load_predictions(predictions))
@@ -152,7 +173,7 @@ def stale_decision_notes(inputs: TrackInputs) -> list[str]:
         return []
     notes = []
     recorded = inputs.decision.get("inputs") or {}
-    for role, key in (("hosted", "hosted"), ("slm", "slm")):
+    for role, key in (("hosted", "hosted"), ("slm", "slm"), ("slm_ft", "slm_after_fine_tune")):
         run = inputs.runs.get(role)
         identity = recorded.get(key)
         if run is None or not identity:

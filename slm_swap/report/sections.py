@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from slm_swap.report.cells import GAP_EPSILON, NOT_RUN, decision_label, duration, gaps, largest_gap
+from slm_swap.report.cells import GAP_EPSILON, NOT_RUN, decision_label, duration, gaps, largest_gap, verdict_label
 from slm_swap.report.examples import failures_section
 from slm_swap.report.inputs import TrackInputs, stale_decision_notes
 from slm_swap.report.markdown import code, escape, table
 from slm_swap.report.tables import manifest_lines, metrics_table, models_lines, runs_table
+from slm_swap.stats.intervals import Verdict
 from slm_swap.tracks import get_track
 
 
@@ -21,18 +22,15 @@ def summary_section(all_inputs: list[TrackInputs]) -> list[str]:
         rows.append(
             [
                 code(inputs.track, in_table=True),
+                verdict_label(inputs),
                 decision_label(inputs),
                 NOT_RUN if inputs.delta is None else f"{inputs.delta:g}",
-                largest_gap(gaps(hosted, inputs.runs.get("slm"), metrics), inputs.delta),
+                largest_gap(gaps(hosted, inputs.runs.get("slm"), metrics), inputs.delta, inputs),
                 largest_gap(gaps(hosted, inputs.runs.get("slm_ft"), metrics), inputs.delta),
             ]
         )
-    return [
-        "## Summary",
-        "",
-        *table(["track", "decision", "delta", "largest gap hosted \u2212 SLM", "largest gap hosted \u2212 SLM + adapter"], rows),
-        "",
-    ]
+    header = ["track", "verdict", "decision", "delta", "largest gap hosted \u2212 SLM [95 %]", "largest gap hosted \u2212 SLM + adapter"]
+    return ["## Summary", "", *table(header, rows), ""]
 
 
 def steps_section(step_times: Mapping[str, float] | None) -> list[str]:
@@ -44,18 +42,44 @@ def steps_section(step_times: Mapping[str, float] | None) -> list[str]:
     return lines + table(["step", "wall time"], rows) + [""]
 
 
+def verdict_lines(inputs: TrackInputs) -> list[str]:
+    """The headline: what the intervals support, in the decision's own words (older decisions have no verdict)."""
+    decision = inputs.decision or {}
+    verdict = decision.get("verdict")
+    if verdict is None:
+        return []
+    text = str(decision.get("verdict_text") or "no verdict text recorded").removeprefix(f"{verdict}: ")
+    lines = [f"Verdict: **{verdict_label(inputs)}** \u2014 {escape(text)}", ""]
+    if verdict == Verdict.INCONCLUSIVE.value:
+        needed, n = decision.get("rows_needed"), next((run.doc.get("n") for run in inputs.runs.values()), None)
+        now = f" (this run has n = {n})" if n is not None else ""
+        if isinstance(needed, int):
+            lines += [f"Rows needed: about {needed} paired rows would resolve it{now}.", ""]
+        else:
+            lines += [f"Rows needed: not estimated{now}.", ""]
+    return lines
+
+
+def fine_tune_line(inputs: TrackInputs) -> str:
+    decision = inputs.decision or {}
+    rule, delta, trails = decision.get("rule"), inputs.delta, bool(decision.get("fine_tune"))
+    if rule is None:  # a decision from before the verdict: its own words are the headline
+        if trails:
+            return f"Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = {delta:g}:"
+        return f"Decision: **keep the SLM as is** \u2014 no core metric trails the hosted model by more than delta = {delta:g}."
+    action = "fine-tune the SLM" if trails else "keep the SLM as is"
+    return f"Decision: fine\\_tune = {int(trails)} ({action}), set by the {escape(rule)} rule with delta = {delta:g}" + (
+        ":" if trails and decision.get("reasons") else "."
+    )
+
+
 def decision_lines(inputs: TrackInputs) -> list[str]:
     """Paragraphs and lists, each followed by a blank line so no list swallows the next paragraph."""
     if inputs.decision is None:
         return ["Decision: not run (no decision.json entry for this track).", ""]
+    lines = [*verdict_lines(inputs), fine_tune_line(inputs), ""]
     if inputs.decision.get("fine_tune"):
-        lines = [f"Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = {inputs.delta:g}:", ""]
         lines += [f"- {escape(reason)}" for reason in inputs.decision.get("reasons", [])] + [""]
-    else:
-        lines = [
-            f"Decision: **keep the SLM as is** \u2014 no core metric trails the hosted model by more than delta = {inputs.delta:g}.",
-            "",
-        ]
     after = gaps(inputs.runs.get("hosted"), inputs.runs.get("slm_ft"), get_track(inputs.track).core_metrics)
     if after:
         over = [m for m, g in after.items() if g > inputs.delta + GAP_EPSILON]
@@ -67,6 +91,8 @@ def decision_lines(inputs: TrackInputs) -> list[str]:
         lines += [f"After fine-tuning: SLM + adapter {verdict}.", ""]
     elif inputs.decision.get("fine_tune"):
         lines += ["After fine-tuning: not run (no SLM + adapter metric file).", ""]
+    if inputs.decision.get("after_comparison_error"):
+        lines += [f"Fine-tuned vs base: no paired comparison ({escape(inputs.decision['after_comparison_error'])}).", ""]
     for note in stale_decision_notes(inputs):
         lines += [f"Note: {escape(note)}", ""]
     return lines
@@ -76,6 +102,6 @@ def track_section(inputs: TrackInputs, root: Path | None) -> list[str]:
     lines = [f"## Track {code(inputs.track)}", ""]
     if not inputs.runs and inputs.decision is None:
         return lines + ["Not run: no metric files and no decision for this track.", ""]
-    lines += ["### Core metrics", "", *metrics_table(inputs), "", *decision_lines(inputs)]
+    lines += [*decision_lines(inputs), "### Core metrics", "", *metrics_table(inputs), ""]
     lines += ["### Runs", "", *runs_table(inputs, root), "", "Models:", "", *models_lines(inputs), "", *manifest_lines(inputs), ""]
     return lines + ["### Most common failures", "", *failures_section(inputs, root)]

@@ -4,10 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slm_swap.report.cells import NOT_RUN, display_path, duration, gap_text, gaps, identity, rate, short_sha, trace_link
+from slm_swap.report.cells import (
+    NOT_RUN,
+    decision_metric,
+    display_path,
+    duration,
+    gap_text,
+    gaps,
+    identity,
+    paired_cell,
+    rate_cell,
+    short_sha,
+    trace_link,
+)
 from slm_swap.report.inputs import ROLE_LABELS, ROLES, TrackInputs
 from slm_swap.report.markdown import code, escape, table
 from slm_swap.tracks import get_track
+
+
+def slm_gap_cell(inputs: TrackInputs, metric: str, point: float | None) -> str:
+    """Hosted - SLM: the decision's paired gap with its interval and McNemar p, else the point gap."""
+    entry = decision_metric(inputs, metric)
+    if "gap_ci95" in entry:
+        return paired_cell(entry.get("gap"), entry["gap_ci95"], entry.get("mcnemar_p"))
+    return gap_text(point)
+
+
+def after_gain_cell(inputs: TrackInputs, metric: str) -> str:
+    """SLM + adapter - SLM on the same rows, paired, as the decision recorded it."""
+    entry = decision_metric(inputs, metric)
+    return paired_cell(entry.get("after_gain"), entry.get("after_gain_ci95"), entry.get("after_mcnemar_p"))
 
 
 def metrics_table(inputs: TrackInputs) -> list[str]:
@@ -17,9 +43,22 @@ def metrics_table(inputs: TrackInputs) -> list[str]:
     ft_gaps = gaps(hosted, inputs.runs.get("slm_ft"), metrics) or {}
     rows = []
     for metric in metrics:
-        values = [rate(run.metrics[metric]) if (run := inputs.runs.get(role)) else NOT_RUN for role in ROLES]
-        rows.append([code(metric, in_table=True), *values, gap_text(slm_gaps.get(metric)), gap_text(ft_gaps.get(metric))])
-    header = ["metric", *ROLE_LABELS.values(), "gap hosted \u2212 SLM", "gap hosted \u2212 SLM + adapter"]
+        rows.append(
+            [
+                code(metric, in_table=True),
+                *(rate_cell(inputs.runs.get(role), metric) for role in ROLES),
+                slm_gap_cell(inputs, metric, slm_gaps.get(metric)),
+                gap_text(ft_gaps.get(metric)),
+                after_gain_cell(inputs, metric),
+            ]
+        )
+    header = [
+        "metric",
+        *(f"{label} [95 %]" for label in ROLE_LABELS.values()),
+        "gap hosted \u2212 SLM [95 %], McNemar p",
+        "gap hosted \u2212 SLM + adapter",
+        "fine-tuned vs base [95 %], McNemar p",
+    ]
     return table(header, rows)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from slm_swap.scoring.outcomes import FailureKind
 from slm_swap.scoring.scorers import RowResult
+from slm_swap.stats.intervals import wilson_interval
 
 
 def rate(results: Sequence[RowResult], check: str) -> float:
@@ -18,6 +19,16 @@ def rate(results: Sequence[RowResult], check: str) -> float:
 def compute_rates(checks: Sequence[str], results: Sequence[RowResult]) -> dict[str, float]:
     """`<check>_rate` for each of a track's checks, in the track's order."""
     return {f"{check}_rate": rate(results, check) for check in checks}
+
+
+def count_passes(checks: Sequence[str], results: Sequence[RowResult]) -> dict[str, int]:
+    """Rows that pass each check: with n, what every rate and its interval are made of."""
+    return {check: sum(1 for r in results if r.flags[check]) for check in checks}
+
+
+def rate_intervals(checks: Sequence[str], results: Sequence[RowResult]) -> dict[str, list[float]]:
+    """`<check>_rate` -> its 95 % Wilson score interval [low, high]."""
+    return {f"{check}_rate": wilson_interval(passed, len(results)).as_list() for check, passed in count_passes(checks, results).items()}
 
 
 def count_failures(results: Sequence[RowResult]) -> dict[str, int]:

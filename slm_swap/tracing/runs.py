@@ -59,6 +59,7 @@ class EvalRunTrace:
     rates: Mapping[str, float]  # become trace scores
     summary: Mapping[str, Any] = field(default_factory=dict)  # n, errors, failures, usage totals, ...
     tags: Sequence[str] = ()
+    intervals: Mapping[str, Sequence[float]] = field(default_factory=dict)  # rate -> 95 % [low, high], on its score
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ def row_trace_from_record(row: Row, record: RowRecord, *, started_at: float) -> 
         error=record.error,
         metadata=extra,
     )
+
+
+def interval_note(run: EvalRunTrace, rate: str) -> dict[str, Any]:
+    """A rate score's 95 % interval, as its comment and metadata (nothing when the run has none)."""
+    bounds = run.intervals.get(rate)
+    if bounds is None:
+        return {}
+    low, high = bounds
+    n = run.summary.get("n")
+    return {"comment": f"95% CI [{low:.3f}, {high:.3f}] over n={n} rows", "metadata": {"ci95": [low, high], "n": n}}
 
 
 def _record(settings: LangfuseSettings, secrets: Sequence[str], build: Callable[[TracingSession], str]) -> TraceRef:
@@ -181,7 +192,9 @@ def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequenc
             session.end(root, at=run.ended_at)
         for rate, value in run.rates.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                session.score(trace_id=root.trace_id, name=rate, value=value, data_type="NUMERIC", at=run.ended_at)
+                session.score(
+                    trace_id=root.trace_id, name=rate, value=value, data_type="NUMERIC", at=run.ended_at, **interval_note(run, rate)
+                )
         return root.trace_id
 
     return _record(settings, secrets, build)

@@ -218,6 +218,7 @@ class TracingSession:
         at: float,
         observation_id: str | None = None,
         comment: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.client.create_score(
             name=self.clean(name),
@@ -226,6 +227,7 @@ class TracingSession:
             observation_id=observation_id,
             data_type=data_type,  # type: ignore[arg-type]
             comment=self.clean(comment) if comment else None,
+            metadata=self.clean(metadata) if metadata else None,
             timestamp=datetime.fromtimestamp(at, tz=timezone.utc),
         )
         self._scored += 1

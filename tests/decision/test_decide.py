@@ -19,17 +19,25 @@ RATES = {
 
 
 def metric_file(folder: Path, name: str, track: str, rates: list[float], sha: str = "a" * 64, split: str = "test", n: int = 200) -> Path:
+    """A metric file and its predictions file: row i passes a check when i < rate * n."""
+    checks = [rate.removesuffix("_rate") for rate in RATES[track]]
+    lines = [
+        {"id": f"{split}-{i:04d}", "track": track, "output": "x", "flags": {c: i < round(r * n) for c, r in zip(checks, rates)}}
+        for i in range(n)
+    ]
     doc = {
         "track": track,
         "model": name.split("_")[1],
         "split": split,
         "n": n,
         "errors": 0,
+        "passed": sum(all(line["flags"].values()) for line in lines),
         "metrics": dict(zip(RATES[track], rates)),
         "dataset": {"path": f"{track}/test.jsonl", "sha256": sha},
     }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(doc))
+    (folder / f"{name}.predictions.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
 
@@ -59,7 +67,7 @@ CASES = [
 
 @pytest.mark.parametrize(("track", "hosted", "slm", "expected"), CASES)
 def test_decide_track_fine_tunes_only_past_delta(track, hosted, slm, expected):
-    docs = [{"metrics": dict(zip(RATES[track], r))} for r in (hosted, slm)]
+    docs = [{"metrics": dict(zip(RATES[track], r)), "n": 200} for r in (hosted, slm)]
     assert decide_track(track, docs[0], docs[1], 0.02).fine_tune is expected
 
 

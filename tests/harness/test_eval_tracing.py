@@ -38,6 +38,10 @@ def test_one_trace_per_run_with_a_generation_per_row_and_rate_scores(project, wo
     scores = receiver.scores()
     trace_scores = {s["name"]: s["value"] for s in scores if not s.get("observationId")}
     assert trace_scores == {"valid_call_rate": 1.0, "name_match_rate": 1.0, "args_exact_rate": pytest.approx(5 / 6)}
+    # each rate's score carries its 95 % Wilson interval: 5 of 6 -> [0.4365, 0.9699]
+    args_score = next(s for s in scores if s["name"] == "args_exact_rate" and not s.get("observationId"))
+    assert args_score["metadata"] == {"ci95": [0.4365, 0.9699], "n": 6}
+    assert args_score["comment"] == "95% CI [0.436, 0.970] over n=6 rows"
     assert sum(1 for s in scores if s.get("observationId")) == 6 * 3
     doc = metric(pytester)
     assert doc["langfuse"]["trace_id"] == trace_id

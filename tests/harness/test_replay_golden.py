@@ -1,6 +1,7 @@
 """Replaying the committed predictions gives the committed metric and predictions files, byte for byte.
 
-The expected files were written by the harness before the package split (issue 16); any change of
+The expected files were written by the harness before the package split (issue 16); issue 17 added
+each rate's pass count and 95 % Wilson interval (`counts`, `intervals`) and nothing else. Any change of
 behaviour in loading, scoring, aggregation or writing shows here. Only what differs per run by design
 (timestamps, durations, trace ids, paths under the temporary folder) is masked.
 """

@@ -63,6 +63,11 @@ def test_demo_pipeline_runs_every_step_and_skips_them_when_run_again(clone: Path
     hosted = json.loads((evals / "toolcall_azure.json").read_text())
     assert hosted["n"] == 2 and hosted["model_description"]["endpoint"].startswith("http://127.0.0.1:")
     assert "toolcall" in (evals / "report.md").read_text()
+    # a few rows of tiny models cannot show the SLM matches: the verdict says so, in the decision, the report and the closing lines
+    entry = json.loads((evals / "decision.json").read_text())["tracks"]["toolcall"]
+    assert entry["verdict"] in ("no_baseline", "inconclusive"), entry["verdict_text"]
+    assert "==== verdicts ====" in first.stdout and f"toolcall: {entry['verdict_text']}" in first.stdout
+    assert "gap_ci95" in entry["metrics"]["args_exact_rate"] and "Verdict:" in (evals / "report.md").read_text()
     # no LANGFUSE_* given: the demo's local receiver got the traces (2 evals + 1 re-eval, training, decisions)
     assert len(list((evals / "langfuse-local").glob("trace-*.json"))) >= 5
     second = run_pipeline(clone, "--force-finetune")

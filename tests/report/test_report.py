@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
+from matplotlib.container import ErrorbarContainer
 from PIL import Image
 
 from slm_swap.backends.api import Answer
@@ -22,9 +24,10 @@ from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.harness.records import make_row_record, prediction_lines, summarize
 from slm_swap.prompts import build_prompt
-from slm_swap.report.build import write_report
-from slm_swap.report.inputs import ReportInputError
-from slm_swap.report.markdown import code
+from slm_swap.report.build import chart_track, write_report
+from slm_swap.report.chart import chart_figure
+from slm_swap.report.inputs import ReportInputError, RunNames, load_decision, load_track
+from slm_swap.report.markdown import code, escape
 from slm_swap.tracks import get_track
 from tools.report import build_parser, main
 
@@ -112,10 +115,17 @@ def slm_outputs(track: str) -> dict[int, str | None]:
     }
 
 
-def write_decision(eval_dir: Path, tracks: tuple[str, ...] = ("structured", "toolcall")) -> None:
+def write_decision(eval_dir: Path, tracks: tuple[str, ...] = ("structured", "toolcall"), delta: float = 0.05) -> dict:
     pairs = {t: (eval_dir / f"{t}_azure.json", eval_dir / f"{t}_slm.json", eval_dir / f"{t}_slm_ft.json") for t in tracks}
-    documents = decide_all(DecisionRequest(pairs=pairs, delta=0.05, output=eval_dir / "decision.json"))
-    write_json_atomic(eval_dir / "decision.json", {"delta": 0.05, "tracks": documents})
+    documents = decide_all(DecisionRequest(pairs=pairs, delta=delta, output=eval_dir / "decision.json"))
+    write_json_atomic(eval_dir / "decision.json", {"delta": delta, "tracks": documents})
+    return documents
+
+
+def edit_json(path: Path, edit: Callable[[dict], object]) -> None:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    edit(doc)
+    write_json_atomic(path, doc)
 
 
 @pytest.fixture
@@ -126,8 +136,9 @@ def project(tmp_path: Path) -> dict[str, Path]:
     for track, dataset in datasets.items():
         write_run(eval_dir, dataset, track, "azure", None, {7: wrong_args(track, 7)})
         write_run(eval_dir, dataset, track, "slm", None, slm_outputs(track))
+    # the adapter fixes every row but 0, which the SLM also failed: its paired gain differs from the hosted - SLM gap
+    write_run(eval_dir, datasets["structured"], "structured", "slm", "ft", {0: wrong_args("structured", 0)})
     write_decision(eval_dir)
-    write_run(eval_dir, datasets["structured"], "structured", "slm", "ft", {8: wrong_args("structured", 8)})
     write_json_atomic(
         ft_dir / "adapter_structured" / "training_manifest.json",
         {
@@ -155,29 +166,130 @@ def code_spans(markdown: str) -> list[str]:
     return [child.content for token in tokens if token.children for child in token.children if child.type == "code_inline"]
 
 
-def test_metric_table_shows_each_run_and_both_gaps(project: dict[str, Path]) -> None:
+def metric_row(markdown: str, metric: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith(f"| ` {metric} ` |"))
+
+
+def test_metric_table_shows_each_run_with_intervals_and_paired_gaps(project: dict[str, Path]) -> None:
     structured = section(build(project), "structured")
-    # hosted 9/10, SLM 3/10 exact (rows 0-6 fail), adapter 9/10; gaps hosted - other
-    assert "| ` exact_match_rate ` | 0.900 | 0.300 | 0.900 | +0.600 | +0.000 |" in structured
-    # json_valid: SLM fails rows 0, 1, 2 (not pure JSON), 5 (no answer), 6 (broken JSON)
-    assert "| ` json_valid_rate ` | 1.000 | 0.500 | 1.000 | +0.500 | +0.000 |" in structured
+    # hosted 9/10, SLM 3/10 exact (rows 0-6 fail), adapter 9/10 (row 0 fails); Wilson intervals of 9/10 and 3/10;
+    # hosted - SLM on the same rows: 7 rows only hosted passes, 1 only the SLM (Bonett & Price, exact McNemar);
+    # adapter - SLM: 6 rows only the adapter passes, none only the SLM
+    assert metric_row(structured, "exact_match_rate") == (
+        "| ` exact_match_rate ` | 0.900 [0.596, 0.982] | 0.300 [0.108, 0.603] | 0.900 [0.596, 0.982] "
+        "| +0.600 [+0.068, +0.932], p=0.070 | +0.000 | +0.600 [+0.135, +0.865], p=0.031 |"
+    )
+    # json_valid: SLM fails rows 0, 1, 2 (not pure JSON), 5 (no answer), 6 (broken JSON); 10/10 is [0.723, 1.000]
+    assert metric_row(structured, "json_valid_rate") == (
+        "| ` json_valid_rate ` | 1.000 [0.723, 1.000] | 0.500 [0.237, 0.763] | 1.000 [0.723, 1.000] "
+        "| +0.500 [+0.054, +0.779], p=0.062 | +0.000 | +0.500 [+0.054, +0.779], p=0.062 |"
+    )
 
 
 def test_missing_adapter_run_reads_not_run(project: dict[str, Path]) -> None:
     toolcall = section(build(project), "toolcall")
     # SLM: rows 0, 1 (no call), 2 (arguments), 4 (no answer), 5 (two calls) miss; row 3's wrong name keeps its arguments
-    assert "| ` args_exact_rate ` | 0.900 | 0.500 | not run | +0.400 |  |" in toolcall
+    assert metric_row(toolcall, "args_exact_rate") == (
+        "| ` args_exact_rate ` | 0.900 [0.596, 0.982] | 0.500 [0.237, 0.763] | not run | +0.400 [-0.088, +0.755], p=0.219 |  |  |"
+    )
     assert "After fine-tuning: not run (no SLM + adapter metric file)." in toolcall
     assert "Training manifest: not run." in toolcall
 
 
-def test_decision_shows_delta_reasons_and_verdict_after_fine_tuning(project: dict[str, Path]) -> None:
+def test_verdict_heads_the_track_then_the_decision_with_its_rule(project: dict[str, Path]) -> None:
     markdown = build(project)
     structured = section(markdown, "structured")
-    assert "Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = 0.05:" in structured
-    assert "- exact\\_match\\_rate: SLM 0.300 trails hosted 0.900 by 0.600 \\> 0.05\n\nAfter" in structured
+    entry = json.loads((project["eval"] / "decision.json").read_text(encoding="utf-8"))["tracks"]["structured"]
+    # json_valid's gap interval [+0.054, +0.779] lies wholly above delta 0.05
+    assert entry["verdict"] == "slm_trails" and entry["fine_tune"] == 1
+    headline = f"Verdict: **SLM trails** \u2014 {escape(entry['verdict_text'].removeprefix('slm_trails: '))}"
+    assert structured.startswith(f"\n\n{headline}\n\nDecision: fine\\_tune = 1 (fine-tune the SLM), set by the {entry['rule']} rule")
+    assert structured.index(headline) < structured.index("### Core metrics")
+    assert "keep the SLM as is" not in structured and "Decision: **fine-tune**" not in structured
+    assert "Rows needed" not in structured  # only an inconclusive verdict asks for rows
+    for reason in entry["reasons"]:
+        assert f"- {escape(reason)}" in structured
     assert "After fine-tuning: SLM + adapter is within delta of the hosted model on every core metric." in structured
-    assert "| ` structured ` | fine-tune | 0.05 | +0.600 (exact\\_match) exceeds delta | +0.000 (json\\_valid) within delta |" in markdown
+    assert (
+        "| ` structured ` | SLM trails | fine-tune | 0.05 | +0.600 [+0.068, +0.932] (exact\\_match) exceeds delta "
+        "| +0.000 (json\\_valid) within delta |"
+    ) in markdown
+
+
+def test_inconclusive_verdict_says_how_many_rows_would_resolve_it(project: dict[str, Path]) -> None:
+    entry = write_decision(project["eval"], delta=0.1)["structured"]
+    # at delta 0.1 both gaps' intervals straddle delta: ten rows cannot tell
+    assert entry["verdict"] == "inconclusive" and isinstance(entry["rows_needed"], int)
+    structured = section(build(project), "structured")
+    text = escape(entry["verdict_text"].removeprefix("inconclusive: "))
+    assert f"Verdict: **inconclusive** \u2014 {text}\n" in structured
+    assert f"Rows needed: about {entry['rows_needed']} paired rows would resolve it (this run has n = 10)." in structured
+    assert "fine\\_tune = 1 (fine-tune the SLM), set by the point rule with delta = 0.1:" in structured
+
+
+def test_older_files_without_intervals_get_wilson_and_the_point_gap(project: dict[str, Path]) -> None:
+    new_keys = ("rule", "verdict", "verdict_text", "rows_needed")
+    paired_keys = ("hosted_ci95", "slm_ci95", "gap_ci95", "only_hosted", "only_slm", "mcnemar_p", "rows_needed", "slm_after_ci95")
+    for name in ("structured_azure.json", "structured_slm.json", "structured_slm_ft.json"):
+        edit_json(project["eval"] / name, lambda doc: [doc.pop(key) for key in ("counts", "intervals")])
+
+    def strip(doc: dict) -> None:
+        for entry in doc["tracks"].values():
+            for key in new_keys:
+                entry.pop(key)
+            for metric in entry["metrics"].values():
+                for key in (*paired_keys, "after_gain", "after_gain_ci95", "after_mcnemar_p"):
+                    metric.pop(key, None)
+
+    edit_json(project["eval"] / "decision.json", strip)
+    markdown = build(project)
+    structured = section(markdown, "structured")
+    # Wilson from round(rate * n) of n, rounded as the harness does: the digits the files carried; gaps as points
+    assert metric_row(structured, "exact_match_rate") == (
+        "| ` exact_match_rate ` | 0.900 [0.596, 0.982] | 0.300 [0.108, 0.603] | 0.900 [0.596, 0.982] | +0.600 | +0.000 |  |"
+    )
+    assert metric_row(structured, "json_valid_rate").startswith("| ` json_valid_rate ` | 1.000 [0.723, 1.000] |")
+    assert "Verdict:" not in structured
+    assert "Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = 0.05:" in structured
+    assert "| ` structured ` | not recorded | fine-tune | 0.05 | +0.600 (exact\\_match) exceeds delta |" in markdown
+
+
+def test_metric_file_interval_is_shown_as_written(project: dict[str, Path]) -> None:
+    edit_json(project["eval"] / "structured_azure.json", lambda doc: doc["intervals"].update(exact_match_rate=[0.5, 0.95]))
+    assert metric_row(section(build(project), "structured"), "exact_match_rate").startswith(
+        "| ` exact_match_rate ` | 0.900 [0.500, 0.950] | 0.300 [0.108, 0.603] |"
+    )
+
+
+def test_failed_paired_after_comparison_is_said(project: dict[str, Path]) -> None:
+    def fail(doc: dict) -> None:
+        doc["tracks"]["structured"]["after_comparison_error"] = "row ids differ"
+        for metric in doc["tracks"]["structured"]["metrics"].values():
+            for key in ("after_gain", "after_gain_ci95", "after_mcnemar_p"):
+                metric.pop(key)
+
+    edit_json(project["eval"] / "decision.json", fail)
+    structured = section(build(project), "structured")
+    assert "Fine-tuned vs base: no paired comparison (row ids differ)." in structured
+    assert metric_row(structured, "exact_match_rate").endswith("| +0.000 |  |")
+
+
+def test_chart_draws_each_run_with_its_interval_as_error_bars(project: dict[str, Path]) -> None:
+    decision = load_decision(project["eval"])
+    tracks = [load_track(project["eval"], project["ft"], t, decision, RunNames()) for t in ("structured", "toolcall")]
+    figure = chart_figure([chart_track(inputs) for inputs in tracks])
+    structured, toolcall = figure.axes[:2]
+    bars = [c for c in structured.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 3  # hosted, SLM, SLM + adapter
+    # per run, one vertical segment per core metric (json_valid, exact_match) from the interval's low to its high
+    spans = [[tuple(round(y, 4) for y in segment[:, 1]) for segment in c.lines[2][0].get_segments()] for c in bars]
+    assert spans == [
+        [(0.7225, 1.0), (0.5958, 0.9821)],
+        [(0.2366, 0.7634), (0.1078, 0.6032)],
+        [(0.7225, 1.0), (0.5958, 0.9821)],
+    ]
+    # no adapter run on toolcall: its bars are "not run" and carry no error bar
+    assert len([c for c in toolcall.containers if isinstance(c, ErrorbarContainer)]) == 2
 
 
 def test_runs_table_has_n_errors_dataset_identity_wall_time_and_trace(project: dict[str, Path]) -> None:
@@ -244,7 +356,7 @@ def test_missing_everything_reads_not_run_and_still_draws(tmp_path: Path) -> Non
     write_report(tmp_path / "absent", tmp_path / "absent_ft", None, md, png)
     markdown = md.read_text(encoding="utf-8")
     assert markdown.count("Not run: no metric files and no decision for this track.") == 2
-    assert "| ` toolcall ` | not run | not run | not run | not run |" in markdown
+    assert "| ` toolcall ` | not run | not run | not run | not run | not run |" in markdown
     assert Image.open(png).size[0] > 0
 
 
@@ -255,7 +367,7 @@ def test_no_decision_and_no_predictions_are_reported_not_crashed(project: dict[s
     toolcall = section(markdown, "toolcall")
     assert "Decision: not run (no decision.json entry for this track)." in toolcall
     assert "not available (` toolcall_slm.predictions.jsonl ` not found)" in toolcall
-    assert "| ` toolcall ` | not run | not run | +0.500 (name\\_match) | not run |" in markdown
+    assert "| ` toolcall ` | not run | not run | not run | +0.500 (name\\_match) | not run |" in markdown
 
 
 def test_changed_dataset_hides_gold_rather_than_mismatching_it(project: dict[str, Path]) -> None:
@@ -316,6 +428,12 @@ def test_same_inputs_give_the_same_report(project: dict[str, Path]) -> None:
             "toolcall_azure.predictions.jsonl",
             '{"id": "test-0000"}\nnot json\n',
             "toolcall_azure.predictions.jsonl: line 2 is not valid JSON",
+        ),
+        (
+            "structured_slm.json",
+            '{"track": "structured", "metrics": {"json_valid_rate": 1.0, "exact_match_rate": 1.0}, '
+            '"intervals": {"exact_match_rate": [0.9]}}',
+            "structured_slm.json: 'intervals' is not a [low, high] pair for exact_match_rate",
         ),
         ("decision.json", "[]", "decision.json: not a decision file"),
     ],

@@ -1,0 +1,76 @@
+"""The paired comparison behind a decision: two runs' row-level flags, matched by row id, per core metric.
+
+Each metric file's predictions file (its sibling `<stem>.predictions.jsonl`) holds every row's flags. Two
+runs are compared only on the same rows: different row sets are refused, naming the rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from slm_swap.layout import predictions_for_metric
+from slm_swap.scoring.outcomes import RowRecord
+from slm_swap.stats.intervals import PairedComparison, paired_difference
+from slm_swap.tracks import get_track
+
+Flags = dict[str, Mapping[str, bool]]  # row id -> check -> passed
+
+
+class DecisionInputError(ValueError):
+    """The runs cannot be compared; the message names the files and rows."""
+
+
+def predictions_file(metric_path: Path, document: Mapping[str, Any]) -> Path:
+    """The run's predictions: beside its metric file, else where the metric file says they were written."""
+    sibling = predictions_for_metric(metric_path)
+    if sibling.is_file() or not document.get("predictions_path"):
+        return sibling
+    return Path(document["predictions_path"])
+
+
+def load_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
+    path = predictions_file(metric_path, document)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DecisionInputError(
+            f"{path}: predictions file not found; the paired comparison needs each row's flags (re-run the evaluation of {metric_path})"
+        ) from None
+    flags: Flags = {}
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = RowRecord.from_json(json.loads(line))
+        except (json.JSONDecodeError, ValueError, AttributeError) as exc:
+            raise DecisionInputError(f"{path}: line {number} is not a prediction record ({exc})") from None
+        if record.id in flags:
+            raise DecisionInputError(f"{path}: line {number}: row {record.id} appears twice")
+        flags[record.id] = record.flags
+    return flags
+
+
+def shown(ids: set[str]) -> str:
+    listed = sorted(ids)
+    return ", ".join(listed[:5]) + (" ..." if len(listed) > 5 else "")
+
+
+def same_rows(a: Flags, b: Flags, a_name: str, b_name: str) -> list[str]:
+    """The shared row ids in order; refuses when either run has rows the other lacks."""
+    only_a, only_b = set(a) - set(b), set(b) - set(a)
+    if only_a or only_b:
+        parts = [f"{len(ids)} row(s) only in {name} ({shown(ids)})" for ids, name in ((only_a, a_name), (only_b, b_name)) if ids]
+        raise DecisionInputError(f"{a_name} and {b_name} evaluated different rows: {'; '.join(parts)}; evaluate the same rows")
+    return sorted(a)
+
+
+def compare(track: str, a: Flags, b: Flags, rows: list[str]) -> dict[str, PairedComparison]:
+    """Per core metric (`<check>_rate`), run a against run b on the same rows: gap = a - b."""
+    try:
+        return {
+            f"{check}_rate": paired_difference([bool(a[row][check]) for row in rows], [bool(b[row][check]) for row in rows])
+            for check in get_track(track).checks
+        }
+    except KeyError as exc:
+        raise DecisionInputError(f"a predictions file of track {track} has a row without the flag {exc}") from None

@@ -1,0 +1,92 @@
+"""The gate's interval rule through pytester: a noisy drop passes, a real one fails, bad references stop the run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from harness_support import REPO, make_project, predictions, write_jsonl
+
+from slm_swap.harness.gate import load_reference_records
+
+EVAL = Path("slm_swap") / "05_eval"
+
+
+@pytest.fixture(autouse=True)
+def importable_repo(monkeypatch: pytest.MonkeyPatch, langfuse_env) -> None:
+    # xdist workers are fresh interpreters: they find slm_swap through PYTHONPATH
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+
+def replay_args(pred: Path, *extra: str) -> list[str]:
+    return ["evals", "--model=replay", f"--predictions={pred}", "-p", "no:randomly", "-k", "toolcall", *extra]
+
+
+def reference_and_current(pytester: pytest.Pytester, n: int, wrong: set[int], *ref_args: str) -> tuple[Path, Path]:
+    """A reference run of the harness itself (all rows right) and the current predictions (`wrong` rows wrong)."""
+    rows = make_project(pytester, n=n)["toolcall"]
+    gold = write_jsonl(pytester.path / "gold.jsonl", predictions("toolcall", rows))
+    assert pytester.runpytest(*replay_args(gold, "--tag", "ref", *ref_args)).ret == 0
+    current = write_jsonl(pytester.path / "current.jsonl", predictions("toolcall", rows, wrong=wrong))
+    return pytester.path / EVAL / "toolcall_replay_ref.json", current
+
+
+def gate(pytester: pytest.Pytester, current: Path, ref: Path, rule: str) -> pytest.RunResult:
+    return pytester.runpytest(*replay_args(current, f"--gate-against={ref}", "--delta=0.02", f"--gate-rule={rule}"))
+
+
+def test_a_small_drop_fails_the_point_rule_but_not_the_interval_rule(pytester: pytest.Pytester):
+    ref, current = reference_and_current(pytester, 8, wrong={3})  # args_exact 1.000 -> 0.875 on 8 rows: noise
+    point = gate(pytester, current, ref, "point")
+    assert point.ret == pytest.ExitCode.TESTS_FAILED
+    interval = gate(pytester, current, ref, "interval")
+    assert interval.ret == pytest.ExitCode.OK and interval.parseoutcomes()["failed"] == 1
+    out = interval.stdout.str()
+    assert "gate args_exact_rate: reference 1.000 current 0.875 drop +0.125 [-0.234, 0.434] p=1.000 (delta 0.02, interval rule) ok" in out
+    assert "gate: PASSED" in out
+
+
+def test_a_large_paired_drop_fails_the_interval_rule(pytester: pytest.Pytester):
+    ref, current = reference_and_current(pytester, 60, wrong=set(range(0, 60, 2)))  # 30 of 60 newly wrong
+    result = gate(pytester, current, ref, "interval")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*gate args_exact_rate: reference 1.000 current 0.500 drop +0.500 * p<0.001 *interval rule) FAIL"])
+    result.stdout.fnmatch_lines(["*gate name_match_rate:*drop +0.000*ok", "gate: FAILED"])
+
+
+def test_the_interval_rule_falls_back_to_the_predictions_path_the_metric_file_names(pytester: pytest.Pytester):
+    ref, current = reference_and_current(pytester, 8, wrong={3})
+    moved = shutil.copy(ref, pytester.path / "reference.json")  # no predictions file beside the copy
+    assert gate(pytester, current, Path(moved), "interval").ret == pytest.ExitCode.OK
+
+
+@pytest.mark.parametrize("case", ["predictions-missing", "no-reference"])
+def test_the_interval_rule_without_reference_predictions_stops_before_any_row(pytester: pytest.Pytester, case: str):
+    ref, current = reference_and_current(pytester, 8, wrong={3})
+    (pytester.path / EVAL / "toolcall_replay_ref.predictions.jsonl").unlink()
+    if case == "no-reference":
+        result = pytester.runpytest(*replay_args(current, "--gate-rule=interval"))
+        expected = "--gate-rule interval needs --gate-against"
+    else:
+        result = gate(pytester, current, ref, "interval")
+        expected = f"--gate-rule interval: {ref}: the reference run's predictions file is missing"
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert expected in result.stderr.str()
+    assert "%]" not in result.stdout.str() and not (pytester.path / EVAL / "toolcall_replay.json").exists()
+
+
+def test_the_interval_rule_refuses_runs_over_different_rows(pytester: pytest.Pytester):
+    ref, current = reference_and_current(pytester, 8, set(), "--limit=6")  # the reference saw rows 0-5 only
+    result = gate(pytester, current, ref, "interval")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "gate: error: the interval rule pairs rows by id, but the runs' rows differ" in result.stdout.str()
+    assert "2 row(s) of this run missing from the reference (test-0006, test-0007)" in result.stdout.str()
+
+
+def test_a_bad_reference_predictions_line_names_file_and_line(tmp_path: Path):
+    path = tmp_path / "ref.predictions.jsonl"
+    path.write_text(json.dumps({"id": "test-0000", "flags": {}}) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"ref\.predictions\.jsonl: line 2: not a predictions line"):
+        load_reference_records(path)
