@@ -13,8 +13,9 @@ from slm_swap.backends.retry import CircuitOpen
 from slm_swap.data.rows import DatasetError, Row
 from slm_swap.harness.context import run_context
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
-from slm_swap.harness.progress import GenerationProgress
+from slm_swap.harness.progress import RowProgress
 from slm_swap.harness.records import MODEL_PROPERTY, ROW_PROPERTY, make_row_record
+from slm_swap.harness.shares import rows_to_run
 from slm_swap.scoring.scorers import RowResult
 
 
@@ -31,15 +32,15 @@ class ModelPool:
             raise self.failures[track]  # a model that failed to load is not loaded again for every row
         if track not in self.models:
             context = run_context(self.session.config)
-            chosen = {
-                item.callspec.id
-                for item in self.session.items
-                if getattr(item, "module", None) and getattr(item.module, "TRACK", None) == track and hasattr(item, "callspec")
-            }
-            rows = [row for row in context.selected_rows(track) if row.id in chosen]
+            rows = rows_to_run(self.session, track)  # all selected rows; under xdist, this worker's queue
             try:
-                progress = GenerationProgress(self.session.config, f"{context.settings.model} {track}")
-                model = build_cached_model(context.settings, track, context.environ, progress)
+                model = build_cached_model(
+                    context.settings,
+                    track,
+                    context.environ,
+                    self.progress(context.settings.model, track),
+                    lambda: rows_to_run(self.session, track),
+                )
                 model.prepare(rows)
             except (ModelSetupError, DatasetError, JournalError) as exc:
                 pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -48,6 +49,11 @@ class ModelPool:
                 raise
             self.models[track] = model
         return self.models[track]
+
+    def progress(self, model: str | None, track: str) -> RowProgress:
+        if model == "azure":
+            return RowProgress(self.session.config, f"{model} {track}", verb="answered", min_interval_s=1.0)
+        return RowProgress(self.session.config, f"{model} {track}")
 
     def close(self) -> None:
         for model in self.models.values():

@@ -6,8 +6,13 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+import scipy.stats  # noqa: F401
 
 from slm_swap.tracing.receiver.server import LangfuseReceiver
+
+# slm_swap.stats imports scipy on first use (it costs the plugin 0.85 s otherwise). Pytester's in-process runs
+# drop the modules a run imported, and numpy's extensions cannot be loaded twice in one process: imported here,
+# scipy is in place before any inner run.
 
 pytest_plugins = ["pytester"]
 

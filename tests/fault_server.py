@@ -11,9 +11,10 @@ Answers POST `<any path>/chat/completions` with a deterministic reply per prompt
   caps the random faults each prompt gets, so bounded retries can always get through.
 
 Every request is recorded in memory (path, query, headers with the key as sent, body,
-arrival time, fault label). The server is bounded: past `max_requests` every request gets
-a 503 with code `over_limit` (recorded as such), it shuts itself down after `max_seconds`,
-and stalls end early at shutdown.
+arrival time, fault label, and the time its reply was fully sent or it ended without one), so
+a test can count the requests in flight at any instant (`in_flight_at`, `max_in_flight`).
+The server is bounded: past `max_requests` every request gets a 503 with code `over_limit`
+(recorded as such), it shuts itself down after `max_seconds`, and stalls end early at shutdown.
 
     with FaultServer(answers={"hi": "hello"}, per_prompt={"hi": ["rate_limit"]}) as server:
         client_endpoint = server.endpoint      # http://127.0.0.1:PORT/openai/deployments/test-deployment
@@ -66,6 +67,7 @@ class RecordedRequest:
     prompt: str | None
     attempt: int
     fault: str | None
+    replied_at: float | None = None  # when the reply was fully sent, or the request ended without one
 
 
 @dataclass
@@ -138,7 +140,7 @@ class FaultServer:
 
     def start(self) -> FaultServer:
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         watchdog = threading.Thread(target=self._stop_after_deadline, daemon=True)
@@ -193,6 +195,24 @@ class FaultServer:
             counts[label] = counts.get(label, 0) + 1
         return counts
 
+    def in_flight_at(self, instant: float) -> int:
+        """How many requests had arrived and not yet been answered at `instant` (time.monotonic())."""
+        return sum(record.received_at <= instant and (record.replied_at is None or record.replied_at > instant) for record in self.requests)
+
+    def max_in_flight(self) -> int:
+        """The most requests in flight at once: arrived, their reply not yet fully sent (a reply sent at the
+        instant another request arrives is counted as gone first, so back-to-back requests count once)."""
+        events = []
+        for record in self.requests:
+            events.append((record.received_at, 1))
+            if record.replied_at is not None:
+                events.append((record.replied_at, -1))
+        most = current = 0
+        for _, step in sorted(events):  # at equal times -1 sorts before +1
+            current += step
+            most = max(most, current)
+        return most
+
     def retry_gaps(self) -> list[tuple[float, float]]:
         """(asked wait, actual gap) for each request that told the client when to retry and was retried."""
         by_prompt: dict[str | None, list[RecordedRequest]] = {}
@@ -240,6 +260,10 @@ class FaultServer:
         with self._lock:
             self.plan.records.append(record)
 
+    def _replied(self, record: RecordedRequest) -> None:
+        with self._lock:
+            record.replied_at = time.monotonic()
+
 
 def _uniform(seed: int, prompt: str, attempt: int) -> float:
     digest = hashlib.sha256(f"{seed}\0{attempt}\0{prompt}".encode()).digest()
@@ -262,6 +286,12 @@ def _last_user_text(body: Any) -> str | None:
     return content if isinstance(content, str) else None
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 drops connections when many clients connect at once (a
+    # concurrent run): the client's SYN is retried a second later, past a short request timeout.
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: FaultServer
 
@@ -280,14 +310,18 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = _last_user_text(body)
         attempt, fault, over_limit = owner._choose_fault(prompt)
         label = "over_limit" if over_limit else _label(fault)
-        owner._record(RecordedRequest(url.path, parse_qs(url.query), dict(self.headers), body, time.monotonic(), prompt, attempt, label))
-        if over_limit:
-            return self._send(503, {"error": {"message": "fault server request limit reached", "code": "over_limit"}})
-        if not url.path.endswith("/chat/completions") or prompt is None:
-            return self._send(
-                404 if prompt is not None else 400, {"error": {"message": "expected POST .../chat/completions with messages"}}
-            )
-        self._answer(body, prompt, fault)
+        record = RecordedRequest(url.path, parse_qs(url.query), dict(self.headers), body, time.monotonic(), prompt, attempt, label)
+        owner._record(record)
+        try:
+            if over_limit:
+                return self._send(503, {"error": {"message": "fault server request limit reached", "code": "over_limit"}})
+            if not url.path.endswith("/chat/completions") or prompt is None:
+                return self._send(
+                    404 if prompt is not None else 400, {"error": {"message": "expected POST .../chat/completions with messages"}}
+                )
+            self._answer(body, prompt, fault)
+        finally:
+            owner._replied(record)
 
     def _answer(self, body: dict[str, Any], prompt: str, fault: Fault | None) -> None:
         kind = fault.kind if fault else None

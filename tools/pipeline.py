@@ -2,7 +2,8 @@
 
     python tools/pipeline.py --demo                 # offline, embedded models, CPU: under 30 minutes
     python tools/pipeline.py --demo --force-finetune
-    python tools/pipeline.py --limit 200 -n 16      # real run: AZURE_*, LANGFUSE_*, SLM_MODEL_PATH set
+    python tools/pipeline.py --limit 200 --max-connections 16   # real run: AZURE_*, LANGFUSE_*, SLM_MODEL_PATH set
+    python tools/pipeline.py -n 4 --max-connections 4           # pytest-xdist too, when each row also costs CPU
 
 Steps whose outputs exist for the same inputs are skipped unless --fresh.
 Writes slm_swap/05_eval/report.md and report.png.
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
+from slm_swap.harness.settings import default  # noqa: E402
 from slm_swap.layout import Layout, report_path  # noqa: E402
 from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed, tool_process  # noqa: E402
@@ -28,6 +30,8 @@ from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 TOOLS_DIR = REPO / "tools"
 # on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row
 DEMO_FINETUNE_ARGS = ("--batch-size", "1", "--max-batch-tokens", "2048")
+MAX_CONNECTIONS = default("max_connections")  # the harness's own default (`pytest --max-connections`)
+DEMO_MAX_CONNECTIONS = 1  # the demo's hosted stand-in generates on one CPU thread: parallel requests would only queue
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-new-tokens", type=int, default=None, help=f"output cap for both models (demo default {DEMO_MAX_NEW_TOKENS}; else 256)"
     )
-    parser.add_argument("-n", "--workers", type=int, default=1, help="parallel hosted calls (pytest -n)")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help=f"hosted requests in flight, in one process (default {MAX_CONNECTIONS}; demo {DEMO_MAX_CONNECTIONS}: one CPU stand-in)",
+    )
+    parser.add_argument(
+        "-n", "--workers", type=int, default=1, help="pytest-xdist workers of the hosted evaluation (default 1: one process)"
+    )
     parser.add_argument("--fresh", action="store_true", help="run every step even if its outputs exist")
     parser.add_argument("--force-finetune", action="store_true", help="fine-tune every track whatever the decision")
     parser.add_argument("--demo-hosted", default=DEMO_HOSTED, help="embedded checkpoint standing in for the hosted model")
@@ -57,6 +69,7 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
         limit=args.limit,
         train_limit=args.train_limit,
         delta=args.delta,
+        max_connections=args.max_connections or MAX_CONNECTIONS,
         workers=args.workers,
         max_new_tokens=args.max_new_tokens or 256,
         finetune_args=DEMO_FINETUNE_ARGS if args.demo else (),
@@ -84,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
         args.limit = args.limit or DEMO_TEST_ROWS
         args.train_limit = args.train_limit or DEMO_TRAIN_ROWS
         args.max_new_tokens = args.max_new_tokens or DEMO_MAX_NEW_TOKENS
+        args.max_connections = args.max_connections or DEMO_MAX_CONNECTIONS
         print(
             f"offline demo: {args.limit} test rows and {args.train_limit} training rows per track, "
             f"output cap {args.max_new_tokens} tokens; hosted stand-in {args.demo_hosted} (served by transformers serve), "

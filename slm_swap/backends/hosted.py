@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 
 from slm_swap.backends.api import Answer
+from slm_swap.backends.concurrency import AdaptiveLimit, Unlimited
 from slm_swap.backends.retry import RETRYABLE, CircuitBreaker, RetryPolicy, parse_retry_after
 from slm_swap.data.rows import Row
 from slm_swap.prompts import build_messages
@@ -124,6 +125,7 @@ class HostedModel:
         max_wait_s: float = 30.0,
         circuit_threshold: int = 10,
         seed: int | None = None,
+        gate: AdaptiveLimit | Unlimited | None = None,
     ) -> None:
         if not api_key:
             raise HostedSettingsError(f"{KEY_VAR} is empty")
@@ -139,6 +141,7 @@ class HostedModel:
         self.timeout_s = timeout_s
         self.policy = RetryPolicy(max_retries=max_retries, row_budget_s=row_budget_s, base_wait_s=base_wait_s, max_wait_s=max_wait_s)
         self.breaker = CircuitBreaker(circuit_threshold)
+        self.gate = gate or Unlimited()  # each HTTP attempt holds one of its slots
         self._secret = api_key
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -178,7 +181,9 @@ class HostedModel:
         retries: dict[str, int] = {}
         while True:
             remaining = self.policy.row_budget_s - (time.monotonic() - started)
-            attempt = self._attempt(messages, timeout_s=max(0.001, min(self.timeout_s, remaining)))
+            with self.gate.slot() as settle:
+                attempt = self._attempt(messages, timeout_s=max(0.001, min(self.timeout_s, remaining)))
+                settle(attempt.error_class)
             if attempt.error_class not in RETRYABLE:
                 break
             with self._rng_lock:

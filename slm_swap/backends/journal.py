@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,7 @@ def ends_with_newline(path: Path) -> bool:
 class AnswerJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -96,7 +98,9 @@ class AnswerJournal:
 
     def append(self, key: str, row: Row, answer: Answer) -> None:
         record = {"key": key, "id": row.id, "track": row.track, "answer": answer.to_record()}
-        os.write(self._fd, (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        with self._lock:  # hosted answers arrive from several threads; each line is written whole
+            os.write(self._fd, line)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from slm_swap import layout
 from slm_swap.backends.api import Model
+from slm_swap.backends.concurrency import AdaptiveLimit, ConcurrentModel
 from slm_swap.backends.journal import CachedModel
+from slm_swap.data.rows import Row
 from slm_swap.harness.settings import EvalSettings
 
 DEFAULT_SLM_PATH = str(layout.Layout().default_slm_path)  # relative to the folder pytest runs in
 
 
-Progress = Callable[[int, int], None]
+Progress = Callable[..., None]  # (rows done, rows in all[, errors by class])
 
 
 class ModelSetupError(RuntimeError):
     """The model cannot be used as configured; the message says what to do."""
 
 
-def build_cached_model(settings: EvalSettings, track: str, environ: Mapping[str, str], progress: Progress | None = None) -> Model:
-    """The model, behind the answer journal unless it is replay or the cache is off."""
-    model = build_model(settings, track, environ, progress)
-    if settings.cache_dir is None or settings.model == "replay":
+def build_cached_model(
+    settings: EvalSettings,
+    track: str,
+    environ: Mapping[str, str],
+    progress: Progress | None = None,
+    more_rows: Callable[[], Sequence[Row]] | None = None,
+) -> Model:
+    """The model, behind the answer journal unless it is replay or the cache is off.
+
+    The hosted model with `max_connections` > 1 answers its rows up front through that many connections,
+    each answer journalled as it arrives (`ConcurrentModel` outside the journal); `more_rows` says which
+    rows come next when it is asked for one it has not answered (a pytest-xdist worker's share).
+    """
+    limit = AdaptiveLimit(settings.max_connections) if settings.model == "azure" and settings.max_connections > 1 else None
+    model = build_model(settings, track, environ, progress, gate=limit)
+    if settings.cache_dir is not None and settings.model != "replay":
+        model = CachedModel(model, settings.cache_dir, settings.reuse)
+    if limit is None:
         return model
-    return CachedModel(model, settings.cache_dir, settings.reuse)
+    return ConcurrentModel(model, limit, more_rows=more_rows, progress=progress)
 
 
-def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str], progress: Progress | None = None) -> Model:
+def build_model(
+    settings: EvalSettings, track: str, environ: Mapping[str, str], progress: Progress | None = None, gate: AdaptiveLimit | None = None
+) -> Model:
     """`progress`, if given, hears (rows done, rows in all) from models that generate up front (the SLM)."""
     if settings.model == "replay":
         from slm_swap.backends.replay import ReplayModel
@@ -52,6 +70,7 @@ def build_model(settings: EvalSettings, track: str, environ: Mapping[str, str], 
             max_retries=settings.max_retries,
             row_budget_s=settings.row_budget_s,
             circuit_threshold=settings.circuit_threshold,
+            gate=gate,
         )
     if settings.model == "slm":
         from slm_swap.backends.checkpoints import CheckpointError

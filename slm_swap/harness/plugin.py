@@ -55,6 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-retries", type=int, default=default("max_retries"), help=help_text("max_retries"))
     group.addoption("--row-budget", type=float, default=default("row_budget_s"), help=help_text("row_budget_s"))
     group.addoption("--circuit-threshold", type=int, default=default("circuit_threshold"), help=help_text("circuit_threshold"))
+    group.addoption("--max-connections", type=int, default=default("max_connections"), help=help_text("max_connections"))
     group.addoption("--resume", action="store_true", help="reuse journalled answers: ask the model only for rows not yet answered")
     group.addoption("--retry-errors", action="store_true", help="reuse journalled answers except errors, which are asked again")
     group.addoption("--no-cache", action="store_true", help="neither read nor write the answer journal")
@@ -69,6 +70,8 @@ def check_options(opt: Any) -> None:
         raise pytest.UsageError("--limit must be at least 1")
     if opt("--max-new-tokens") < 1:
         raise pytest.UsageError("--max-new-tokens must be at least 1")
+    if opt("--max-connections") < 1:
+        raise pytest.UsageError("--max-connections must be at least 1")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
     if opt("--model") == "replay" and opt("--predictions") is None:
@@ -133,6 +136,7 @@ DIRECT_OPTIONS = {
     "max_retries": "--max-retries",
     "row_budget_s": "--row-budget",
     "circuit_threshold": "--circuit-threshold",
+    "max_connections": "--max-connections",
 }
 
 

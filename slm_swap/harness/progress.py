@@ -1,38 +1,54 @@
 """Progress of a long step inside a pytest run, printed past pytest's output capture.
 
 The local SLM generates every selected row up front, in the first row's setup: minutes on a CPU
-during which pytest itself prints nothing. `GenerationProgress` writes one line per finished batch.
+during which pytest itself prints nothing. The hosted model answers its rows up front too, through
+its connections. `RowProgress` writes one line as rows finish (at most one a second for the hosted
+model's row-by-row reports).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import TextIO
 
 import pytest
 
 
-class GenerationProgress:
-    """`slm toolcall: 64/200 rows generated, 3.21 rows/s, 20 s`: one line each time the model reports.
+class RowProgress:
+    """`slm toolcall: 64/200 rows generated, 3.21 rows/s, 20 s`: a line each time the model reports.
 
-    A report of 0 rows done starts the clock (`generating 200 rows`), so the rate leaves model loading out.
+    A report of 0 rows done starts the clock (`generating 200 rows`), so the rate leaves model loading out;
+    otherwise the clock starts at the first report. Errors by class, when given, end the line.
     """
 
-    def __init__(self, config: pytest.Config, label: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, config: pytest.Config, label: str, verb: str = "generated", min_interval_s: float = 0.0, stream: TextIO | None = None
+    ) -> None:
         self.capture = config.pluginmanager.getplugin("capturemanager")
-        self.label = label
+        self.label, self.verb = label, verb
+        self.min_interval_s = min_interval_s
         self.stream = stream
-        self.started = time.monotonic()
+        self.started: float | None = None
+        self.last_line = float("-inf")
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, errors: Mapping[str, int] | None = None) -> None:
+        now = time.monotonic()
+        if done == 0 or self.started is None:
+            self.started = now
         if done == 0:
-            self.started = time.monotonic()
-            line = f"{self.label}: generating {total} rows\n"
-        else:
-            elapsed = time.monotonic() - self.started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            line = f"{self.label}: {done}/{total} rows generated, {rate:.2f} rows/s, {elapsed:.0f} s\n"
+            self.emit(f"{self.label}: {'generating' if self.verb == 'generated' else 'asking for'} {total} rows")
+            return
+        if done < total and now - self.last_line < self.min_interval_s:
+            return
+        self.last_line = now
+        elapsed = now - self.started
+        rate = f"{done / elapsed:.2f} rows/s" if elapsed > 0 else "- rows/s"
+        failed = f", errors {' '.join(f'{k}={v}' for k, v in sorted(errors.items()))}" if errors else ""
+        self.emit(f"{self.label}: {done}/{total} rows {self.verb}, {rate}, {elapsed:.0f} s{failed}")
+
+    def emit(self, line: str) -> None:
         if self.capture is None:
             self.write(line)
             return
@@ -41,5 +57,5 @@ class GenerationProgress:
 
     def write(self, line: str) -> None:
         stream = self.stream or sys.stderr  # looked up now: pytest swaps sys.stderr while it captures
-        stream.write(line)
+        stream.write(line + "\n")
         stream.flush()

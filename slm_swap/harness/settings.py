@@ -48,6 +48,7 @@ class EvalSettings:
     max_retries: int = option(5, "hosted retries per row (429, 5xx, timeouts)")
     row_budget_s: float = option(120.0, "hosted seconds per row, retries and waits included")
     circuit_threshold: int = option(10, "stop the run after this many identical failures in a row")
+    max_connections: int = option(8, "hosted requests in flight at most, in one process; 1 asks one row at a time")
     ft_dir: Path = option(DEFAULT_LAYOUT.ft_dir, "where adapters live")
     pytest_args: tuple[str, ...] = ()
 

@@ -179,6 +179,12 @@ class RunWriter:
                 tr.write_line(
                     f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}"
                 )
+            concurrency = doc["model_description"].get("concurrency")
+            if concurrency:
+                tr.write_line(
+                    f"  hosted connections: start {concurrency['start']}, minimum {concurrency['minimum']}, "
+                    f"final {concurrency['final']} (most in flight {concurrency['max_in_flight']})"
+                )
             tr.write_line(f"  -> {self.settings.metric_path(track)}")
         for failure in self.tracing_errors:
             tr.write_line(f"LANGFUSE FAILED, the run is not recorded: {failure}", red=True, bold=True)

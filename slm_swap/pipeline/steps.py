@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.files import write_json_atomic
+from slm_swap.harness.settings import default
 from slm_swap.layout import (
     ADAPTER_CONFIG,
     Layout,
@@ -81,7 +82,8 @@ class PipelineConfig:
     limit: int | None = None
     train_limit: int | None = None
     delta: float = 0.02
-    workers: int = 1
+    max_connections: int = default("max_connections")  # hosted requests in flight in one process (`--max-connections`)
+    workers: int = 1  # pytest-xdist workers of the hosted evaluation; 1: one process
     max_new_tokens: int = 256
     fresh: bool = False
     force_finetune: bool = False
@@ -170,6 +172,8 @@ class Pipeline:
         }
         if model == "azure":
             inputs["hosted"] = cfg.hosted_identity
+            # hosted calls wait on the network: one process with many connections, not xdist, unless asked
+            argv += ["--max-connections", str(cfg.max_connections)]
             argv += ["-n", str(cfg.workers)] if cfg.workers > 1 else []
         else:
             inputs["slm"] = self.slm_identity()

@@ -23,7 +23,9 @@ discordant rows were expected, and never below 93.5 % in any case tried. With on
 it is conservative (97-100 %), as every interval for such small discrete counts is; that costs rows, not a wrong
 verdict.
 
-Everything here is pure: no I/O, frozen values, 95 % intervals unless `confidence` says otherwise.
+Everything here is pure: no I/O, frozen values, 95 % intervals unless `confidence` says otherwise. scipy is
+imported on first use, not with the module: `scipy.stats` takes about 0.85 s to import, and the pytest plugin
+(loaded by every pytest run and every xdist worker) imports this module.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-
-from scipy.stats import binomtest, norm
 
 __all__ = [
     "Interval",
@@ -76,6 +76,8 @@ def _check_confidence(confidence: float) -> None:
 def _z(confidence: float) -> float:
     """The two-sided normal quantile z_{1 - alpha/2} for `confidence` = 1 - alpha."""
     _check_confidence(confidence)
+    from scipy.stats import norm
+
     return float(norm.ppf(0.5 + confidence / 2.0))
 
 
@@ -86,6 +88,8 @@ def wilson_interval(passed: int, n: int, confidence: float = 0.95) -> Interval:
         raise ValueError(f"need 0 <= passed <= n, got passed={passed!r}, n={n!r}")
     if n == 0:
         return Interval(0.0, 1.0)
+    from scipy.stats import binomtest
+
     ci = binomtest(passed, n).proportion_ci(confidence_level=confidence, method="wilson")
     return Interval(float(ci.low), float(ci.high))
 
@@ -150,6 +154,8 @@ class PairedComparison:
         discordant = self.only_a + self.only_b
         if discordant == 0:
             return 1.0
+        from scipy.stats import binomtest
+
         return float(binomtest(min(self.only_a, self.only_b), discordant, 0.5).pvalue)
 
 
@@ -186,6 +192,8 @@ def rows_needed(pc: PairedComparison, delta: float, confidence: float = 0.95, po
     variance = pc.discordance - gap * gap
     if variance <= 0.0:
         variance = 1.0 / max(pc.n, 1)
+    from scipy.stats import norm
+
     z_sum = _z(confidence) + float(norm.ppf(power))
     return math.ceil(z_sum * z_sum * variance / (gap - delta) ** 2)
 

@@ -3,6 +3,8 @@
 Each test runs the project's conftest, evals and plugin (through pytester) against
 tests/fault_server.py on 127.0.0.1, injects one kind of trouble, and checks what the
 metric file, the predictions, the answer journal and the server's request log say.
+The fault-injection tests run twice: serially (`--max-connections 1`, one request in flight
+per process) and with `--max-connections 8` (rows answered up front through 8 connections).
 docs/reliability.md records the figures these tests print with `-s`.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,16 +30,19 @@ KEY = "canary-key-7d3e9a51c04b"
 TOOLCALL = "evals/test_toolcall.py"
 # Fields that say when and how a run was started, not what it measured.
 TIMING_FIELDS = ("started_at", "finished_at", "duration_s", "pytest_args", "langfuse")
+# --max-connections for the fault-injection tests: one request in flight per process, then eight
+CONNECTIONS = pytest.mark.parametrize("connections", ["1", "8"], ids=["serial", "connections-8"])
 
 
 class Bench:
     """A pytester project with `n` rows per track, the fault server that answers them, and readers for what a run left."""
 
-    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, receiver, n: int) -> None:
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, receiver, n: int, connections: str | None) -> None:
         self.pytester = pytester
         self.monkeypatch = monkeypatch
         self.receiver = receiver
         self.rows = make_project(pytester, n=n)
+        self.connections = connections  # passed as --max-connections to every run; None: the option's default
         self.server: FaultServer | None = None
 
     @property
@@ -55,7 +61,8 @@ class Bench:
         return self.server
 
     def args(self, *extra: str) -> list[str]:
-        return [TOOLCALL, "--model=azure", "-p", "no:randomly", *extra]
+        connections = ["--max-connections", self.connections] if self.connections is not None else []
+        return [TOOLCALL, "--model=azure", "-p", "no:randomly", *connections, *extra]
 
     def run(self, *extra: str, xdist: bool = False) -> pytest.RunResult:
         if xdist:
@@ -83,8 +90,8 @@ def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, langfuse_e
     monkeypatch.delenv("AZURE_MODEL", raising=False)
     benches: list[Bench] = []
 
-    def make(n: int) -> Bench:
-        benches.append(Bench(pytester, monkeypatch, langfuse_env, n))
+    def make(n: int, connections: str | None = None) -> Bench:
+        benches.append(Bench(pytester, monkeypatch, langfuse_env, n, connections))
         return benches[-1]
 
     yield make
@@ -98,11 +105,23 @@ def figure(name: str, **values) -> None:
     print(f"\nFIGURE {name}: " + " ".join(f"{key}={value}" for key, value in values.items()))
 
 
+def check_connections(doc: dict, connections: str) -> None:
+    """The metric file describes the hosted connections of a concurrent run, and none of a serial one."""
+    described = doc["model_description"].get("concurrency")
+    if connections == "1":
+        assert described is None
+        return
+    assert described["start"] == int(connections)
+    assert 1 <= described["minimum"] <= described["final"] <= described["start"]
+    assert 0 <= described["max_in_flight"] <= described["start"]  # 0: every row this worker ran came from the journal
+
+
 # -- 1. rate limits ---------------------------------------------------------------------------------
 
 
-def test_429s_with_retry_after_ms_lose_no_row_and_every_wait_is_honoured(bench):
-    b = bench(200)
+@CONNECTIONS
+def test_429s_with_retry_after_ms_lose_no_row_and_every_wait_is_honoured(bench, connections):
+    b = bench(200, connections)
     server = b.serve(rates={"rate_limit": 0.2}, retry_after_ms=50, max_faults_per_prompt=3, seed=11)
     started = time.monotonic()
     result = b.run("-n", "4", "--max-error-rate", "0", xdist=True)
@@ -119,9 +138,13 @@ def test_429s_with_retry_after_ms_lose_no_row_and_every_wait_is_honoured(bench):
     assert set(doc["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
     assert doc["usage"]["total_tokens"] == sum(p["usage"]["total_tokens"] for p in predictions) > 0
     result.stdout.fnmatch_lines([f"*retries by class {{'rate_limit': {injected}}}*"])
+    check_connections(doc, connections)
+    assert server.max_in_flight() <= 4 * int(connections)  # 4 workers, each with its connections
     figure(
         "1",
         rows=200,
+        connections=connections,
+        max_in_flight=server.max_in_flight(),
         requests=len(server.requests),
         injected_429=injected,
         errors=doc["errors"],
@@ -133,8 +156,9 @@ def test_429s_with_retry_after_ms_lose_no_row_and_every_wait_is_honoured(bench):
 # -- 2. exhausted quota -----------------------------------------------------------------------------
 
 
-def test_insufficient_quota_is_one_attempt_of_class_quota_and_fails_the_error_rate(bench):
-    b = bench(8)
+@CONNECTIONS
+def test_insufficient_quota_is_one_attempt_of_class_quota_and_fails_the_error_rate(bench, connections):
+    b = bench(8, connections)
     quota_prompts = b.prompts[2:5]
     # more faults than any run asks for: a retried quota row would get a second request
     server = b.serve(per_prompt={prompt: ["quota"] * 5 for prompt in quota_prompts})
@@ -153,26 +177,41 @@ def test_insufficient_quota_is_one_attempt_of_class_quota_and_fails_the_error_ra
     assert (doc["n"], doc["errors"], doc["error_classes"], doc["retries"]) == (8, 3, {"quota": 3}, {})
     assert all(len(server.requests_for(prompt)) == 2 for prompt in quota_prompts)  # one per run
     errors = [p for p in b.predictions() if p["error"]]
-    assert [p["id"] for p in errors] == ["test-0002", "test-0003", "test-0004"]
+    assert sorted(p["id"] for p in errors) == ["test-0002", "test-0003", "test-0004"]
     assert all("exceeded your current quota" in p["error"] for p in errors)
-    figure("2", rows=8, quota_rows=3, requests_per_quota_row_per_run=1, exit_without=gated.ret, exit_with_max_error_rate_0=int(result.ret))
+    check_connections(doc, connections)
+    figure(
+        "2",
+        connections=connections,
+        rows=8,
+        quota_rows=3,
+        requests_per_quota_row_per_run=1,
+        exit_without=gated.ret,
+        exit_with_max_error_rate_0=int(result.ret),
+    )
 
 
-def test_identical_failures_on_row_after_row_stop_the_run_early(bench):
-    b = bench(12)
+@CONNECTIONS
+def test_identical_failures_on_row_after_row_stop_the_run_early(bench, connections):
+    b = bench(12, connections)
     server = b.serve(rates={"quota": 1.0})
     result = b.run("--circuit-threshold", "3")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert "stopping: the last 3 rows all failed with error class 'quota'" in result.stdout.str() + result.stderr.str()
-    assert len(server.requests) == 3  # the 4th row never calls
+    stopped = re.search(r"stopping: the last (\d+) rows all failed with error class 'quota'", result.stdout.str() + result.stderr.str())
+    # serially exactly the threshold; with connections, rows already in flight when it opened may add to the count
+    assert stopped and 3 <= int(stopped.group(1)) <= 3 + int(connections) - 1
+    # serially the 4th row never calls; with connections, only the requests already in flight when the
+    # third failure came back may still go out (each of the other connections holds at most one)
+    assert 3 <= len(server.requests) <= 3 + int(connections) - 1
     assert not (b.pytester.path / "slm_swap" / "05_eval" / "toolcall_azure.json").exists()
 
 
 # -- 3. a wait longer than the row budget ------------------------------------------------------------
 
 
-def test_retry_after_600_fails_the_row_inside_its_budget(bench):
-    b = bench(6)
+@CONNECTIONS
+def test_retry_after_600_fails_the_row_inside_its_budget(bench, connections):
+    b = bench(6, connections)
     slow = b.prompts[:2]
     server = b.serve(per_prompt={prompt: [Fault("rate_limit", retry_after_s=600)] for prompt in slow})
     started = time.monotonic()
@@ -187,6 +226,7 @@ def test_retry_after_600_fails_the_row_inside_its_budget(bench):
     assert all(len(server.requests_for(prompt)) == 1 for prompt in slow)
     figure(
         "3",
+        connections=connections,
         rows=6,
         retry_after_600_rows=2,
         row_budget_s=5,
@@ -207,8 +247,9 @@ def seed_where(prompts: list[str], wanted) -> int:
     raise AssertionError("no seed gives the wanted faults")
 
 
-def test_stalls_past_the_timeout_are_class_timeout_and_bounded_per_row(bench):
-    b = bench(30)
+@CONNECTIONS
+def test_stalls_past_the_timeout_are_class_timeout_and_bounded_per_row(bench, connections):
+    b = bench(30, connections)
     timeout, retries = 0.5, 1
     # 10 % of requests stall; some rows stall on both attempts and end as `timeout`
     seed = seed_where(b.prompts, lambda d: sum(a < 0.1 and r < 0.1 for a, r in d.values()) >= 1)
@@ -227,8 +268,10 @@ def test_stalls_past_the_timeout_are_class_timeout_and_bounded_per_row(bench):
     bound = timeout * (retries + 1) + 0.5
     assert max(p["latency_s"] for p in predictions) <= bound + 0.5  # slack for a busy CI machine
     result.assert_outcomes(passed=30 - len(timed_out), failed=len(timed_out))
+    check_connections(doc, connections)
     figure(
         "4",
+        connections=connections,
         rows=30,
         requests=len(server.requests),
         stalled=stalled,
@@ -243,8 +286,9 @@ def test_stalls_past_the_timeout_are_class_timeout_and_bounded_per_row(bench):
 # -- 5. content filters -----------------------------------------------------------------------------------
 
 
-def test_content_filter_400_and_filtered_finish_are_two_classes(bench):
-    b = bench(100)
+@CONNECTIONS
+def test_content_filter_400_and_filtered_finish_are_two_classes(bench, connections):
+    b = bench(100, connections)
     rates = {"content_filter_400": 0.05, "content_filter_finish": 0.02}
     # a seed that draws exactly the nominal shares, 5 and 2 of 100 rows, keeps the figures readable
     seed = seed_where(b.prompts, lambda d: sum(a < 0.05 for a, _ in d.values()) == 5 and sum(0.05 <= a < 0.07 for a, _ in d.values()) == 2)
@@ -260,8 +304,10 @@ def test_content_filter_400_and_filtered_finish_are_two_classes(bench):
     # a filtered 200 still has its text scored (here the gold reply): flagged, not an error
     assert len(flagged) == filtered and all(p["error"] is None and p["flags"]["args_exact"] for p in flagged)
     result.assert_outcomes(passed=100 - rejected, failed=rejected)
+    check_connections(doc, connections)
     figure(
         "5",
+        connections=connections,
         rows=100,
         content_filter_400=rejected,
         finish_content_filter=filtered,
@@ -307,10 +353,12 @@ def kill_when(command: list[str], cwd: Path, log: Path, ready, deadline_s: float
     raise AssertionError("processes of the killed run are still alive")
 
 
-def test_sigkill_halfway_then_resume_asks_only_for_unanswered_rows(bench):
-    b = bench(300)
-    # every reply takes 20 ms, so the kill lands mid-run rather than after the last row
-    server = b.serve(rates={"stall": 1.0}, stall_s=0.02)
+@CONNECTIONS
+def test_sigkill_halfway_then_resume_asks_only_for_unanswered_rows(bench, connections):
+    b = bench(300, connections)
+    workers, in_flight_per_worker = 4, int(connections)
+    # every reply takes 20 ms per connection, so the kill lands mid-run rather than after the last row
+    server = b.serve(rates={"stall": 1.0}, stall_s=0.02 * in_flight_per_worker)
     command = [sys.executable, "-m", "pytest", *b.args("-n", "4")]
     returncode = kill_when(command, b.pytester.path, b.pytester.path / "killed.log", lambda: len(server.requests) >= 150)
     assert returncode == -signal.SIGKILL
@@ -318,7 +366,7 @@ def test_sigkill_halfway_then_resume_asks_only_for_unanswered_rows(bench):
     journalled = read_journal(b.journal())
     answered = len(journalled.answers)
     in_flight = calls_before - answered  # asked, but killed before the answer was journalled
-    assert 0 <= in_flight <= 4  # each worker asks for one row at a time
+    assert 0 <= in_flight <= workers * in_flight_per_worker  # each worker asks for as many rows at a time as it has connections
     assert not (b.pytester.path / "slm_swap" / "05_eval" / "toolcall_azure.json").exists()
     result = b.run("-n", "4", "--resume", xdist=True)
     assert result.ret == 0, result.stdout.str()[-3000:]
@@ -331,8 +379,11 @@ def test_sigkill_halfway_then_resume_asks_only_for_unanswered_rows(bench):
     # no prompt was answered twice: the journal holds each row once
     keys = journal_keys(b.journal())
     assert len(keys) == len(set(keys)) == 300
+    check_connections(doc, connections)
+    assert server.max_in_flight() <= workers * in_flight_per_worker
     figure(
         "6",
+        connections=connections,
         rows=300,
         calls_before_kill=calls_before,
         journalled_at_kill=answered,
@@ -358,7 +409,8 @@ def pytest_runtest_call(item):
         os._exit(1)
 """
     )
-    result = b.run("-n", "2", "-p", "crash_plugin", xdist=True)
+    # one row at a time: rows a dead worker answered up front but never ran would be asked again elsewhere
+    result = b.run("-n", "2", "--max-connections", "1", "-p", "crash_plugin", xdist=True)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     doc = b.metric()
     assert (doc["n"], doc["errors"], doc["error_classes"], doc["passed"]) == (16, 1, {"worker_crash": 1}, 15)
@@ -430,8 +482,9 @@ def test_serial_and_xdist_runs_on_cached_answers_write_identical_files(bench):
 # -- 9. the key never leaks ---------------------------------------------------------------------------------
 
 
-def test_canary_key_appears_in_no_file_output_or_trace(bench):
-    b = bench(8)
+@CONNECTIONS
+def test_canary_key_appears_in_no_file_output_or_trace(bench, connections):
+    b = bench(8, connections)
     prompts = b.prompts
     # a 401 that quotes the key back, a wrong answer, a filtered reply and a retried 429
     server = b.serve(
@@ -476,6 +529,7 @@ slm_swap.backends.hosted.openai.OpenAI = Refused
     assert leaks == []
     figure(
         "9",
+        connections=connections,
         files_checked=len(files),
         outputs_checked=len(outputs),
         langfuse_requests=len(received),

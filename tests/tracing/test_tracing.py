@@ -335,11 +335,15 @@ def test_rejected_scores_fail_loudly(lone_receiver: LangfuseReceiver) -> None:
 
 
 def test_server_error_on_everything_fails_within_the_flush_bound(lone_receiver: LangfuseReceiver) -> None:
-    """Scores retry on 500 with backoff; the flush bound still ends the wait, and says what was seen."""
+    """Scores retry on 500 with backoff; the flush bound still ends the wait, and says what was seen.
+
+    Whether the SDK gives up before the bound or the bound cuts it short depends on the machine's load:
+    either way the error names the HTTP 500s and comes within the bound's reach.
+    """
     lone_receiver.fail_ingestion(500)
     settings = LangfuseSettings(PUBLIC, SECRET, lone_receiver.url, request_timeout_s=2.0, flush_timeout_s=0.5)
     started = time.monotonic()
-    with pytest.raises(TracingError, match=r"0\.5 s flush bound .*HTTP 500"):
+    with pytest.raises(TracingError, match=r"(0\.5 s flush bound|did not take).*HTTP 500"):
         record_eval_run(settings, eval_run(), rows())
     assert time.monotonic() - started < 3
 
