@@ -199,11 +199,12 @@ class FaultServer:
         """How many requests had arrived and not yet been answered at `instant` (time.monotonic())."""
         return sum(record.received_at <= instant and (record.replied_at is None or record.replied_at > instant) for record in self.requests)
 
-    def max_in_flight(self) -> int:
+    def max_in_flight(self, first: int = 0) -> int:
         """The most requests in flight at once: arrived, their reply not yet fully sent (a reply sent at the
-        instant another request arrives is counted as gone first, so back-to-back requests count once)."""
+        instant another request arrives is counted as gone first, so back-to-back requests count once).
+        `first`: count only requests from that arrival index on (one run's, when several ran)."""
         events = []
-        for record in self.requests:
+        for record in self.requests[first:]:
             events.append((record.received_at, 1))
             if record.replied_at is not None:
                 events.append((record.replied_at, -1))
