@@ -7,11 +7,12 @@ the same limit, so a burst of 429s from one window halves it once), and every `l
 a row raise it by one, back up to the start. The hosted client holds one slot per HTTP attempt, so
 retries and their waits count against it too.
 
-`ConcurrentModel` wraps a model (the hosted one behind its answer journal): `prepare` answers the
-given rows with up to `max_connections` threads, each answer journalled as it arrives; `answer` then
-only reads. Rows not prepared (a pytest-xdist worker learns its share as it goes) are answered on
-first ask, together with the rows `more_rows` says come next. A `CircuitOpen` stops new requests at
-once: the rows not yet asked raise it, as the serial path would on its next row.
+`ConcurrentModel` wraps a model (the hosted one behind its answer journal): `prepare` sends the
+given rows' requests, in order, through up to `max_connections` threads and returns at once, each
+answer journalled as it arrives; `answer` waits for its own row only, so the first rows are scored
+while later ones are still in flight. Rows not prepared (a pytest-xdist worker learns its share as
+it goes) are sent on first ask, together with the rows `more_rows` says come next. A `CircuitOpen`
+stops new requests at once: the rows not yet asked raise it, as the serial path would on its next row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -88,7 +89,7 @@ class Unlimited:
 
 
 class ConcurrentModel:
-    """A model whose rows are answered up front, `max_connections` at a time."""
+    """A model whose rows are asked up front, `max_connections` at a time, and read as they arrive."""
 
     def __init__(
         self,
@@ -103,51 +104,65 @@ class ConcurrentModel:
         self.limit = limit
         self.more_rows = more_rows
         self.progress = progress
-        self._answers: dict[tuple[str, str], Answer | BaseException] = {}
+        self._pending: dict[tuple[str, str], Future[Answer | BaseException]] = {}
+        self._errors: Counter[str] = Counter()
+        self._done = 0
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self._stopped: CircuitOpen | None = None
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "concurrency": self.limit.describe()}
 
     def prepare(self, rows: Sequence[Row]) -> None:
+        """Send the rows' requests and return at once: each row's test waits for its own answer only."""
         self.inner.prepare(rows)
-        self.answer_all(rows)
+        self.submit(rows)
 
     def answer(self, row: Row) -> Answer:
-        if (row.track, row.id) not in self._answers:
+        if (row.track, row.id) not in self._pending:
             following = list(self.more_rows()) if self.more_rows else []
-            self.answer_all([row, *following])
-        found = self._answers[(row.track, row.id)]
+            self.submit([row, *following])
+        found = self._pending[(row.track, row.id)].result()
+        self._report()
         if isinstance(found, BaseException):
             raise found
         return found
 
     def close(self) -> None:
+        """Requests not yet sent are dropped (a run stopped early); those in flight finish and are journalled."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.inner.close()
 
-    def answer_all(self, rows: Sequence[Row]) -> None:
-        todo = list({(row.track, row.id): row for row in rows if (row.track, row.id) not in self._answers}.values())
+    def submit(self, rows: Sequence[Row]) -> None:
+        """Queue the rows not asked yet, in order; up to `limit.start` threads send them."""
+        todo = list({(row.track, row.id): row for row in rows if (row.track, row.id) not in self._pending}.values())
         if not todo:
             return
-        errors: Counter[str] = Counter()
-        done = [0]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.limit.start, thread_name_prefix="hosted")
+        for row in todo:
+            self._pending[(row.track, row.id)] = self._pool.submit(self._ask, row)
+        if self.progress is not None:
+            self.progress(0, len(self._pending), {})
 
-        def one(row: Row) -> None:
-            result = self._ask(row)
+    def _report(self) -> None:
+        """Progress, from the thread that runs the tests (never in the middle of pytest's own output)."""
+        if self.progress is not None:
             with self._lock:
-                self._answers[(row.track, row.id)] = result
-                done[0] += 1
-                if isinstance(result, Answer) and result.error_class is not None:
-                    errors[str(result.error_class)] += 1
-                if self.progress is not None:
-                    self.progress(done[0], len(todo), dict(errors))
-
-        workers = min(self.limit.start, len(todo))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hosted") as pool:
-            list(pool.map(one, todo))
+                done, errors = self._done, dict(self._errors)
+            self.progress(done, len(self._pending), errors)
 
     def _ask(self, row: Row) -> Answer | BaseException:
+        result = self._call(row)
+        with self._lock:
+            self._done += 1
+            if isinstance(result, Answer) and result.error_class is not None:
+                self._errors[str(result.error_class)] += 1
+        return result
+
+    def _call(self, row: Row) -> Answer | BaseException:
         if self._stopped is not None:
             return self._stopped  # the circuit is open: no new request
         try:

@@ -1,9 +1,10 @@
 """Progress of a long step inside a pytest run, printed past pytest's output capture.
 
 The local SLM generates every selected row up front, in the first row's setup: minutes on a CPU
-during which pytest itself prints nothing. The hosted model answers its rows up front too, through
-its connections. `RowProgress` writes one line as rows finish (at most one a second for the hosted
-model's row-by-row reports).
+during which pytest itself prints nothing. The hosted model sends its rows' requests up front too,
+through its connections, and its rows' tests report as they read their answers. `RowProgress` writes
+one line as rows finish (at most one a second for the hosted model's row-by-row reports), on a line
+of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RowProgress:
         self, config: pytest.Config, label: str, verb: str = "generated", min_interval_s: float = 0.0, stream: TextIO | None = None
     ) -> None:
         self.capture = config.pluginmanager.getplugin("capturemanager")
+        self.terminal = config.pluginmanager.getplugin("terminalreporter")
         self.label, self.verb = label, verb
         self.min_interval_s = min_interval_s
         self.stream = stream
@@ -53,6 +55,8 @@ class RowProgress:
             self.write(line)
             return
         with self.capture.global_and_fixture_disabled():
+            if self.terminal is not None and self.stream is None:
+                self.terminal.ensure_newline()  # hosted rows report between tests: not in the middle of a line of dots
             self.write(line)
 
     def write(self, line: str) -> None:

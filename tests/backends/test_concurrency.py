@@ -8,80 +8,18 @@ last tests drive `AdaptiveLimit` directly from threads.
 
 from __future__ import annotations
 
-import json
 import threading
-from pathlib import Path
 
 import pytest
-from fault_server import FaultServer
-from harness_support import REPO, make_project
 
-from slm_swap.backends.concurrency import AdaptiveLimit
+from slm_swap.backends.api import Answer
+from slm_swap.backends.concurrency import AdaptiveLimit, ConcurrentModel
+from slm_swap.data.rows import Row
 from slm_swap.scoring.outcomes import ErrorClass
 
-KEY = "canary-key-5c2e80d1b7a4"
 TOOLCALL = "evals/test_toolcall.py"
 # Fields that say when and how a run was started, not what it measured.
 TIMING_FIELDS = ("started_at", "finished_at", "duration_s", "pytest_args", "langfuse")
-
-
-class Bench:
-    """A pytester project with `n` rows per track, the fault server that answers them, and readers for what a run left."""
-
-    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-        self.pytester = pytester
-        self.monkeypatch = monkeypatch
-        self.rows = make_project(pytester, n=n)
-        self.server: FaultServer | None = None
-
-    @property
-    def prompts(self) -> list[str]:
-        return [row["prompt"] for row in self.rows["toolcall"]]
-
-    @property
-    def out(self) -> Path:
-        return self.pytester.path / "slm_swap" / "05_eval"
-
-    def serve(self, **faults) -> FaultServer:
-        """A fresh endpoint (stopping the last one): gold completions for every prompt unless a fault says otherwise."""
-        if self.server is not None:
-            self.server.stop()
-        answers = {row["prompt"]: row["completion"] for rows in self.rows.values() for row in rows}
-        faults.setdefault("max_seconds", 150)
-        self.server = FaultServer(answers=answers, **faults).start()
-        self.monkeypatch.setenv("AZURE_ENDPOINT", self.server.endpoint)
-        return self.server
-
-    def run(self, *extra: str, xdist: bool = False) -> pytest.RunResult:
-        args = [TOOLCALL, "--model=azure", "-p", "no:randomly", *extra]
-        if xdist:
-            return self.pytester.runpytest_subprocess(*args, timeout=150)
-        return self.pytester.runpytest(*args)
-
-    def metric(self) -> dict:
-        return json.loads((self.out / "toolcall_azure.json").read_text(encoding="utf-8"))
-
-    def predictions(self) -> list[dict]:
-        return [json.loads(line) for line in (self.out / "toolcall_azure.predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-
-
-@pytest.fixture
-def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, langfuse_env):
-    # xdist workers are fresh interpreters: they find slm_swap through PYTHONPATH
-    monkeypatch.setenv("PYTHONPATH", f"{REPO}:{pytester.path}")
-    monkeypatch.setenv("AZURE_API_KEY", KEY)
-    monkeypatch.delenv("AZURE_API_VERSION", raising=False)
-    monkeypatch.delenv("AZURE_MODEL", raising=False)
-    benches: list[Bench] = []
-
-    def make(n: int) -> Bench:
-        benches.append(Bench(pytester, monkeypatch, n))
-        return benches[-1]
-
-    yield make
-    for made in benches:
-        if made.server is not None:
-            made.server.stop()
 
 
 # -- the limit holds, end to end --------------------------------------------------------------------
@@ -173,6 +111,15 @@ def test_one_selected_row_makes_one_request(bench, extra):
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert [request.prompt for request in server.requests] == [b.prompts[5]]
     assert b.metric()["n"] == 1
+
+
+def test_a_run_stopped_by_its_first_failure_sends_no_more_requests(bench):
+    b = bench(60)
+    server = b.serve(rates={"stall": 1.0}, stall_s=0.2, per_prompt={b.prompts[2]: ["content_filter_400"]})
+    result = b.run("-x", "--max-connections", "4")
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*1 failed, 2 passed*"])
+    assert 3 <= len(server.requests) <= 12  # the rows in flight when row 2 failed, not all 60
 
 
 # -- what a run says ---------------------------------------------------------------------------------------
@@ -336,3 +283,65 @@ def test_many_threads_never_hold_more_slots_than_the_start():
 def test_a_limit_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         AdaptiveLimit(0)
+
+
+# -- answers are read as they arrive --------------------------------------------------------------------
+
+
+class GatedModel:
+    """A model whose row i answers only once gate i is opened; records which rows were asked."""
+
+    name = "gated"
+
+    def __init__(self, n: int) -> None:
+        self.gates = [threading.Event() for _ in range(n)]
+        self.asked: list[int] = []
+        self.lock = threading.Lock()
+
+    def prepare(self, rows) -> None:
+        pass
+
+    def answer(self, row: Row) -> Answer:
+        with self.lock:
+            self.asked.append(row.index)
+        assert self.gates[row.index].wait(10), f"row {row.index} was never released"
+        return Answer(text=f"reply {row.index}")
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+def gated_rows(n: int) -> list[Row]:
+    return [Row(f"test-{i:04d}", i, "toolcall", f"prompt {i}", "") for i in range(n)]
+
+
+def test_prepare_returns_at_once_and_a_row_waits_only_for_its_own_answer():
+    inner, rows = GatedModel(6), gated_rows(6)
+    model = ConcurrentModel(inner, AdaptiveLimit(3))
+    model.prepare(rows)  # returns with every request queued, none answered
+    inner.gates[0].set()
+    assert model.answer(rows[0]).text == "reply 0"  # rows 1-5 are still unanswered
+    assert not any(gate.is_set() for gate in inner.gates[1:])
+    for gate in inner.gates[1:]:
+        gate.set()
+    assert [model.answer(row).text for row in rows[1:]] == [f"reply {i}" for i in range(1, 6)]
+    model.close()
+    assert sorted(inner.asked) == list(range(6))  # each row asked exactly once
+
+
+def test_close_drops_the_requests_not_yet_sent():
+    inner, rows = GatedModel(8), gated_rows(8)
+    model = ConcurrentModel(inner, AdaptiveLimit(2))
+    model.prepare(rows)
+    inner.gates[0].set()
+    assert model.answer(rows[0]).text == "reply 0"  # the run stops here, as after a failure with -x
+    closer = threading.Thread(target=model.close)
+    closer.start()
+    inner.gates[1].set()  # the requests in flight when the run stopped (row 1, and row 2 if a thread took it) finish
+    inner.gates[2].set()
+    closer.join(10)
+    assert not closer.is_alive()
+    assert set(inner.asked) in ({0, 1}, {0, 1, 2}) and len(inner.asked) == len(set(inner.asked))  # rows 3-7 never sent

@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_server import Fault, FaultServer, _uniform
-from harness_support import REPO, make_project
+from fault_server import Fault, _uniform
 
 from slm_swap.backends.journal import read_journal
 from slm_swap.files import write_json_atomic
@@ -32,72 +31,6 @@ TOOLCALL = "evals/test_toolcall.py"
 TIMING_FIELDS = ("started_at", "finished_at", "duration_s", "pytest_args", "langfuse")
 # --max-connections for the fault-injection tests: one request in flight per process, then eight
 CONNECTIONS = pytest.mark.parametrize("connections", ["1", "8"], ids=["serial", "connections-8"])
-
-
-class Bench:
-    """A pytester project with `n` rows per track, the fault server that answers them, and readers for what a run left."""
-
-    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, receiver, n: int, connections: str | None) -> None:
-        self.pytester = pytester
-        self.monkeypatch = monkeypatch
-        self.receiver = receiver
-        self.rows = make_project(pytester, n=n)
-        self.connections = connections  # passed as --max-connections to every run; None: the option's default
-        self.server: FaultServer | None = None
-
-    @property
-    def prompts(self) -> list[str]:
-        return [row["prompt"] for row in self.rows["toolcall"]]
-
-    def prompt_of(self, row_id: str) -> str:
-        return self.prompts[int(row_id.removeprefix("test-"))]
-
-    def serve(self, **faults) -> FaultServer:
-        """Start the endpoint: every prompt of both tracks is answered with its gold completion unless a fault says otherwise."""
-        answers = {row["prompt"]: row["completion"] for rows in self.rows.values() for row in rows}
-        faults.setdefault("max_seconds", 150)
-        self.server = FaultServer(answers=answers, **faults).start()
-        self.monkeypatch.setenv("AZURE_ENDPOINT", self.server.endpoint)
-        return self.server
-
-    def args(self, *extra: str) -> list[str]:
-        connections = ["--max-connections", self.connections] if self.connections is not None else []
-        return [TOOLCALL, "--model=azure", "-p", "no:randomly", *connections, *extra]
-
-    def run(self, *extra: str, xdist: bool = False) -> pytest.RunResult:
-        if xdist:
-            return self.pytester.runpytest_subprocess(*self.args(*extra), timeout=150)
-        return self.pytester.runpytest(*self.args(*extra))
-
-    def metric(self, name: str = "toolcall_azure.json") -> dict:
-        return json.loads((self.pytester.path / "slm_swap" / "05_eval" / name).read_text(encoding="utf-8"))
-
-    def predictions(self, name: str = "toolcall_azure.predictions.jsonl") -> list[dict]:
-        text = (self.pytester.path / "slm_swap" / "05_eval" / name).read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines()]
-
-    def journal(self) -> Path:
-        (path,) = (self.pytester.path / "slm_swap" / "05_eval" / "cache").glob("*.jsonl")
-        return path
-
-
-@pytest.fixture
-def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, langfuse_env):
-    # xdist workers are fresh interpreters: they find slm_swap (and crash plugins) through PYTHONPATH
-    monkeypatch.setenv("PYTHONPATH", f"{REPO}:{pytester.path}")
-    monkeypatch.setenv("AZURE_API_KEY", KEY)
-    monkeypatch.delenv("AZURE_API_VERSION", raising=False)
-    monkeypatch.delenv("AZURE_MODEL", raising=False)
-    benches: list[Bench] = []
-
-    def make(n: int, connections: str | None = None) -> Bench:
-        benches.append(Bench(pytester, monkeypatch, langfuse_env, n, connections))
-        return benches[-1]
-
-    yield make
-    for made in benches:
-        if made.server is not None:
-            made.server.stop()
 
 
 def figure(name: str, **values) -> None:

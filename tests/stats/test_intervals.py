@@ -6,6 +6,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from slm_swap.stats.intervals import (
     Interval,
@@ -34,7 +35,7 @@ WILSON = [
     (0, 8, 0.95, [0.0, 0.3244]),  # no passes: the lower bound is exactly 0, the upper one well above 0
     (5, 10, 0.95, [0.2366, 0.7634]),  # a half rate: symmetric about 0.5
     (200, 200, 0.95, [0.9812, 1.0]),  # every row passes: the upper bound is exactly 1
-    (1, 3, 0.90, None),  # the confidence parameter reaches scipy: a 90 % interval
+    (1, 3, 0.90, None),  # the confidence parameter reaches z: a 90 % interval
     (37, 120, 0.99, None),  # an uneven rate at 99 %
 ]
 
@@ -45,6 +46,9 @@ def test_wilson_interval_matches_the_closed_form(passed, n, confidence, pinned):
     low, high = closed_form_wilson(passed, n, confidence)
     assert interval.low == pytest.approx(low, abs=1e-9)
     assert interval.high == pytest.approx(high, abs=1e-9)
+    library = binomtest(passed, n).proportion_ci(confidence_level=confidence, method="wilson")  # scipy's own
+    assert interval.low == pytest.approx(library.low, abs=1e-12)
+    assert interval.high == pytest.approx(library.high, abs=1e-12)
     if pinned is not None:
         assert interval.as_list() == pinned
 
@@ -229,3 +233,12 @@ def test_verdict_values_are_the_json_strings():
     assert [v.value for v in Verdict] == ["no_baseline", "slm_trails", "slm_matches", "inconclusive"]
     assert isinstance(TRAILS, PairedComparison) and TRAILS.interval.low > 0.05
     assert MATCHES.interval.high <= 0.05 and UNSURE.interval.low < 0.05 < UNSURE.interval.high
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
+def test_wilson_interval_agrees_with_scipy_on_every_count_up_to_60_rows(confidence):
+    for n in range(1, 61):
+        for passed in range(n + 1):
+            interval = wilson_interval(passed, n, confidence)
+            library = binomtest(passed, n).proportion_ci(confidence_level=confidence, method="wilson")
+            assert (interval.low, interval.high) == pytest.approx((library.low, library.high), abs=1e-12), (passed, n)
