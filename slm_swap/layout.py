@@ -77,6 +77,11 @@ def adapter_dir(ft_dir: Path, track: str) -> Path:
     return Path(ft_dir) / f"adapter_{track}"
 
 
+def training_checkpoints_dir(ft_dir: Path, track: str) -> Path:
+    """`<ft_dir>/checkpoints_<track>/`: a run's `--save-steps` checkpoints, kept until its adapter is published."""
+    return Path(ft_dir) / f"checkpoints_{track}"
+
+
 def is_adapter(folder: Path) -> bool:
     """A published PEFT adapter folder holds its `adapter_config.json`."""
     return (Path(folder) / ADAPTER_CONFIG).is_file()

@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +69,6 @@ def build_random_phi4(out: Path, tokenizer_dir: Path) -> Path:
 
 def throughput(args: argparse.Namespace) -> dict:
     import torch
-    from accelerate import Accelerator
 
     from slm_swap.finetune.config import RECIPE, Knobs
     from slm_swap.finetune.data import end_of_turn_id, prepare_split, stop_token_ids
@@ -80,7 +79,7 @@ def throughput(args: argparse.Namespace) -> dict:
     from transformers import AutoTokenizer
 
     from slm_swap.finetune.hf import load_hf_model, lora_target_modules
-    from slm_swap.finetune.loop import train
+    from slm_swap.finetune.trainer import train
 
     model_path = (
         build_random_phi4(Path(args.work_dir) / "phi4-mini-random", args.tokenizer) if args.arch == "phi4-mini" else Path(args.arch)
@@ -91,8 +90,7 @@ def throughput(args: argparse.Namespace) -> dict:
     knobs = Knobs(batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens, seed=0, gradient_checkpointing=True)
     # Enough rows for the requested steps, from the shuffled plan the trainer itself makes.
     rows = split.rows[: min(len(split.rows), args.steps * args.batch_size)]
-    accelerator = Accelerator(mixed_precision="bf16")
-    device = accelerator.device
+    device = torch.device("cuda", torch.cuda.current_device())
     loaded_at = time.perf_counter()
     targets = lora_target_modules(model_path)
     if args.backend == "unsloth":
@@ -102,9 +100,11 @@ def throughput(args: argparse.Namespace) -> dict:
     else:
         loaded = load_hf_model(model_path, device, targets, True, 0)
     load_s = time.perf_counter() - loaded_at
-    result = train(loaded.model, rows, rows[: args.batch_size], knobs, loaded.forward_keys, accelerator)
+    train_split, val_split = replace(split, rows=rows), replace(split, rows=rows[: args.batch_size])
+    result = train(loaded.model, tokenizer, train_split, val_split, knobs, loaded.forward_keys, Path(args.work_dir) / "bench-checkpoints")
     steady = result.steps[args.warmup_steps :]
-    steady_tokens = sum(s.tokens for s in steady)
+    before = result.steps[args.warmup_steps - 1].tokens_seen if args.warmup_steps and steady else 0
+    steady_tokens = steady[-1].tokens_seen - before if steady else 0
     steady_time = (
         steady[-1].elapsed_s - result.steps[args.warmup_steps - 1].elapsed_s if args.warmup_steps and steady else result.train_time_s
     )
@@ -119,7 +119,7 @@ def throughput(args: argparse.Namespace) -> dict:
         "steps": len(result.steps),
         "rows": len(rows),
         "tokens": result.train_tokens,
-        "loss_tokens": result.train_loss_tokens,
+        "loss_tokens": train_split.n_loss_tokens,
         "tokens_per_s": round(result.tokens_per_s, 1),
         "steady_tokens_per_s": round(steady_tokens / steady_time, 1) if steady_time > 0 else None,
         "peak_gib": round(max(result.peak_memory_bytes) / 2**30, 2),

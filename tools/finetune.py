@@ -17,6 +17,7 @@ Exit status: 0 trained, 2 refused or bad input, 1 the adapter was written but th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -48,9 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decision", type=Path, default=decision_path(Layout(REPO).eval_dir), help="decision file from tools/decide.py")
     parser.add_argument("--force", action="store_true", help="train even if the decision does not mark this track")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing adapter folder once the new one is complete")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its last --save-steps checkpoint (same data and settings)"
+    )
     for knob in dataclasses.fields(Knobs):
         flag = "--" + knob.name.replace("_", "-")
-        if "bool" in str(knob.type):
+        if "int | None" in str(knob.type):
+            parser.add_argument(flag, type=int, default=knob.default, help=knob.metadata["help"])
+        elif "bool" in str(knob.type):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=knob.default, help=knob.metadata["help"])
         else:
             kind = float if "float" in str(knob.type) else int
@@ -79,11 +85,13 @@ def main(args: argparse.Namespace) -> int:
         backend=args.backend,
         force=args.force,
         overwrite=args.overwrite,
+        resume=args.resume,
         knobs=knobs,
     )
     try:
         tracing = settings_from_env(os.environ)
-        outcome = run_finetune(request, tracing, say=lambda message: print(message, file=sys.stderr))
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's own log lines; stdout holds only the adapter path
+            outcome = run_finetune(request, tracing, say=lambda message: print(message, file=sys.stderr))
     except TraceFailedAfterTraining as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
 """QLoRA fine-tuning of a marked track: settings (`config`), tokenised rows and packing (`data`), refusal rules
-(`guard`), the PEFT and Unsloth backends (`hf`, `unsloth_backend`), the training loop (`loop`), the manifest
-(`manifest`) and the run (`run`).
+(`guard`), the PEFT and Unsloth backends (`hf`, `unsloth_backend`), TRL's trainer (`trainer`), checkpoints and
+resuming (`resume`), the manifest (`manifest`) and the run (`run`).
 """

@@ -36,6 +36,8 @@ class FixedRecipe:
     num_epochs: int = 1
     max_seq_length: int = 2048
     completion_only_loss: bool = True
+    weight_decay: float = 0.0
+    lr_scheduler: str = "linear"
 
 
 RECIPE = FixedRecipe()
@@ -59,6 +61,10 @@ class Knobs:
     gradient_checkpointing: bool | None = field(
         default=None, metadata={"help": "recompute activations in the backward pass (default: on for CUDA, off on CPU)"}
     )
+    save_steps: int | None = field(
+        default=None, metadata={"help": "write a checkpoint every N optimizer steps (tools/finetune.py --resume continues from the last)"}
+    )
+    eval_steps: int | None = field(default=None, metadata={"help": "validation loss every N optimizer steps, besides the one at the end"})
 
     def check(self) -> None:
         if self.batch_size < 1 or self.grad_accum < 1:
@@ -71,6 +77,10 @@ class Knobs:
             raise ValueError("--limit-rows must be at least 1")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("--warmup-ratio must be in [0, 1)")
+        for name in ("save_steps", "eval_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class FinetuneRequest:
     backend: str = "auto"
     force: bool = False
     overwrite: bool = False
+    resume: bool = False  # continue from the last checkpoint of an interrupted run with the same inputs
     knobs: Knobs = Knobs()
 
     @property
@@ -98,6 +109,10 @@ class FinetuneRequest:
     @property
     def adapter_dir(self) -> Path:
         return layout.adapter_dir(self.out_dir, self.track)
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return layout.training_checkpoints_dir(self.out_dir, self.track)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ with position ids restarting at 0 for each row. The attention kernels see the ro
 boundaries through those position ids (transformers builds a block-diagonal causal
 mask from them; Unsloth also reads `packed_seq_lengths`), so no token attends across
 rows, and since every row opens with masked prompt tokens no loss spans a boundary.
+
+TRL's `SFTTrainer` trains on these exactly: the split becomes a `datasets.Dataset` of `input_ids` and
+`labels` (`to_dataset`), `TokenBudgetBatches` plans its micro-batches (at most `batch_size` rows and
+`max_batch_tokens` tokens, shuffled by the seed) and `PaddingFreeCollator` lays them end to end with
+`collate_padding_free`, so the mask and packing tests of this module test what the trainer sees.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Sampler
 
 from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.files import sha256_file
@@ -180,3 +186,45 @@ def collate_padding_free(rows: Iterable[TokenizedRow]) -> dict[str, torch.Tensor
 def count_loss_tokens(batch: dict[str, torch.Tensor]) -> int:
     """Tokens the loss is taken on: a label at i is predicted from position i-1, so the first label never counts."""
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def n_prompt_of(input_ids: Sequence[int], labels: Sequence[int]) -> int:
+    """How many leading tokens carry no loss; refuses labels that are not a prompt mask over the input ids."""
+    n_prompt = next((i for i, label in enumerate(labels) if label != IGNORE_INDEX), len(labels))
+    if len(labels) != len(input_ids) or list(labels[n_prompt:]) != list(input_ids[n_prompt:]):
+        raise ValueError("labels must be -100 over the prompt and equal to input_ids over the completion")
+    return n_prompt
+
+
+class PaddingFreeCollator:
+    """The trainer's collator: dataset examples (`input_ids`, `labels`) to one padding-free micro-batch, with only
+    the keys the model's forward takes."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = tuple(keys)
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = (TokenizedRow("", tuple(f["input_ids"]), n_prompt_of(f["input_ids"], f["labels"])) for f in features)
+        batch = collate_padding_free(rows)
+        return {key: value for key, value in batch.items() if key in self.keys}
+
+
+class TokenBudgetBatches(Sampler[list[int]]):
+    """Micro-batches of row indices, planned once by `plan_micro_batches`: the same for a seed, so a resumed run
+    skips exactly the batches it already trained."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, max_tokens: int, seed: int | None) -> None:
+        self.batches = plan_micro_batches(lengths, batch_size, max_tokens, seed)
+
+    def __iter__(self):
+        return iter([list(b) for b in self.batches])
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def to_dataset(rows: Sequence[TokenizedRow]) -> Any:
+    """A `datasets.Dataset` of the rows' `input_ids` and `labels` (already tokenized and masked: TRL leaves it as is)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [list(r.input_ids) for r in rows], "labels": [r.labels for r in rows]})

@@ -12,10 +12,10 @@ import torch
 
 from slm_swap.finetune.config import BackendChoice, FinetuneRequest, describe_recipe
 from slm_swap.finetune.data import PreparedSplit
-from slm_swap.finetune.loop import LoopResult
+from slm_swap.finetune.trainer import TrainResult
 
 MANIFEST_SCHEMA = 1
-PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "unsloth", "unsloth_zoo", "trl")
+PACKAGES = ("torch", "transformers", "trl", "datasets", "peft", "bitsandbytes", "accelerate", "unsloth", "unsloth_zoo")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def loss_curve(result: LoopResult) -> list[dict[str, Any]]:
+def loss_curve(result: TrainResult) -> list[dict[str, Any]]:
     return [asdict(step) for step in result.steps]
 
 
@@ -57,7 +57,7 @@ def build_manifest(
     model_details: dict[str, Any],
     train: PreparedSplit,
     val: PreparedSplit,
-    result: LoopResult,
+    result: TrainResult,
     context: RunContext,
 ) -> dict[str, Any]:
     peak = max(result.peak_memory_bytes) if result.peak_memory_bytes else None
@@ -71,15 +71,21 @@ def build_manifest(
         "gate": context.gate,
         "datasets": {"train": train.summary(), "val": val.summary()},
         "over_length_policy": "rows longer than max_seq_length are dropped and listed here, never truncated",
+        "trainer": {
+            "library": "trl SFTTrainer",
+            "collator": "slm_swap.finetune.data.PaddingFreeCollator (rows end to end, positions restart per row)",
+            "batches": "slm_swap.finetune.data.TokenBudgetBatches (batch_size rows, max_batch_tokens tokens, seeded)",
+        },
         "training": {
-            "optimizer_steps": len(result.steps),
-            "rows_trained": result.train_rows,
-            "rows_left_out_for_even_split": result.rows_left_out,
+            "optimizer_steps": result.total_steps,
+            "steps_this_session": len(result.steps),
+            "resumed_from_step": result.resumed_from_step,
+            "rows_trained": len(train.rows),
             "tokens": result.train_tokens,
-            "loss_tokens": result.train_loss_tokens,
+            "loss_tokens": train.n_loss_tokens,
             "train_time_s": round(result.train_time_s, 3),
             "tokens_per_s": round(result.tokens_per_s, 1),
-            "tokens_counted": "every token of every row trained (padding-free batches hold no padding)",
+            "tokens_counted": "every token of every row this session trained (padding-free batches hold no padding)",
             "peak_gpu_memory_bytes": peak,
             "peak_gpu_memory_gib": round(peak / 2**30, 3) if peak else None,
             "peak_gpu_memory_per_process_bytes": result.peak_memory_bytes,
@@ -88,8 +94,11 @@ def build_manifest(
         },
         "validation": {
             "loss": round(result.val_loss, 6) if result.val_loss is not None else None,
-            "loss_tokens": result.val_loss_tokens,
-            "when": "after training",
+            "rows": len(val.rows),
+            "loss_tokens": val.n_loss_tokens,
+            "curve": list(result.evals),
+            "when": (f"every {request.knobs.eval_steps} optimizer steps and " if request.knobs.eval_steps else "") + "after training",
+            "how": "the Trainer's evaluation loss: the mean over validation micro-batches of each one's token-mean loss",
         },
         "run": {
             "started_at": context.started_at,

@@ -1,4 +1,4 @@
-"""One training run from request to published adapter: checks, tokens, model, loop, files, trace.
+"""One training run from request to published adapter: checks, tokens, model, TRL's trainer, files, trace.
 
 Under `accelerate launch` every process runs this; each checks the same inputs and
 trains its share of the micro-batches, and only the main process writes the adapter
@@ -7,6 +7,7 @@ folder and records the Langfuse trace.
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import time
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from slm_swap.finetune.config import MANIFEST_NAME, RECIPE, BackendChoice, Finet
 from slm_swap.finetune.data import PreparedSplit, end_of_turn_id, prepare_split, stop_token_ids
 from slm_swap.finetune.guard import FinetuneRefused, check_decision, check_output_free, discard, make_staging, publish
 from slm_swap.finetune.hf import LoadedModel, load_hf_model, lora_target_modules
-from slm_swap.finetune.loop import LoopResult
-from slm_swap.finetune.loop import train as train_loop
 from slm_swap.finetune.manifest import RunContext, adapter_files, build_manifest, device_name
+from slm_swap.finetune.resume import clear_checkpoints, fingerprint, last_checkpoint, prepare_checkpoints
+from slm_swap.finetune.trainer import TrainResult
+from slm_swap.finetune.trainer import train as train_with_trl
 from slm_swap.finetune.unsloth_backend import import_unsloth, load_unsloth_model, unsloth_installed
 from slm_swap.tracing.client import LangfuseSettings, TraceRef, TracingError, check_connection
 from slm_swap.tracing.runs import TrainingRunTrace, record_training_run
@@ -97,15 +99,18 @@ def report_over_length(split: PreparedSplit, say: Callable[[str], None]) -> None
 
 
 def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say: Callable[[str], None] = print) -> FinetuneOutcome:
-    from accelerate import Accelerator
+    from accelerate import PartialState
 
     started_at = time.time()
     request.knobs.check()
+    missing = [name for name in ("trl", "datasets") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FinetuneRefused(f"fine-tuning needs {' and '.join(missing)}: pip install -e '.[train]'")
     gate = check_decision(request.decision_path, request.track, request.force)
     check_output_free(request.adapter_dir, request.overwrite)
     require_checkpoint(request.model_path)
     cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision="bf16" if cuda else "no", cpu=not cuda)
+    accelerator = PartialState(cpu=not cuda)  # the processes; the trainer makes its own Accelerator over them
     main = accelerator.is_main_process
     say = say if main else (lambda _message: None)
     choice = choose_backend(request.backend, cuda=cuda, world_size=accelerator.num_processes, unsloth_installed=unsloth_installed())
@@ -118,8 +123,14 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
     for split in (train, val):
         report_over_length(split, say)
     say(f"train: {len(train.rows)} rows, {train.n_tokens} tokens ({train.n_loss_tokens} with loss); val: {len(val.rows)} rows")
+    run = fingerprint(request, checkpoint_identity(request.model_path), train.sha256, val.sha256, accelerator.num_processes, choice.name)
+    agree(accelerator, lambda: prepare_checkpoints(request, run))  # the main process clears or checks the folder
+    accelerator.wait_for_everyone()
+    resume_from = last_checkpoint(request.checkpoints_dir) if request.resume else None
+    if resume_from is not None:
+        say(f"resuming from {resume_from}")
     loaded = load_model(choice, request, accelerator.device)
-    result = train_loop(loaded.model, train.rows, val.rows, request.knobs, loaded.forward_keys, accelerator)
+    result = train_with_trl(loaded.model, tokenizer, train, val, request.knobs, loaded.forward_keys, request.checkpoints_dir, resume_from)
     say(
         f"trained {len(result.steps)} steps in {result.train_time_s:.1f} s, {result.tokens_per_s:,.0f} tokens/s;"
         f" val loss {result.val_loss:.4f}"
@@ -136,7 +147,8 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
             gate=gate,
         )
         manifest = build_manifest(request, choice, loaded.details, train, val, result, context)
-        save_adapter(request, accelerator.unwrap_model(loaded.model), tokenizer, manifest)
+        save_adapter(request, loaded.model, tokenizer, manifest)
+        clear_checkpoints(request)
         say(f"adapter written to {request.adapter_dir}")
     accelerator.wait_for_everyone()
     trace = None
@@ -165,7 +177,7 @@ def trace_run(
     request: FinetuneRequest,
     choice: BackendChoice,
     manifest: dict[str, Any],
-    result: LoopResult,
+    result: TrainResult,
     started_at: float,
 ) -> TraceRef:
     """Record the run in Langfuse and note its trace in the published manifest."""
@@ -182,7 +194,7 @@ def trace_run(
 
 
 def training_trace(
-    request: FinetuneRequest, choice: BackendChoice, manifest: dict[str, Any], result: LoopResult, started_at: float
+    request: FinetuneRequest, choice: BackendChoice, manifest: dict[str, Any], result: TrainResult, started_at: float
 ) -> TrainingRunTrace:
     training = manifest["training"]
     return TrainingRunTrace(
@@ -210,5 +222,9 @@ def training_trace(
                 "val": manifest["datasets"]["val"]["rows_over_length"],
             },
             "world_size": manifest["run"]["world_size"],
+            "validation_loss_curve": manifest["validation"]["curve"],
+            "optimizer_steps": training["optimizer_steps"],
+            "resumed_from_step": training["resumed_from_step"],
+            "trainer": manifest["trainer"],
         },
     )

@@ -6,8 +6,10 @@ import importlib.util
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +74,7 @@ def trained(workspace, smollm2, langfuse_receiver):
     langfuse_receiver.clear()
     env = {**os.environ, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret, "LANGFUSE_HOST": langfuse_receiver.url}
     result = subprocess.run(
-        [sys.executable, str(TOOL), *tool_args(workspace, smollm2, "--overwrite", "--batch-size", "2")],
+        [sys.executable, str(TOOL), *tool_args(workspace, smollm2, "--overwrite", "--batch-size", "2", "--eval-steps", "1")],
         capture_output=True,
         text=True,
         env=env,
@@ -111,6 +113,8 @@ def test_manifest_records_recipe_data_losses_and_speed(trained, smollm2):
         "num_epochs": 1,
         "max_seq_length": 2048,
         "completion_only_loss": True,
+        "weight_decay": 0.0,
+        "lr_scheduler": "linear",
     }
     assert manifest["settings"]["end_of_turn_token"] == "<|im_end|>"
     assert manifest["base_model"]["identity"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct GGUF")
@@ -123,7 +127,12 @@ def test_manifest_records_recipe_data_losses_and_speed(trained, smollm2):
     assert training["optimizer_steps"] == 2 and len(training["loss_curve"]) == 2
     assert all(step["train_loss"] > 0 for step in training["loss_curve"])
     assert training["tokens_per_s"] > 0 and training["peak_gpu_memory_bytes"] is None
-    assert manifest["validation"]["loss"] > 0 and manifest["validation"]["loss_tokens"] > 0
+    validation = manifest["validation"]
+    assert validation["loss"] > 0 and validation["loss_tokens"] > 0 and validation["rows"] == 2
+    assert [point["step"] for point in validation["curve"]] == [1, 2]  # --eval-steps 1; the last one is the end's
+    assert validation["curve"][-1]["val_loss"] == validation["loss"] and validation["when"] == "every 1 optimizer steps and after training"
+    assert manifest["trainer"]["library"] == "trl SFTTrainer" and "trl" in manifest["run"]["versions"]
+    assert not (adapter.parent / f"checkpoints_{TRACK}").exists()  # removed once the adapter was published
     assert manifest["trace"]["id"]
 
 
@@ -135,6 +144,7 @@ def test_one_trace_per_run_with_settings_curve_and_final_losses(trained):
     assert root.name.startswith(f"train:{TRACK}:HuggingFaceTB/SmolLM2-135M-Instruct")
     output = root.json_attribute("langfuse.observation.output")
     assert output["adapter_path"] == str(adapter) and len(output["loss_curve"]) == 2
+    assert output["validation_loss_curve"] == manifest["validation"]["curve"]
     scores = {s["name"]: s["value"] for s in receiver.scores()}
     assert scores == {
         "train_loss": pytest.approx(manifest["training"]["final_train_loss"]),
@@ -228,3 +238,52 @@ def test_a_base_that_does_not_load_in_4bit_is_refused(refusal_space, smollm2, ca
     code, err = run_tool(tool_args(refusal_space, broken, "--force"), capsys)
     assert code == 2 and f"{broken}: the base model does not load in 4-bit NF4" in err
     assert not (refusal_space / "ft" / f"adapter_{TRACK}").exists()
+
+
+def run_finetune_tool(root: Path, model: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *tool_args(root, model, *extra)], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_adapter_an_uninterrupted_run_trains(tmp_path, smollm2, langfuse_env):
+    from safetensors.torch import load_file
+
+    write_jsonl(tmp_path / "data" / TRACK / "train.jsonl", shortest_rows("train", 12))
+    write_jsonl(tmp_path / "data" / TRACK / "val.jsonl", shortest_rows("val", 2))
+    (tmp_path / "decision.json").write_text(json.dumps({"delta": 0.02, "tracks": {TRACK: {"fine_tune": 1, "reasons": ["test"]}}}))
+    settings = ("--batch-size", "2", "--save-steps", "2")  # 6 optimizer steps, a checkpoint every 2
+    whole = run_finetune_tool(tmp_path, smollm2, *settings, "--out-dir", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    command = [sys.executable, str(TOOL), *tool_args(tmp_path, smollm2, *settings), "--out-dir", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = out / f"checkpoints_{TRACK}"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("checkpoint-*/trainer_state.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(30) == -signal.SIGKILL  # killed mid-run, not finished
+    assert not (out / f"adapter_{TRACK}").exists()
+
+    refused = run_finetune_tool(tmp_path, smollm2, *settings, "--out-dir", str(out), "--resume", "--limit-rows", "10")
+    assert refused.returncode == 2 and "was trained with a different knobs" in refused.stderr
+
+    resumed = run_finetune_tool(tmp_path, smollm2, *settings, "--out-dir", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    manifests = [json.loads((folder / f"adapter_{TRACK}" / "training_manifest.json").read_text()) for folder in (tmp_path / "whole", out)]
+    assert [m["training"]["optimizer_steps"] for m in manifests] == [6, 6]
+    resumed_from = manifests[1]["training"]["resumed_from_step"]
+    assert resumed_from in (2, 4) and manifests[1]["training"]["steps_this_session"] == 6 - resumed_from
+    a, b = (load_file(folder / f"adapter_{TRACK}" / "adapter_model.safetensors") for folder in (tmp_path / "whole", out))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch_allclose(a[name], b[name]), name
+    assert manifests[1]["validation"]["loss"] == pytest.approx(manifests[0]["validation"]["loss"], abs=1e-5)
+
+
+def torch_allclose(x, y) -> bool:
+    import torch
+
+    return torch.allclose(x.float(), y.float(), rtol=1e-4, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Fine-tuning rules that need no model: backend choice, the decision gate, the adapter folder, sharding, schedule."""
+"""Fine-tuning rules that need no model: backend choice, the decision gate, the adapter folder, the trainer's settings, schedule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from slm_swap.finetune.config import Knobs, choose_backend
 from slm_swap.finetune.guard import FinetuneRefused, check_decision, check_output_free, make_staging, publish
-from slm_swap.finetune.loop import linear_schedule, shard_micro_batches
 
 
 @pytest.mark.parametrize(
@@ -76,22 +75,44 @@ def test_existing_adapter_is_kept_without_overwrite_and_replaced_whole_with_it(t
     assert not staging.exists() and [p.name for p in tmp_path.iterdir()] == ["adapter_toolcall"]
 
 
-def test_every_process_gets_as_many_micro_batches():
-    batches = [[0, 1], [2], [3, 4], [5], [6, 7]]
-    shards = [shard_micro_batches(batches, rank, 2) for rank in range(2)]
-    assert [s for s, _ in shards] == [[[0, 1], [3, 4]], [[2], [5]]]
-    assert shards[0][1] == 2  # rows 6 and 7 left out, and counted
-    with pytest.raises(ValueError, match="cannot feed 8 processes"):
-        shard_micro_batches(batches, 0, 8)
+def test_sft_config_carries_the_recipe_and_the_knobs(tmp_path):
+    pytest.importorskip("trl")
+    from slm_swap.finetune.trainer import sft_config
+
+    knobs = Knobs(batch_size=4, grad_accum=2, seed=7, save_steps=5, eval_steps=3)
+    config = sft_config(knobs, tmp_path, cuda=False)
+    assert (config.learning_rate, config.num_train_epochs, config.weight_decay) == (2e-4, 1, 0.0)
+    assert getattr(config.lr_scheduler_type, "value", config.lr_scheduler_type) == "linear" and config.max_grad_norm == 1.0
+    assert config.get_warmup_steps(100) == 3  # the knob's 3 % of the optimizer steps
+    assert (config.per_device_train_batch_size, config.gradient_accumulation_steps, config.seed) == (4, 2, 7)
+    assert config.max_length is None and not config.packing and not config.padding_free  # rows are dropped, never cut
+    assert getattr(config.save_strategy, "value", config.save_strategy) == "steps" and config.save_steps == 5
+    assert getattr(config.eval_strategy, "value", config.eval_strategy) == "steps" and config.eval_steps == 3
+    assert getattr(config.optim, "value", config.optim) == "adamw_torch"
 
 
-def test_learning_rate_warms_up_then_decays_to_zero():
-    warmup, factor = linear_schedule(100, 0.03)
-    assert warmup == 3
-    assert [round(factor(s), 3) for s in (0, 1, 2, 3, 51, 99)] == [0.333, 0.667, 1.0, 1.0, 0.505, 0.010]
+def test_the_learning_rate_warms_up_then_decays_to_zero(tmp_path):
+    pytest.importorskip("trl")
+    import torch
+    from transformers import get_scheduler
+
+    from slm_swap.finetune.trainer import sft_config
+
+    config = sft_config(Knobs(), tmp_path, cuda=False)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
+    schedule = get_scheduler(config.lr_scheduler_type, optimizer, config.get_warmup_steps(100), 100)
+    rates = []
+    for _ in range(100):
+        rates.append(schedule.get_last_lr()[0] / config.learning_rate)
+        optimizer.step()
+        schedule.step()
+    assert [round(rates[s], 3) for s in (0, 1, 3, 51, 99)] == [0.0, 0.333, 1.0, 0.505, 0.01]
 
 
-@pytest.mark.parametrize("field, value", [("batch_size", 0), ("max_batch_tokens", 100), ("limit_rows", 0), ("warmup_ratio", 1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("batch_size", 0), ("max_batch_tokens", 100), ("limit_rows", 0), ("warmup_ratio", 1.0), ("save_steps", 0), ("eval_steps", 0)],
+)
 def test_knobs_reject_values_that_cannot_train(field, value):
     with pytest.raises(ValueError):
         Knobs(**{field: value}).check()
