@@ -8,7 +8,6 @@ regression gate. It never decides whether a row passes: the test does.
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -235,11 +234,3 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     letter = "." if report.passed else "F"
     return report.outcome, letter, (f"{report.outcome.upper()} (retries {retries})", {"green": report.passed, "red": report.failed})
 
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    # Everything imported so far (pytest, openai's and langfuse's type trees) lives until exit. Frozen out of the
-    # garbage collector's generations, it is not walked again by every full collection: pytest's five gc passes
-    # at exit took 0.24 s of a 9 s hosted run on the 2-core development machine, and the run's own gen-2 passes
-    # shrink too. Objects frozen here are never collected, which costs nothing for module-level state.
-    gc.freeze()
