@@ -233,4 +233,3 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     retries = " ".join(f"{name}={count}" for name, count in sorted(record["retries"].items()))
     letter = "." if report.passed else "F"
     return report.outcome, letter, (f"{report.outcome.upper()} (retries {retries})", {"green": report.passed, "red": report.failed})
-
