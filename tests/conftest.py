@@ -5,14 +5,23 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
+import importlib
+import importlib.util
+
 import pytest
 import scipy.stats  # noqa: F401
 
 from slm_swap.tracing.receiver.server import LangfuseReceiver
 
-# slm_swap.stats imports scipy on first use (it costs the plugin 0.85 s otherwise). Pytester's in-process runs
-# drop the modules a run imported, and numpy's extensions cannot be loaded twice in one process: imported here,
-# scipy is in place before any inner run.
+# Pytester's in-process runs drop the modules a run imported first, so a module that something longer-lived
+# imports lazily must be in place before any inner run:
+# - scipy (slm_swap.stats imports it on first use): numpy's extensions cannot be loaded twice in one process;
+# - httpcore2 (the openai SDK's httpx2 imports it on the first request and caches a map of its exception
+#   classes): re-imported after an inner run, its new ReadTimeout would no longer be in the cached map, and a
+#   timeout would escape as a raw httpcore2 error instead of the SDK's APITimeoutError.
+for _lazy in ("httpcore2",):
+    if importlib.util.find_spec(_lazy) is not None:
+        importlib.import_module(_lazy)
 
 pytest_plugins = ["pytester"]
 
