@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
 import importlib
 import importlib.util
+import secrets
+from collections.abc import Iterator
 
 import pytest
 import scipy.stats  # noqa: F401

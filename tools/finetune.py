@@ -54,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for knob in dataclasses.fields(Knobs):
         flag = "--" + knob.name.replace("_", "-")
-        if "int | None" in str(knob.type):
-            parser.add_argument(flag, type=int, default=knob.default, help=knob.metadata["help"])
-        elif "bool" in str(knob.type):
+        if "bool" in str(knob.type):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=knob.default, help=knob.metadata["help"])
         else:
             kind = float if "float" in str(knob.type) else int

@@ -38,9 +38,17 @@ def fingerprint(
     }
 
 
+def checkpoint_step(checkpoint: Path) -> int | None:
+    """The optimizer step of a Trainer checkpoint folder (`checkpoint-<step>`)."""
+    tail = checkpoint.name.rsplit("-", 1)[-1]
+    return int(tail) if checkpoint.name.startswith("checkpoint-") and tail.isdigit() else None
+
+
 def last_checkpoint(folder: Path) -> Path | None:
-    steps = [(int(p.name.rsplit("-", 1)[-1]), p) for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
-    complete = [(step, p) for step, p in steps if (p / "trainer_state.json").exists()]  # a kill mid-save leaves no state file
+    """The newest complete checkpoint. transformers' `get_last_checkpoint` would also return one a kill interrupted
+    mid-save; this one needs the `trainer_state.json` the Trainer writes last."""
+    steps = [(checkpoint_step(p), p) for p in folder.glob("checkpoint-*") if checkpoint_step(p) is not None]
+    complete = [(step, p) for step, p in steps if (p / "trainer_state.json").exists()]
     return max(complete)[1] if complete else None
 
 

@@ -123,7 +123,8 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
     for split in (train, val):
         report_over_length(split, say)
     say(f"train: {len(train.rows)} rows, {train.n_tokens} tokens ({train.n_loss_tokens} with loss); val: {len(val.rows)} rows")
-    run = fingerprint(request, checkpoint_identity(request.model_path), train.sha256, val.sha256, accelerator.num_processes, choice.name)
+    base_identity = checkpoint_identity(request.model_path)
+    run = fingerprint(request, base_identity, train.sha256, val.sha256, accelerator.num_processes, choice.name)
     agree(accelerator, lambda: prepare_checkpoints(request, run))  # the main process clears or checks the folder
     accelerator.wait_for_everyone()
     resume_from = last_checkpoint(request.checkpoints_dir) if request.resume else None
@@ -142,7 +143,7 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
             ended_at=time.time(),
             world_size=accelerator.num_processes,
             device=device_name(accelerator.device),
-            base_model=checkpoint_identity(request.model_path),
+            base_model=base_identity,
             end_of_turn_token=tokenizer.convert_ids_to_tokens(eot),
             gate=gate,
         )

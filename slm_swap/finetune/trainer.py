@@ -40,6 +40,7 @@ import torch
 
 from slm_swap.finetune.config import RECIPE, Knobs
 from slm_swap.finetune.data import PaddingFreeCollator, PreparedSplit, TokenBudgetBatches, to_dataset
+from slm_swap.finetune.resume import checkpoint_step
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def train(
     trainer = make_trainer(model, tokenizer, train_split, val_split, knobs, keys, output_dir)
     trainer.add_callback(training_log(result))
     if resume_from is not None:
-        result.resumed_from_step = int(resume_from.name.rsplit("-", 1)[-1])
+        result.resumed_from_step = checkpoint_step(resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     result.total_steps = trainer.state.global_step
     if not result.evals or result.evals[-1]["step"] != result.total_steps:
