@@ -6,13 +6,12 @@ runs are compared only on the same rows: different row sets are refused, naming 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from slm_swap.harness.records import read_row_records
 from slm_swap.layout import predictions_for_metric
-from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import PairedComparison, paired_difference
 from slm_swap.tracks import get_track
 
@@ -33,22 +32,15 @@ def predictions_file(metric_path: Path, document: Mapping[str, Any]) -> Path:
 
 def load_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
     path = predictions_file(metric_path, document)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
+    if not path.is_file():
         raise DecisionInputError(
             f"{path}: predictions file not found; the paired comparison needs each row's flags (re-run the evaluation of {metric_path})"
-        ) from None
-    flags: Flags = {}
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = RowRecord.from_json(json.loads(line))
-        except (json.JSONDecodeError, ValueError, AttributeError) as exc:
-            raise DecisionInputError(f"{path}: line {number} is not a prediction record ({exc})") from None
-        if record.id in flags:
-            raise DecisionInputError(f"{path}: line {number}: row {record.id} appears twice")
-        flags[record.id] = record.flags
-    return flags
+        )
+    try:
+        records = read_row_records(path)
+    except ValueError as exc:
+        raise DecisionInputError(str(exc)) from None
+    return {row_id: record.flags for row_id, record in records.items()}
 
 
 def shown(ids: set[str]) -> str:

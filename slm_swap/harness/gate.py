@@ -8,12 +8,13 @@ so a drop that the rows cannot tell from noise does not fail the gate.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slm_swap.harness.records import read_row_records
+from slm_swap.layout import predictions_for_metric
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import Interval, paired_difference
 from slm_swap.tracks import get_track
@@ -67,7 +68,7 @@ def gate_passes(checks: list[GateCheck]) -> bool:
 def reference_predictions_path(metric_path: Path, document: Mapping[str, Any]) -> Path:
     """The reference run's predictions: the metric file's sibling `<stem>.predictions.jsonl`, else its "predictions_path"."""
     metric_path = Path(metric_path)
-    sibling = metric_path.with_name(f"{metric_path.stem}.predictions.jsonl")
+    sibling = predictions_for_metric(metric_path)
     if sibling.is_file():
         return sibling
     recorded = document.get("predictions_path")
@@ -77,32 +78,9 @@ def reference_predictions_path(metric_path: Path, document: Mapping[str, Any]) -
     raise ValueError(f"{metric_path}: the reference run's predictions file is missing (neither {tried} exists)")
 
 
-def load_reference_records(path: Path) -> dict[str, RowRecord]:
-    """The reference run's row records by id, from its predictions JSONL; ValueError names the file and line."""
-    records: dict[str, RowRecord] = {}
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable predictions file ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            record = RowRecord.from_json(data)
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            raise ValueError(f"{path}: line {number}: not a predictions line ({exc})") from None
-        if record.id in records:
-            raise ValueError(f"{path}: line {number}: row {record.id!r} appears twice")
-        records[record.id] = record
-    return records
-
-
 def load_reference_run(metric_path: Path, document: Mapping[str, Any]) -> dict[str, RowRecord]:
     """The interval rule's reference rows: find the predictions file beside the metric file, and read it."""
-    return load_reference_records(reference_predictions_path(metric_path, document))
+    return read_row_records(reference_predictions_path(metric_path, document))
 
 
 def check_same_rows(reference: Mapping[str, RowRecord], current: Mapping[str, RowRecord]) -> None:

@@ -127,3 +127,26 @@ def load_metric_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "track" not in data or "metrics" not in data:
         raise ValueError(f"{path}: not an SLM Swap metric file (no 'track' and 'metrics')")
     return data
+
+
+def read_row_records(path: Path) -> dict[str, RowRecord]:
+    """A run's row records by id, from its predictions JSONL; ValueError names the file and line."""
+    records: dict[str, RowRecord] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable predictions file ({exc})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            record = RowRecord.from_json(data)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{path}: line {number}: not a predictions line ({exc})") from None
+        if record.id in records:
+            raise ValueError(f"{path}: line {number}: row {record.id!r} appears twice")
+        records[record.id] = record
+    return records

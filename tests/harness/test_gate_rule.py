@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from harness_support import REPO, make_project, predictions, write_jsonl
 
-from slm_swap.harness.gate import load_reference_records
+from slm_swap.harness.records import read_row_records
 
 EVAL = Path("slm_swap") / "05_eval"
 
@@ -89,4 +89,4 @@ def test_a_bad_reference_predictions_line_names_file_and_line(tmp_path: Path):
     path = tmp_path / "ref.predictions.jsonl"
     path.write_text(json.dumps({"id": "test-0000", "flags": {}}) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"ref\.predictions\.jsonl: line 2: not a predictions line"):
-        load_reference_records(path)
+        read_row_records(path)
