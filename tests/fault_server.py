@@ -11,7 +11,7 @@ Answers POST `<any path>/chat/completions` with a deterministic reply per prompt
   caps the random faults each prompt gets, so bounded retries can always get through.
 
 Every request is recorded in memory (path, query, headers with the key as sent, body,
-arrival time, fault label, and the time its reply was fully sent or it ended without one), so
+arrival time, fault label, and the time its reply began to go out or it ended without one), so
 a test can count the requests in flight at any instant (`in_flight_at`, `max_in_flight`).
 The server is bounded: past `max_requests` every request gets a 503 with code `over_limit`
 (recorded as such), it shuts itself down after `max_seconds`, and stalls end early at shutdown.
@@ -67,7 +67,10 @@ class RecordedRequest:
     prompt: str | None
     attempt: int
     fault: str | None
-    replied_at: float | None = None  # when the reply was fully sent, or the request ended without one
+    # when the reply's body began to go out (the client cannot have read it before: timing it after the write
+    # would let a busy process record it after the client's next request arrived), or when the request ended
+    # without one
+    replied_at: float | None = None
 
 
 @dataclass
@@ -200,7 +203,7 @@ class FaultServer:
         return sum(record.received_at <= instant and (record.replied_at is None or record.replied_at > instant) for record in self.requests)
 
     def max_in_flight(self, first: int = 0) -> int:
-        """The most requests in flight at once: arrived, their reply not yet fully sent (a reply sent at the
+        """The most requests in flight at once: arrived, their reply not yet going out (a reply sent at the
         instant another request arrives is counted as gone first, so back-to-back requests count once).
         `first`: count only requests from that arrival index on (one run's, when several ran)."""
         events = []
@@ -263,7 +266,8 @@ class FaultServer:
 
     def _replied(self, record: RecordedRequest) -> None:
         with self._lock:
-            record.replied_at = time.monotonic()
+            if record.replied_at is None:
+                record.replied_at = time.monotonic()
 
 
 def _uniform(seed: int, prompt: str, attempt: int) -> float:
@@ -313,6 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         label = "over_limit" if over_limit else _label(fault)
         record = RecordedRequest(url.path, parse_qs(url.query), dict(self.headers), body, time.monotonic(), prompt, attempt, label)
         owner._record(record)
+        self.record = record
         try:
             if over_limit:
                 return self._send(503, {"error": {"message": "fault server request limit reached", "code": "over_limit"}})
@@ -401,6 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
+            if getattr(self, "record", None) is not None:
+                self.owner._replied(self.record)
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up first (a timeout test); nothing is left to tell it.
