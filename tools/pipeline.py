@@ -29,7 +29,8 @@ from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 
 TOOLS_DIR = REPO / "tools"
 # on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row
-DEMO_FINETUNE_ARGS = ("--batch-size", "1", "--max-batch-tokens", "2048")
+# (on a CUDA GPU the demo trains with the fine-tuning defaults)
+DEMO_CPU_FINETUNE_ARGS = ("--batch-size", "1", "--max-batch-tokens", "2048")
 MAX_CONNECTIONS = default("max_connections")  # the harness's own default (`pytest --max-connections`)
 DEMO_MAX_CONNECTIONS = 1  # the demo's hosted stand-in generates on one CPU thread: parallel requests would only queue
 
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cuda_available() -> bool:
+    import torch  # here, not at the top: the other steps' processes need it, this one only for this question
+
+    return torch.cuda.is_available()
+
+
 def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hosted_identity: dict[str, str]) -> int:
     config = PipelineConfig(
         repo=REPO,
@@ -72,7 +79,7 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
         max_connections=args.max_connections or MAX_CONNECTIONS,
         workers=args.workers,
         max_new_tokens=args.max_new_tokens or 256,
-        finetune_args=DEMO_FINETUNE_ARGS if args.demo else (),
+        finetune_args=DEMO_CPU_FINETUNE_ARGS if args.demo and not args.cuda else (),
         fresh=args.fresh,
         force_finetune=args.force_finetune,
         environ=environ,
@@ -94,6 +101,8 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
 def main(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     if args.demo:
+        # on a CUDA GPU the stand-in batches concurrent requests and fine-tuning keeps its defaults
+        args.cuda = cuda_available()
         args.limit = args.limit or DEMO_TEST_ROWS
         args.train_limit = args.train_limit or DEMO_TRAIN_ROWS
         args.max_new_tokens = args.max_new_tokens or DEMO_MAX_NEW_TOKENS
@@ -105,7 +114,8 @@ def main(args: argparse.Namespace) -> int:
         )
         print("It shows the pipeline working end to end on tiny models; it is no verdict on any real model.", flush=True)
         fetch = tool_process(TOOLS_DIR / "fetch_model.py", environ)
-        with demo_environment(REPO, environ, lambda name: fetch([name]), args.demo_hosted, args.demo_slm) as demo:
+        serve_args = ("--continuous-batching",) if args.cuda else ()
+        with demo_environment(REPO, environ, lambda name: fetch([name]), args.demo_hosted, args.demo_slm, serve_args) as demo:
             return run(args, demo.environ, demo.slm_path, demo.hosted_identity)
     try:
         hosted = hosted_settings_from_env(environ)

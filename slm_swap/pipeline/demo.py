@@ -33,8 +33,14 @@ class DemoEnvironment:
 
 @contextlib.contextmanager
 def demo_environment(
-    repo: Path, environ: Mapping[str, str], fetch: Callable[[str], int], hosted_name: str = DEMO_HOSTED, slm_name: str = DEMO_SLM
+    repo: Path,
+    environ: Mapping[str, str],
+    fetch: Callable[[str], int],
+    hosted_name: str = DEMO_HOSTED,
+    slm_name: str = DEMO_SLM,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[DemoEnvironment]:
+    """The demo's services; `serve_args` go to `transformers serve` (the GPU run passes `--continuous-batching`)."""
     models, eval_dir = Layout(repo).models_dir, Layout(repo).eval_dir
     for name in dict.fromkeys((hosted_name, slm_name)):
         if fetch(name) != 0:
@@ -58,7 +64,9 @@ def demo_environment(
         # one CPU thread: OpenMP threads of the server and of the evaluation spin against each other
         # on a small machine and slow both down by an order of magnitude
         server = stack.enter_context(
-            start_transformers_serve(models / hosted_name, environ=env, cpu_threads=1, log_path=eval_dir / "demo-serve.log")
+            start_transformers_serve(
+                models / hosted_name, environ=env, cpu_threads=1, log_path=eval_dir / "demo-serve.log", extra_args=serve_args
+            )
         )
         # a made-up key: the stand-in ignores it, but the hosted path must see one, as with Azure
         env.update(AZURE_ENDPOINT=server.base_url, AZURE_API_KEY=f"demo-{secrets.token_hex(8)}", SLM_MODEL_PATH=str(models / slm_name))
