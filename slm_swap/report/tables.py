@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from slm_swap.report.cells import (
     NOT_RUN,
@@ -112,4 +113,35 @@ def manifest_lines(inputs: TrackInputs) -> list[str]:
         elif isinstance(value, dict) and value and len(value) <= 6 and all(isinstance(v, (int, float, str)) for v in value.values()):
             shown = {k: str(v)[:12] if key.endswith("sha256") else v for k, v in value.items()}
             lines.append(f"- {escape(key)}: " + code(", ".join(f"{k}={v}" for k, v in shown.items())))
+    return lines + training_lines(inputs.manifest)
+
+
+CURVE_POINTS_SHOWN = 12  # a longer validation curve shows its first and last points
+
+
+def training_lines(manifest: dict[str, Any]) -> list[str]:
+    """The run's size and speed, and its train and validation losses (`training` / `validation` in the manifest)."""
+    lines = []
+    training, validation = manifest.get("training"), manifest.get("validation")
+    if isinstance(training, dict) and isinstance(training.get("optimizer_steps"), int):
+        parts = [f"{training['optimizer_steps']} steps"]
+        if isinstance(training.get("rows_trained"), int):
+            parts.append(f"{training['rows_trained']:,} rows")
+        if isinstance(training.get("tokens_per_s"), (int, float)):
+            parts.append(f"{training['tokens_per_s']:,.0f} tokens/s")
+        if isinstance(training.get("final_train_loss"), (int, float)):
+            parts.append(f"final train loss {training['final_train_loss']:.4f}")
+        lines.append("- training: " + ", ".join(parts))
+    if isinstance(validation, dict) and isinstance(validation.get("loss"), (int, float)):
+        text = f"- validation loss: {validation['loss']:.4f}"
+        if isinstance(validation.get("rows"), int):
+            text += f" on {validation['rows']} val rows"
+        curve = [p for p in validation.get("curve") or [] if isinstance(p, dict) and "step" in p and "val_loss" in p]
+        if curve:
+            points = [f"step {p['step']}: {p['val_loss']:.4f}" for p in curve]
+            if len(points) > CURVE_POINTS_SHOWN:
+                half = CURVE_POINTS_SHOWN // 2
+                points = [*points[:half], f"... {len(points) - 2 * half} more", *points[-half:]]
+            text += "; by step: " + ", ".join(points)
+        lines.append(text)
     return lines

@@ -147,6 +147,12 @@ def project(tmp_path: Path) -> dict[str, Path]:
             "final_losses": {"train_loss": 0.41, "val_loss": 0.52},
             "dataset_sha256": {"train": "ab" * 32},
             "langfuse": {"trace_id": "t", "trace_url": "https://cloud.langfuse.com/project/p/traces/train"},
+            "training": {"optimizer_steps": 40, "rows_trained": 317, "tokens_per_s": 7971.94, "final_train_loss": 0.40168},
+            "validation": {
+                "loss": 0.33039,
+                "rows": 100,
+                "curve": [{"step": step, "val_loss": 1.0 / step} for step in range(2, 42, 2)],
+            },
         },
     )
     return {"root": tmp_path, "eval": eval_dir, "ft": ft_dir, "md": eval_dir / "report.md", "png": eval_dir / "report.png"}
@@ -194,6 +200,18 @@ def test_missing_adapter_run_reads_not_run(project: dict[str, Path]) -> None:
     )
     assert "After fine-tuning: not run (no SLM + adapter metric file)." in toolcall
     assert "Training manifest: not run." in toolcall
+
+
+def test_training_run_shows_its_size_speed_and_losses(project: dict[str, Path]) -> None:
+    structured = section(build(project), "structured")
+    assert "- training: 40 steps, 317 rows, 7,972 tokens/s, final train loss 0.4017" in structured.splitlines()
+    validation = next(line for line in structured.splitlines() if line.startswith("- validation loss:"))
+    # 20 evaluations: the first six and the last six are shown, the eight between are counted
+    assert validation == (
+        "- validation loss: 0.3304 on 100 val rows; by step: step 2: 0.5000, step 4: 0.2500, step 6: 0.1667, "
+        "step 8: 0.1250, step 10: 0.1000, step 12: 0.0833, ... 8 more, step 30: 0.0333, step 32: 0.0312, "
+        "step 34: 0.0294, step 36: 0.0278, step 38: 0.0263, step 40: 0.0250"
+    )
 
 
 def test_verdict_heads_the_track_then_the_decision_with_its_rule(project: dict[str, Path]) -> None:
