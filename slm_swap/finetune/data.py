@@ -44,10 +44,19 @@ class TokenizedRow:
     row_id: str
     input_ids: tuple[int, ...]
     n_prompt: int  # the first n_prompt tokens carry no loss
+    # A conversation's tokens that carry loss (its assistant turns), where loss is not one completion after a prompt;
+    # None for prompt -> completion rows, whose every token after n_prompt carries loss.
+    loss_mask: tuple[bool, ...] | None = None
 
     @property
     def labels(self) -> list[int]:
+        if self.loss_mask is not None:
+            return [token if keep else IGNORE_INDEX for token, keep in zip(self.input_ids, self.loss_mask, strict=True)]
         return [IGNORE_INDEX] * self.n_prompt + list(self.input_ids[self.n_prompt :])
+
+    @property
+    def n_loss(self) -> int:
+        return sum(self.loss_mask) if self.loss_mask is not None else len(self) - self.n_prompt
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -68,7 +77,7 @@ class PreparedSplit:
 
     @property
     def n_loss_tokens(self) -> int:
-        return sum(len(r) - r.n_prompt for r in self.rows)
+        return sum(r.n_loss for r in self.rows)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -188,12 +197,15 @@ def count_loss_tokens(batch: dict[str, torch.Tensor]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
-def n_prompt_of(input_ids: Sequence[int], labels: Sequence[int]) -> int:
-    """How many leading tokens carry no loss; refuses labels that are not a prompt mask over the input ids."""
+def row_from_example(input_ids: Sequence[int], labels: Sequence[int]) -> TokenizedRow:
+    """A dataset example back as a row: a prompt mask where the labels are one, else a conversation's loss mask.
+    Refuses labels that are neither -100 nor the input id at any position."""
+    if len(labels) != len(input_ids) or any(label not in (IGNORE_INDEX, token) for token, label in zip(input_ids, labels)):
+        raise ValueError("labels must be -100 or equal to input_ids at every position")
     n_prompt = next((i for i, label in enumerate(labels) if label != IGNORE_INDEX), len(labels))
-    if len(labels) != len(input_ids) or list(labels[n_prompt:]) != list(input_ids[n_prompt:]):
-        raise ValueError("labels must be -100 over the prompt and equal to input_ids over the completion")
-    return n_prompt
+    if all(label != IGNORE_INDEX for label in labels[n_prompt:]):
+        return TokenizedRow("", tuple(input_ids), n_prompt)
+    return TokenizedRow("", tuple(input_ids), n_prompt, tuple(label != IGNORE_INDEX for label in labels))
 
 
 class PaddingFreeCollator:
@@ -204,7 +216,7 @@ class PaddingFreeCollator:
         self.keys = tuple(keys)
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        rows = (TokenizedRow("", tuple(f["input_ids"]), n_prompt_of(f["input_ids"], f["labels"])) for f in features)
+        rows = (row_from_example(f["input_ids"], f["labels"]) for f in features)
         batch = collate_padding_free(rows)
         return {key: value for key, value in batch.items() if key in self.keys}
 
