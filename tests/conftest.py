@@ -17,8 +17,10 @@ from slm_swap.tracing.receiver.server import LangfuseReceiver
 # - scipy (slm_swap.stats imports it on first use): numpy's extensions cannot be loaded twice in one process;
 # - httpcore2 (the openai SDK's httpx2 imports it on the first request and caches a map of its exception
 #   classes): re-imported after an inner run, its new ReadTimeout would no longer be in the cached map, and a
-#   timeout would escape as a raw httpcore2 error instead of the SDK's APITimeoutError.
-for _lazy in ("httpcore2",):
+#   timeout would escape as a raw httpcore2 error instead of the SDK's APITimeoutError;
+# - the Langfuse SDK and OpenTelemetry's exporter (the plugin loads them once a run is under way): a second copy
+#   of OpenTelemetry's enums no longer matches the first one's, and spans fail to encode.
+for _lazy in ("httpcore2", "slm_swap.harness.trace"):
     if importlib.util.find_spec(_lazy) is not None:
         importlib.import_module(_lazy)
 

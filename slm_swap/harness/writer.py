@@ -18,7 +18,6 @@ from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_run
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
-from slm_swap.harness.trace import trace_eval_run
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
 
@@ -47,6 +46,7 @@ class RunWriter:
         self.gate_error: str | None = None
         self.error_rate_breaches: list[str] = []
         self.langfuse: LangfuseSettings | None = None
+        self.langfuse_checked = False
         self.tracing_errors: list[str] = []
 
     @pytest.hookimpl(tryfirst=True)
@@ -62,9 +62,35 @@ class RunWriter:
             pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
             self.langfuse = settings_from_env(self.context.environ)
+        except TracingError as exc:
+            pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def check_langfuse(self) -> None:
+        self.langfuse_checked = True
+        try:
             check_connection(self.langfuse)
         except TracingError as exc:
             pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """The keys are checked against Langfuse before any row's test runs: here, before any model works, except
+        for a hosted model in one process, whose check waits until its first row's fixtures have sent the requests
+        (`pytest_runtest_setup`): the SDK then loads and asks Langfuse while they are in flight, about 0.6 s off a
+        hosted run on the 2-core machine (docs/benchmarks.md). With keys Langfuse refuses, those requests are the
+        cost, and their answers stay in the journal for `--resume`; the run still stops before any row's test."""
+        if self.langfuse is None or session.config.option.collectonly:
+            return
+        if self.settings.model == "azure" and not getattr(session.config.option, "numprocesses", None):
+            return
+        self.check_langfuse()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        result = yield
+        if self.langfuse is not None and not self.langfuse_checked:
+            self.check_langfuse()
+        return result
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -101,6 +127,8 @@ class RunWriter:
         rows = self.context.rows_by_id(document["track"])
         environ = self.context.environ
         secrets = [environ[name] for name in SECRET_VARIABLES if environ.get(name)]
+        from slm_swap.harness.trace import trace_eval_run  # the Langfuse SDK with it: loaded once the run is under way
+
         try:
             ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
         except TracingError as exc:

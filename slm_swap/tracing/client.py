@@ -11,13 +11,14 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpcore
-import httpx
-from langfuse import Langfuse
-from langfuse._client.resource_manager import LangfuseResourceManager
-from langfuse.api.core import ApiError
+if TYPE_CHECKING:
+    from langfuse import Langfuse
+
+# The Langfuse SDK (and the HTTP stacks below it) are imported where a check or a recording needs them, not with
+# this module: reading the settings must stay cheap, since an evaluation reads them at start and checks the keys
+# only once its first hosted requests are in flight (the SDK takes about 0.55 s to import on the 2-core machine).
 
 ENV_VARS = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST")
 REDACTED = "[redacted]"
@@ -123,6 +124,8 @@ def claim_public_key(public_key: str) -> None:
     later construction, even one with another secret or host. A client that was
     shut down is forgotten here; a live one we did not make is an error.
     """
+    from langfuse._client.resource_manager import LangfuseResourceManager
+
     with LangfuseResourceManager._lock:
         existing = LangfuseResourceManager._instances.get(public_key)
         if existing is None:
@@ -135,6 +138,8 @@ def claim_public_key(public_key: str) -> None:
 
 
 def release_public_key(public_key: str, client: Langfuse) -> None:
+    from langfuse._client.resource_manager import LangfuseResourceManager
+
     with LangfuseResourceManager._lock:
         if LangfuseResourceManager._instances.get(public_key) is client._resources:
             del LangfuseResourceManager._instances[public_key]
@@ -150,6 +155,10 @@ def causes(exc: BaseException) -> list[BaseException]:
 
 
 def describe_api_failure(exc: BaseException, host: str) -> str:
+    import httpcore
+    import httpx
+    from langfuse.api.core import ApiError
+
     chain = causes(exc)
     api = next((e for e in chain if isinstance(e, ApiError)), None)
     if api is not None and api.status_code in (401, 403):
@@ -171,6 +180,8 @@ def describe_api_failure(exc: BaseException, host: str) -> str:
 
 def check_connection(settings: LangfuseSettings, timeout_s: float | None = None) -> None:
     """The SDK's auth check, bounded in time; raises TracingError with a clear message on any failure."""
+    from langfuse import Langfuse
+
     bound = timeout_s if timeout_s is not None else settings.request_timeout_s + 5.0
     claim_public_key(settings.public_key)
     client = Langfuse(

@@ -35,6 +35,19 @@ def test_requests_in_flight_reach_the_limit_and_never_pass_it(bench):
     assert b.metric()["model_description"]["concurrency"] == {"start": 4, "minimum": 4, "final": 4, "max_in_flight": 4}
 
 
+def test_langfuse_is_checked_while_the_first_requests_are_in_flight_and_a_refusal_still_stops_every_row(bench, monkeypatch):
+    b = bench(40)
+    server = b.serve(rates={"stall": 1.0}, stall_s=0.3)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-wrong")
+    result = b.run("--max-connections", "4")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "refused the keys" in result.stdout.str() + result.stderr.str()
+    # the check ran once the first wave was out (its time is not lost to a wrong key's run either) and stopped the
+    # run before any row's test: the waves that went out meanwhile are all it cost
+    assert 4 <= len(server.requests) < 40
+    assert "passed" not in result.stdout.str() and not (b.out / "toolcall_azure.json").exists()
+
+
 def test_under_xdist_each_worker_keeps_its_own_limit(bench):
     b = bench(40)
     server = b.serve(rates={"stall": 1.0}, stall_s=0.2)
