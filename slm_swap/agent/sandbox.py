@@ -72,10 +72,13 @@ class EpisodeSandbox:
         self.scratch = Path(tempfile.mkdtemp(prefix="slm-agent-"))
         self._buffer = b""
         self._deadline = 0.0
+        self._limit = 0.0
         self._start()
 
     def _start(self) -> None:
         self._buffer = b""
+        # nothing of this process's environment (keys, endpoints); a fixed hash seed, so that an observation
+        # that lists a set comes out in the same order in every run
         env = {"PATH": os.defpath, "PYTHONPATH": str(PACKAGE_ROOT), "HOME": str(self.scratch), "PYTHONHASHSEED": "0"}
         with open(self.scratch / "worker.stderr", "ab") as stderr:
             self.process = subprocess.Popen(
@@ -90,6 +93,7 @@ class EpisodeSandbox:
         self._started = False
 
     def _send(self, request: dict[str, Any], seconds: float) -> None:
+        self._limit = seconds
         assert self.process.stdin is not None
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
@@ -104,7 +108,7 @@ class EpisodeSandbox:
         while b"\n" not in self._buffer:
             left = self._deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise WorkerGone(f"no reply within {self.limits.wall_seconds:g} s (wall-clock limit)")
+                raise WorkerGone(f"no reply within {self._limit:g} s (wall-clock limit)")
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 raise WorkerGone(f"the sandbox process ended (exit {self.process.wait()}){self._stderr_tail()}")

@@ -39,6 +39,12 @@ _ENDED_KINDS = {"step_limit": AgentFailure.STEP_LIMIT, "model_error": AgentFailu
 
 @dataclass(frozen=True)
 class TaskResult:
+    """One task's verdict. On failure, `first_failing_turn` is the first turn the checker rejects (or the turn
+    the episode stopped in) and `first_failing_step` the first failed action of that turn, else its last step
+    (where the agent left the turn in the wrong state); `failure` is that action's kind when it has one, else
+    the checker's or the ending's. `actions` counts replies that tried to act, `valid_actions` those that ran cleanly.
+    """
+
     task_id: str
     passed: bool
     turns_passed: list[bool]
@@ -85,6 +91,8 @@ def first_failing_turn(task: MultiTurnTask, decoded: list[list[list[str]]], limi
 
 
 def score_trajectory(task: MultiTurnTask, trajectory: Trajectory) -> TaskResult:
+    if trajectory.task_id != task.id:
+        raise ValueError(f"trajectory of {trajectory.task_id} scored against task {task.id}")
     steps = [step for turn in trajectory.turns for step in turn.steps]
     counts = {"actions": sum(s.action is not None for s in steps), "valid_actions": sum(s.valid for s in steps), "steps": len(steps)}
     usage: dict[str, int] = {}
