@@ -36,6 +36,8 @@ def step(sandbox: EpisodeSandbox, offered: list[str], **request) -> dict:
 CODE_CASES = [
     # an endless loop: the CPU-time limit (or smolagents' operation cap) ends it
     ("while True:\n    pass", AgentFailure.SANDBOX_ERROR, ""),
+    # the CPU-time signal is no Exception: the code cannot catch it
+    ("try:\n    while True:\n        pass\nexcept BaseException:\n    pass", AgentFailure.SANDBOX_ERROR, ""),
     # unbounded allocation: RLIMIT_AS turns it into a MemoryError
     ("x = [0] * (10 ** 10)", AgentFailure.SANDBOX_ERROR, "memory limit"),
     ("x = 'a' * (2 ** 40)", AgentFailure.SANDBOX_ERROR, "memory limit"),

@@ -10,23 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
 
 from slm_swap.data.bfcl import find_bfcl_data
-from slm_swap.data.bfcl_multi_turn import MULTI_TURN_CATEGORIES, GroundTruthCall, load_multi_turn, scenario_of
+from slm_swap.data.bfcl_multi_turn import FUNC_DOC_FILES, MULTI_TURN_CATEGORIES, GroundTruthCall, load_multi_turn, scenario_of
 from slm_swap.data.multi_turn_splits import ScenarioSplitSizes, assign_scenario_splits, prepare_multi_turn_splits
 from slm_swap.data.rows import DatasetError
-
-ENV_MODULES = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
-CLASS_MODULES = {
-    "GorillaFileSystem": "gorilla_file_system",
-    "MathAPI": "math_api",
-    "MessageAPI": "message_api",
-    "TwitterAPI": "posting_api",
-    "TicketAPI": "ticket_api",
-    "TradingBot": "trading_bot",
-    "TravelAPI": "travel_booking",
-    "VehicleControlAPI": "vehicle_control",
-}
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +70,8 @@ def test_positional_ground_truth_arguments_are_named_and_the_text_is_kept(data) 
 
 def test_every_ground_truth_call_binds_to_its_environment_method(data) -> None:
     methods = {}
-    for class_name, module in CLASS_MODULES.items():
-        cls = getattr(importlib.import_module(f"{ENV_MODULES}.{module}"), class_name)
+    for class_name in FUNC_DOC_FILES:
+        cls = getattr(importlib.import_module(CLASS_FILE_PATH_MAPPING[class_name]), class_name)
         methods.update({name: inspect.signature(m) for name, m in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")})
     for task in data.tasks:
         for call in (c for turn in task.ground_truth for c in turn):
