@@ -109,13 +109,14 @@ def classify(exc: BaseException) -> tuple[AgentFailure, str]:
     return AgentFailure.CODE_ERROR, message
 
 
-def run_code(executor: Any, methods: dict[str, Callable[..., Any]], offered: set[str], code: str) -> StepRun:
-    run = StepRun()
+def run_code(executor: Any, methods: dict[str, Callable[..., Any]], offered: set[str], code: str, run: StepRun) -> None:
+    """Run the code, filling `run` as it goes: when the CPU-time signal cuts it short, `run` still lists the
+    calls that ran, so the record matches the environment's state."""
     try:
         ast.parse(code)
     except SyntaxError as exc:
         run.fail(AgentFailure.CODE_SYNTAX_ERROR, f"line {exc.lineno}: {exc.msg}")
-        return run
+        return
     executor.send_tools(bound_tools(methods, offered, run))
     try:
         output = executor(code)
@@ -123,7 +124,6 @@ def run_code(executor: Any, methods: dict[str, Callable[..., Any]], offered: set
         kind, detail = classify(exc)
         run.fail(kind, detail)
         run.printed = str(executor.state.get("_print_outputs", ""))
-        return run
+        return
     run.printed = output.logs
     run.returned = None if output.output is None else result_text(output.output)
-    return run

@@ -52,7 +52,8 @@ class PolicyReply:
     error: str | None = None  # the model gave no reply; the episode ends with model_error
 
 
-Policy = Callable[[list[PolicyRequest]], list[PolicyReply]]
+# a policy answers all open episodes in one call; a plain string is a reply without usage
+Policy = Callable[[list[PolicyRequest]], list["PolicyReply | str"]]
 
 
 class Episode:
@@ -152,7 +153,7 @@ def run_episodes(
             if len(replies) != len(active):
                 raise ValueError(f"the policy answered {len(replies)} of {len(active)} requests")
             for episode, reply in zip(active, replies):
-                episode.apply(reply)
+                episode.apply(reply if isinstance(reply, PolicyReply) else PolicyReply(reply))
             for episode in active:
                 episode.collect()
             for episode in [e for e in active if e.done]:

@@ -60,9 +60,8 @@ def set_cpu_limit(soft: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (hard if soft is None else min(soft, hard), hard))
 
 
-def run_calls(methods: dict[str, Any], offered: set[str], calls: list[dict[str, Any]]) -> StepRun:
+def run_calls(methods: dict[str, Any], offered: set[str], calls: list[dict[str, Any]], run: StepRun) -> None:
     """A toolcall step: each call in order; the first refused one ends the step."""
-    run = StepRun()
     for raw in calls:
         try:
             call = bind_call(methods, offered, raw["name"], (), raw["arguments"])
@@ -71,7 +70,6 @@ def run_calls(methods: dict[str, Any], offered: set[str], calls: list[dict[str, 
         except CallRefused as refused:
             run.fail(refused.kind, str(refused))
             break
-    return run
 
 
 class Session:
@@ -89,16 +87,15 @@ class Session:
     def step(self, request: dict[str, Any]) -> dict[str, Any]:
         offered = set(request["offered"])
         set_cpu_limit(cpu_used() + self.cpu_seconds)
+        run = StepRun()  # filled as the step goes, so a step cut short still lists the calls that ran
         try:
             if request["op"] == "code":
-                run = run_code(self.executor, self.methods, offered, request["code"])
+                run_code(self.executor, self.methods, offered, request["code"], run)
             else:
-                run = run_calls(self.methods, offered, request["calls"])
+                run_calls(self.methods, offered, request["calls"], run)
         except CpuTimeExceeded:
-            run = StepRun()
             run.fail(AgentFailure.SANDBOX_ERROR, f"CPU time limit of {self.cpu_seconds} s reached")
         except MemoryError:
-            run = StepRun()
             run.fail(AgentFailure.SANDBOX_ERROR, "memory limit reached")
         finally:
             set_cpu_limit(None)

@@ -33,7 +33,7 @@ def scripted(script: dict[tuple[int, int], PolicyReply | str], shift_turn: int |
             if scripted_reply is None:
                 shifted = r if r.turn != shift_turn else type(r)(r.task, r.turn, r.step - 1, r.messages)
                 scripted_reply = gold_reply("toolcall", shifted, 10)
-            replies.append(PolicyReply(scripted_reply) if isinstance(scripted_reply, str) else scripted_reply)
+            replies.append(scripted_reply)  # a plain string is a reply too
         return replies
 
     return policy

@@ -80,6 +80,17 @@ def test_bad_code_ends_the_step_with_its_kind_and_the_episode_goes_on(task, code
         sandbox.close()
 
 
+def test_a_step_cut_by_the_cpu_limit_still_records_the_calls_it_ran(task) -> None:
+    offered = [doc["name"] for doc in task.functions]
+    sandbox = open_sandbox(task, "codeact")
+    try:
+        outcome = step(sandbox, offered, op="code", code="cd(folder='document')\nwhile True:\n    pass")
+        assert (outcome["failure"], [c["name"] for c in outcome["calls"]]) == (AgentFailure.SANDBOX_ERROR.value, ["cd"])
+        assert step(sandbox, offered, op="code", code="pwd()")["returned"] == '{"current_working_directory": "/workspace/document"}'
+    finally:
+        sandbox.close()
+
+
 def test_a_step_counts_the_calls_it_ran_before_it_failed(task) -> None:
     offered = [doc["name"] for doc in task.functions]
     sandbox = open_sandbox(task, "codeact")
