@@ -217,6 +217,16 @@ class _AnswerError(ValueError):
     """The possible-answer line is broken (not the question line)."""
 
 
+def _by_id(path: Path, records: list[tuple[int, dict[str, Any]]]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """{id: (line, record)}; a repeated id is a broken file, named with both lines."""
+    by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+    for number, record in records:
+        if record["id"] in by_id:
+            raise DatasetError(f"{path}: line {number} (id {record['id']}): id already used on line {by_id[record['id']][0]}")
+        by_id[record["id"]] = (number, record)
+    return by_id
+
+
 def load_multi_turn_category(
     data_dir: Path, category: str, docs: dict[str, list[dict[str, Any]]], dropped: Counter[str]
 ) -> tuple[list[MultiTurnTask], int]:
@@ -224,7 +234,8 @@ def load_multi_turn_category(
     questions_path = data_dir / f"BFCL_v4_{category}.json"
     answers_path = data_dir / "possible_answer" / f"BFCL_v4_{category}.json"
     questions = read_json_lines(questions_path)
-    answers = {record["id"]: (number, record) for number, record in read_json_lines(answers_path)}
+    answers = _by_id(answers_path, read_json_lines(answers_path))
+    _by_id(questions_path, questions)
     tasks = []
     for number, question in questions:
         item_id = question["id"]

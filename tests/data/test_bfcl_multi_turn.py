@@ -98,6 +98,14 @@ def test_bad_ground_truth_names_the_answers_file_line_and_id(tmp_path: Path) -> 
         load_multi_turn(data_dir, ("multi_turn_base",))
 
 
+def test_a_repeated_id_names_both_lines(tmp_path: Path) -> None:
+    data_dir = copy_data(tmp_path)
+    answers = data_dir / "possible_answer" / "BFCL_v4_multi_turn_base.json"
+    edit_line(answers, 9, lambda r: r.__setitem__("id", "multi_turn_base_2"))
+    with pytest.raises(DatasetError, match=r"line 10 \(id multi_turn_base_2\): id already used on line 3"):
+        load_multi_turn(data_dir, ("multi_turn_base",))
+
+
 def test_bad_question_names_the_questions_file_and_a_foreign_class_is_dropped(tmp_path: Path) -> None:
     data_dir = copy_data(tmp_path)
     questions = data_dir / "BFCL_v4_multi_turn_base.json"
