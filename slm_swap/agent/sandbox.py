@@ -3,6 +3,9 @@
 What the boundary stops:
 - imports beyond the allow-list (`codeact.ALLOWED_IMPORTS` plus smolagents' base list), and with them
   `os`, `sys`, `subprocess`, `socket`: the code reaches no file, process or network call through Python;
+- the network, also at the OS level where the kernel allows unprivileged user namespaces: the worker moves
+  into its own network namespace, with nothing but a loopback that is down (`network_isolated` says whether
+  it did; where it cannot, the import allow-list is the only barrier);
 - `open`, `eval`, `exec`, `compile`, `globals`, `__import__` and dunder attributes (the AST interpreter has none);
 - endless loops and long computations: smolagents' operation cap, then a per-step CPU-time limit
   (RLIMIT_CPU, SIGXCPU), then a per-step wall-clock limit after which the process is killed;
@@ -14,8 +17,8 @@ What the boundary stops:
 
 What it does not stop:
 - an escape from smolagents' interpreter (it says itself it is not a security sandbox): the process then
-  runs with this user's rights; there is no seccomp, namespace or container, so no OS-level network or
-  filesystem isolation. Code from real traffic needs a container or gVisor first (docs/phase2.md).
+  runs with this user's rights: no seccomp, no mount namespace or container, so it could read and write
+  whatever this user can. Code from real traffic needs a container or gVisor first (docs/phase2.md).
 - a step that only waits (`time.sleep`) costs wall time up to `wall_seconds`, and the memory of one step
   may reach `memory_bytes` per episode process, times the episodes that run at once;
 - the code's variables do not survive a restart after a kill (the environment state does).
@@ -69,6 +72,7 @@ class EpisodeSandbox:
         self.limits = limits
         self.executed: list[dict[str, Any]] = []  # every call run so far: what a restart replays
         self.restarts = 0
+        self.network_isolated = False
         self.scratch = Path(tempfile.mkdtemp(prefix="slm-agent-"))
         self._buffer = b""
         self._deadline = 0.0
@@ -122,7 +126,7 @@ class EpisodeSandbox:
 
     def _ensure_started(self) -> None:
         if not self._started:
-            self._receive()
+            self.network_isolated = bool(self._receive().get("network_isolated"))
             self._started = True
 
     def submit(self, request: dict[str, Any]) -> None:

@@ -6,12 +6,13 @@ duplicated original stdout; fd 1 itself points at stderr, so an environment that
 the protocol. Requests:
 
     {"op": "start", "classes": [...], "initial_config": {...}, "long_context": bool, "arm": "codeact"|"toolcall",
-     "memory_bytes": int, "cpu_seconds": int}
+     "memory_bytes": int, "cpu_seconds": int}        -> {"ok": true, "network_isolated": bool}
     {"op": "calls", "offered": [...], "calls": [{"name": ..., "arguments": {...}}]}    one toolcall step
     {"op": "code", "offered": [...], "code": "..."}                                     one codeact step
     {"op": "replay", "calls": [...]}                     rebuild the state after a restart, recording nothing
 
-Limits it sets on itself after its imports: RLIMIT_AS at what it uses then plus `memory_bytes`, and before
+First it moves into its own network namespace where the kernel allows it (`isolate_network`). Limits it
+sets on itself after its imports: RLIMIT_AS at what it uses then plus `memory_bytes`, and before
 each step a soft RLIMIT_CPU `cpu_seconds` past the CPU time used so far; the kernel's SIGXCPU ends the step
 as a `sandbox_error`. Wall time, and code stuck inside one C call, are the parent's to stop.
 """
@@ -19,6 +20,7 @@ as a `sandbox_error`. Wall time, and code stuck inside one C call, are the paren
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -35,12 +37,23 @@ from slm_swap.scoring.outcomes import AgentFailure
 EPISODE_CPU_STEPS = 200
 
 
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000  # <sched.h>
+
+
 class CpuTimeExceeded(BaseException):
     """Raised by the SIGXCPU handler; a BaseException, so neither the executor nor the code catches it."""
 
 
 def _on_cpu_limit(signum: int, frame: Any) -> None:
     raise CpuTimeExceeded()
+
+
+def isolate_network() -> bool:
+    """Move into new user and network namespaces: no interface but a loopback that is down, so no socket
+    reaches anything, whatever the code gets hold of. Only while the process has one thread; False where the
+    kernel refuses unprivileged user namespaces (the import allow-list is then the only barrier)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
 
 
 def limit_memory(extra_bytes: int) -> None:
@@ -109,13 +122,13 @@ class Session:
         return {"ok": True}
 
 
-def serve(requests: Any, replies: Any) -> None:
+def serve(requests: Any, replies: Any, network_isolated: bool) -> None:
     session: Session | None = None
     for line in requests:
         request = json.loads(line)
         if request["op"] == "start":
             session = Session(request)
-            reply: dict[str, Any] = {"ok": True}
+            reply: dict[str, Any] = {"ok": True, "network_isolated": network_isolated}
         elif session is None:
             reply = {"error": "no session: the first request must be start"}
         elif request["op"] == "replay":
@@ -127,10 +140,11 @@ def serve(requests: Any, replies: Any) -> None:
 
 
 def main() -> None:
+    network_isolated = isolate_network()  # first: before anything could start a thread
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
-    serve(sys.stdin, replies)
+    serve(sys.stdin, replies, network_isolated)
 
 
 if __name__ == "__main__":
