@@ -72,7 +72,8 @@ def test_bad_code_ends_the_step_with_its_kind_and_the_episode_goes_on(task, code
         assert step(sandbox, offered, op="code", code="cd(folder='document')")["failure"] is None
         started = time.monotonic()
         outcome = step(sandbox, offered, op="code", code=code)
-        assert time.monotonic() - started < LIMITS.wall_seconds + 2
+        # bounded by the limits, restart included, with room for a loaded CI machine (the sleep asks for 60 s)
+        assert time.monotonic() - started < LIMITS.wall_seconds + 20
         assert (outcome["failure"], detail in outcome["detail"]) == (kind.value, True), outcome["detail"]
         after = step(sandbox, offered, op="code", code="pwd()")
         assert (after["failure"], after["returned"]) == (None, '{"current_working_directory": "/workspace/document"}')
