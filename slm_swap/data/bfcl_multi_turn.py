@@ -153,8 +153,8 @@ def parse_call(text: str, docs_by_name: dict[str, dict[str, Any]]) -> GroundTrut
 
 
 def _turns(question: Any, holdout_turns: set[int]) -> list[str | None]:
-    if not isinstance(question, list) or not all(isinstance(turn, list) for turn in question):
-        raise ValueError("'question' is not a list of turns")
+    if not isinstance(question, list) or not question or not all(isinstance(turn, list) for turn in question):
+        raise ValueError("'question' is not a non-empty list of turns")
     turns: list[str | None] = []
     for index, messages in enumerate(question):
         if not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):

@@ -112,6 +112,9 @@ def test_bad_question_names_the_questions_file_and_a_foreign_class_is_dropped(tm
     edit_line(questions, 3, lambda r: r["question"].__setitem__(1, []))
     with pytest.raises(DatasetError, match=r"BFCL_v4_multi_turn_base\.json: line 4 \(id multi_turn_base_3\): turn 1 has no message"):
         load_multi_turn(data_dir, ("multi_turn_base",))
+    edit_line(questions, 3, lambda r: r.__setitem__("question", []))
+    with pytest.raises(DatasetError, match=r"line 4 \(id multi_turn_base_3\): 'question' is not a non-empty list of turns"):
+        load_multi_turn(data_dir, ("multi_turn_base",))
     shutil.copy(find_bfcl_data() / "BFCL_v4_multi_turn_base.json", questions)
     edit_line(questions, 3, lambda r: r.__setitem__("involved_classes", ["WebSearchAPI"]))
     data = load_multi_turn(data_dir, ("multi_turn_base",))
