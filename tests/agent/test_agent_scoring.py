@@ -108,3 +108,11 @@ def test_metrics_count_tasks_turns_actions_and_failures() -> None:
     assert (metrics["task_success_rate"], metrics["turn_success_rate"], metrics["valid_action_rate"]) == (0.5, 0.75, 0.75)
     assert (metrics["mean_steps_per_task"], metrics["mean_usage_per_task"]) == (5.0, {"completion_tokens": 5.0})
     assert metrics["failures"] == {"state_mismatch": 1}
+
+
+def test_checks_leave_nothing_behind_in_the_checkers_globals(task) -> None:
+    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
+
+    before = set(vars(multi_turn_utils))
+    run(task, scripted({(1, 0): UNKNOWN, (1, 1): "I cannot do that."}))  # a failing task: several prefix checks
+    assert set(vars(multi_turn_utils)) == before
