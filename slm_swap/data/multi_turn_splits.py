@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.data.bfcl_multi_turn import MultiTurnData, MultiTurnTask
-from slm_swap.data.rows import DatasetError
+from slm_swap.data.rows import DatasetError, read_lines
 from slm_swap.data.splits import DEFAULT_SEED, SPLITS, split_key
 from slm_swap.files import jsonl_text, write_bytes_atomic
 
@@ -94,3 +94,29 @@ def prepare_multi_turn_splits(
     # written last: a manifest means every split file it hashes is in place
     write_bytes_atomic(out_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return manifest
+
+
+def load_split_tasks(path: Path, data: MultiTurnData) -> list[MultiTurnTask]:
+    """The tasks a split file names, in its order; DatasetError names the file and line of a bad or unknown entry."""
+    path = Path(path)
+    lines = read_lines(path, "agent split file", " (run `python tools/prepare_data.py` or pass --dataset)")
+    by_id = {task.id: task for task in data.tasks}
+    tasks: list[MultiTurnTask] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+        task_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(task_id, str):
+            raise DatasetError(f"{path}: line {number}: not an object with a string 'id'")
+        if task_id not in by_id:
+            raise DatasetError(f"{path}: line {number}: task {task_id!r} is not among BFCL's multi-turn tasks ({data.version})")
+        if task_id in seen:
+            raise DatasetError(f"{path}: line {number}: task {task_id!r} appears twice")
+        seen.add(task_id)
+        tasks.append(by_id[task_id])
+    if not tasks:
+        raise DatasetError(f"{path}: split has no tasks")
+    return tasks

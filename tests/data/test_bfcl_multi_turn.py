@@ -14,7 +14,7 @@ from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPIN
 
 from slm_swap.data.bfcl import find_bfcl_data
 from slm_swap.data.bfcl_multi_turn import FUNC_DOC_FILES, MULTI_TURN_CATEGORIES, GroundTruthCall, load_multi_turn, scenario_of
-from slm_swap.data.multi_turn_splits import ScenarioSplitSizes, assign_scenario_splits, prepare_multi_turn_splits
+from slm_swap.data.multi_turn_splits import ScenarioSplitSizes, assign_scenario_splits, load_split_tasks, prepare_multi_turn_splits
 from slm_swap.data.rows import DatasetError
 
 
@@ -144,3 +144,28 @@ def test_manifest_hashes_inputs_and_outputs_and_counts_by_category(data, tmp_pat
     assert manifest["source_files"] == data.source_files and manifest["dropped"] == {}
     first = json.loads((tmp_path / "agent" / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"id", "category", "scenario"}
+
+
+def test_a_split_file_reads_back_into_its_tasks_in_order(data, tmp_path: Path) -> None:
+    prepare_multi_turn_splits(data, tmp_path / "agent")
+    lines = (tmp_path / "agent" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    tasks = load_split_tasks(tmp_path / "agent" / "test.jsonl", data)
+    assert [t.id for t in tasks] == [json.loads(line)["id"] for line in lines] and len(tasks) == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"id": "multi_turn_base_0"}\n{"id": 3}\n', "split.jsonl: line 2: not an object with a string 'id'"),
+        ('{"id": "multi_turn_base_0"}\n{"id": "multi_turn_base_0"}\n', "split.jsonl: line 2: task 'multi_turn_base_0' appears twice"),
+        ('{"id": "multi_turn_base_9999"}\n', "split.jsonl: line 1: task 'multi_turn_base_9999' is not among"),
+        ('{"id": "multi_turn_base_0"\n', "split.jsonl: line 1: not valid JSON"),
+        ("", "split.jsonl: split has no tasks"),
+    ],
+    ids=["id-not-a-string", "repeated-id", "unknown-task", "broken-json", "empty"],
+)
+def test_a_bad_split_file_names_file_and_line(data, tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "split.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError, match=expected.replace("(", r"\(")):
+        load_split_tasks(path, data)
