@@ -17,6 +17,7 @@ from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import DatasetError, Row
 from slm_swap.harness.agent_policy import build_policy
 from slm_swap.harness.agent_records import TASK_PROPERTY, TaskRecord
+from slm_swap.harness.capture import CAPTURE_PROPERTY, capture_lines
 from slm_swap.harness.context import run_context
 from slm_swap.harness.episodes import EpisodePool
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
@@ -113,9 +114,16 @@ def trajectory(episodes: EpisodePool, task: MultiTurnTask) -> Trajectory:
 
 
 @pytest.fixture
-def record_task(request: pytest.FixtureRequest, episodes: EpisodePool, trajectory: Trajectory) -> Callable[[TaskResult], None]:
+def record_task(
+    request: pytest.FixtureRequest, episodes: EpisodePool, task: MultiTurnTask, trajectory: Trajectory
+) -> Callable[[TaskResult], None]:
     def record(result: TaskResult) -> None:
         request.node.user_properties.append((TASK_PROPERTY, TaskRecord(result, trajectory).to_json()))
         request.node.user_properties.append((MODEL_PROPERTY, episodes.describe()))
+        settings = run_context(request.config).settings
+        if settings.capture:
+            samples = episodes.samples.get(task.id, [])
+            lines = capture_lines(task, trajectory, samples, str(settings.model), settings.temperature)
+            request.node.user_properties.append((CAPTURE_PROPERTY, lines))
 
     return record

@@ -20,6 +20,7 @@ import pytest
 from slm_swap.agent.scoring import TaskResult, agent_metrics
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.rows import DatasetError, read_lines
+from slm_swap.harness.capture import CAPTURE_PROPERTY
 from slm_swap.harness.records import MODEL_PROPERTY
 from slm_swap.scoring.outcomes import AgentFailure
 from slm_swap.stats.intervals import wilson_interval
@@ -85,6 +86,11 @@ def skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
     return str(text).removeprefix("Skipped: ")
+
+
+def captured_from_report(report: pytest.TestReport) -> list[dict[str, Any]]:
+    """The `--capture-trajectories` lines one agent case's report carries (none without it)."""
+    return list(dict(report.user_properties).get(CAPTURE_PROPERTY) or [])
 
 
 def task_from_report(report: pytest.TestReport) -> tuple[str, TaskRecord | None, dict[str, Any] | None, str | None] | None:

@@ -4,7 +4,8 @@ On the first task a test asks for, `EpisodePool` runs all tasks this process wil
 worker's queue; `shares.tasks_to_run`) through `run_episodes` with the policy the run asked for, so a batched
 model generates once per step across every open episode; a task it has not run yet (the worker's queue grew)
 starts the next batch. `--model=replay` runs nothing: it hands back the stored trajectories, which scoring
-re-executes through BFCL's checker.
+re-executes through BFCL's checker. With `--capture-trajectories --samples k` the teacher also runs every task k more times
+at `--temperature` (`samples`); those trajectories are captured, never scored into the metrics.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from slm_swap.agent.episode import EpisodeSettings, Policy, run_episodes
+from slm_swap.agent.episode import EpisodeSettings, run_episodes
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import DatasetError
 from slm_swap.files import sha256_file
+from slm_swap.harness.agent_policy import AgentPolicy
 from slm_swap.harness.agent_records import TaskRecord, read_task_records
 from slm_swap.harness.context import run_context
 from slm_swap.harness.factory import ModelSetupError
@@ -26,8 +28,7 @@ from slm_swap.harness.settings import EvalSettings
 from slm_swap.harness.shares import tasks_to_run
 from slm_swap.tracks import AGENT
 
-# builds a policy from the settings and the environment: (policy, its description, what to close at the end)
-PolicyFactory = Callable[[EvalSettings, Mapping[str, str]], tuple[Policy, dict[str, Any], Callable[[], None]]]
+PolicyFactory = Callable[[EvalSettings, Mapping[str, str]], AgentPolicy]
 
 
 def episode_settings(settings: EvalSettings) -> EpisodeSettings:
@@ -53,9 +54,9 @@ class EpisodePool:
         self.session = session
         self.build_policy = build_policy
         self.trajectories: dict[str, Trajectory] = {}
-        self.policy: Policy | None = None
+        self.samples: dict[str, list[Trajectory]] = {}  # task id -> its sampled trajectories, for --capture-trajectories
+        self.policy: AgentPolicy | None = None
         self.description: dict[str, Any] = {}
-        self.closers: list[Callable[[], None]] = []
         self.failure: BaseException | None = None
 
     def trajectory(self, task: MultiTurnTask) -> Trajectory:
@@ -84,14 +85,20 @@ class EpisodePool:
             }
             return stored_trajectories(settings, tasks)
         if self.policy is None:
-            self.policy, self.description, close = self.build_policy(settings, run_context(self.session.config).environ)
-            self.closers.append(close)
-        trajectories = run_episodes(tasks, self.policy, episode_settings(settings))
+            self.policy = self.build_policy(settings, run_context(self.session.config).environ)
+            self.description = dict(self.policy.description)
+        trajectories = run_episodes(tasks, self.policy.act, episode_settings(settings))
+        if settings.capture and settings.samples:
+            if self.policy.sample is None:
+                raise ModelSetupError(f"--samples: --model={settings.model} does not sample; the hosted model (azure) does")
+            for _ in range(settings.samples):
+                for sampled in run_episodes(tasks, self.policy.sample(settings.temperature), episode_settings(settings)):
+                    self.samples.setdefault(sampled.task_id, []).append(sampled)
         return {trajectory.task_id: trajectory for trajectory in trajectories}
 
     def describe(self) -> dict[str, Any]:
         return dict(self.description)
 
     def close(self) -> None:
-        for close in self.closers:
-            close()
+        if self.policy is not None:
+            self.policy.close()

@@ -66,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--arm", choices=ARM_CHOICES, default=default("arm"), help=help_text("arm"))
     group.addoption("--max-steps-per-turn", type=int, default=default("max_steps_per_turn"), help=help_text("max_steps_per_turn"))
     group.addoption("--max-active", type=int, default=default("max_active"), help=help_text("max_active"))
+    group.addoption("--capture-trajectories", action="store_true", help=help_text("capture"))
+    group.addoption("--samples", type=int, default=default("samples"), help=help_text("samples"))
+    group.addoption("--temperature", type=float, default=default("temperature"), help=help_text("temperature"))
 
 
 def check_options(opt: Any) -> None:
@@ -78,6 +81,10 @@ def check_options(opt: Any) -> None:
     for name in ("--max-connections", "--max-steps-per-turn", "--max-active"):
         if opt(name) < 1:
             raise pytest.UsageError(f"{name} must be at least 1")
+    if opt("--samples") < 0 or opt("--temperature") < 0:
+        raise pytest.UsageError("--samples and --temperature must be >= 0")
+    if opt("--samples") and (not opt("--capture-trajectories") or opt("--model") != "azure"):
+        raise pytest.UsageError("--samples needs --capture-trajectories and --model=azure: only the hosted teacher is sampled")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
     if opt("--model") == "replay" and opt("--predictions") is None:
@@ -146,6 +153,9 @@ DIRECT_OPTIONS = {
     "arm": "--arm",
     "max_steps_per_turn": "--max-steps-per-turn",
     "max_active": "--max-active",
+    "capture": "--capture-trajectories",
+    "samples": "--samples",
+    "temperature": "--temperature",
 }
 
 

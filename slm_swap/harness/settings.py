@@ -55,6 +55,13 @@ class EvalSettings:
     arm: str = option("codeact", "agent track: the action format, a ```python block (codeact) or <tool_call> elements (toolcall)")
     max_steps_per_turn: int = option(10, "agent track: replies that act per user turn at most; the episode stops there")
     max_active: int = option(16, "agent track: episodes (sandbox processes) open at once, the SLM's batch per step")
+    capture: bool = option(
+        False, "agent track: also write every trajectory, accepted or rejected by the verifier, to <run>.trajectories.jsonl"
+    )
+    samples: int = option(
+        0, "agent track with --capture-trajectories: sampled trajectories per task at --temperature (hosted model), beside the greedy one"
+    )
+    temperature: float = option(0.7, "agent track: the sampling temperature of --samples (evaluation is always greedy)")
     ft_dir: Path = option(DEFAULT_LAYOUT.ft_dir, "where adapters live")
     pytest_args: tuple[str, ...] = ()
 
@@ -78,6 +85,9 @@ class EvalSettings:
 
     def predictions_path(self, track: str) -> Path:
         return layout.predictions_path(self.out_dir, track, self.model, self.run_tag(track))
+
+    def trajectories_path(self, track: str) -> Path:
+        return layout.trajectories_path(self.out_dir, track, self.model, self.run_tag(track))
 
 
 def default(name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
-from slm_swap.harness.agent_records import TaskRecord, summarize_tasks, task_from_report
+from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_from_report
 from slm_swap.harness.agent_trace import trace_agent_run
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
@@ -45,6 +45,7 @@ class RunWriter:
         self.models: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, TaskRecord] = {}  # the agent track's tasks by id
         self.excluded: dict[str, str] = {}  # agent task id -> why its ground truth cannot be scored
+        self.captured: dict[str, list[dict[str, Any]]] = {}  # agent task id -> its --capture-trajectories lines
         self.started_at = utc_now()
         self.started_clock = time.monotonic()
         self.written: dict[str, dict[str, Any]] = {}
@@ -78,6 +79,7 @@ class RunWriter:
             task_id, record, model, excluded = task
             if record is not None:
                 self.tasks[task_id] = record
+                self.captured[task_id] = captured_from_report(report)
             if excluded is not None:
                 self.excluded[task_id] = excluded
             if model and AGENT.name not in self.models:
@@ -162,6 +164,11 @@ class RunWriter:
             document = self.agent_metric_document(tasks, finished_at)
             document["langfuse"] = self.trace(document, tasks)
             write_jsonl_atomic(self.settings.predictions_path(AGENT.name), [record.to_json() for record in tasks])
+            if self.settings.capture:
+                lines = [line for task_id in sorted(self.captured) for line in self.captured[task_id]]
+                write_jsonl_atomic(self.settings.trajectories_path(AGENT.name), lines)
+                document["trajectories"] = {"path": str(self.settings.trajectories_path(AGENT.name)), "lines": len(lines)}
+                document["trajectories"]["accepted"] = sum(line["verifier"]["accepted"] for line in lines)
             write_json_atomic(self.settings.metric_path(AGENT.name), document)
             self.written[AGENT.name] = document
 
