@@ -38,6 +38,11 @@ def run_name(track: str, model: str | None, tag: str | None = None) -> str:
     return f"{track}_{model}" + (f"_{tag}" if tag else "")
 
 
+def agent_run_tag(arm: str, tag: str | None = None) -> str:
+    """The agent track's tag: its arm, then the run's own tag (`agent_<model>_<arm>[_<tag>]`)."""
+    return arm + (f"_{tag}" if tag else "")
+
+
 def metric_path(eval_dir: Path, track: str, model: str | None, tag: str | None = None) -> Path:
     return Path(eval_dir) / f"{run_name(track, model, tag)}.json"
 
@@ -50,6 +55,11 @@ def predictions_for_metric(metric: Path) -> Path:
     """The predictions file written beside a metric file: `<stem>.json` -> `<stem>.predictions.jsonl`."""
     metric = Path(metric)
     return metric.with_name(f"{metric.stem}.predictions.jsonl")
+
+
+def trajectories_path(eval_dir: Path, track: str, model: str | None, tag: str | None = None) -> Path:
+    """`<run name>.trajectories.jsonl`: every trajectory a `--capture` run wrote, accepted or rejected by the verifier."""
+    return Path(eval_dir) / f"{run_name(track, model, tag)}.trajectories.jsonl"
 
 
 def journal_dir(eval_dir: Path) -> Path:

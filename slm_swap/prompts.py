@@ -3,7 +3,9 @@
 The instruction templates live in `prompts.json` beside this module so that the
 TypeScript client reads the very same text. Placeholders are `{user_text}` and
 `{tools}`, substituted in one pass so that braces inside user text or JSON are
-never mistaken for placeholders.
+never mistaken for placeholders. The agent track's texts (system prompt per arm,
+tools as Python stubs or JSON, observations, the gold policy's label) are at the end,
+with their text in `agent_prompts.json`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from slm_swap.tracks import TRACK_NAMES, get_track
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.json")
+AGENT_PROMPTS_FILE = Path(__file__).with_name("agent_prompts.json")
 _PLACEHOLDER = re.compile(r"\{(user_text|tools)\}")
 
 
@@ -86,3 +89,85 @@ def build_prompt(track: str, user_text: str, tools: list[dict[str, Any]]) -> str
 def build_messages(prompt: str) -> list[dict[str, str]]:
     """The chat messages every caller sends: hosted model, SLM, fine-tuning, Mastra."""
     return [{"role": "user", "content": prompt}]
+
+
+# ---- the agent track: one system prompt per action format ("arm"), the tools in that arm's form,
+# the observation that answers each action, and the gold policy's labelled text. Its texts live in their
+# own file, `agent_prompts.json`: the v0 datasets' manifests hash `prompts.json`, and a new track's text
+# is no change to the rows they were built from.
+
+AGENT_ARMS = ("codeact", "toolcall")
+_AGENT_PLACEHOLDER = re.compile(r"\{(tools|observation|value|kind|detail)\}")
+# BFCL's parameter types -> Python annotations for codeact's stubs
+_PYTHON_TYPES = {"string": "str", "integer": "int", "float": "float", "boolean": "bool", "array": "list", "tuple": "list", "dict": "dict"}
+
+
+@lru_cache(maxsize=1)
+def load_agent_texts() -> dict[str, str]:
+    return json.loads(AGENT_PROMPTS_FILE.read_text(encoding="utf-8"))
+
+
+def _fill(template: str, **values: str) -> str:
+    return _AGENT_PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def check_arm(arm: str) -> str:
+    if arm not in AGENT_ARMS:
+        raise ValueError(f"unknown arm {arm!r}; expected one of {', '.join(AGENT_ARMS)}")
+    return arm
+
+
+def render_python_stub(doc: dict[str, Any]) -> str:
+    """A function doc as a Python stub: signature with annotations and defaults, docstring with args and returns."""
+    properties = doc["parameters"].get("properties", {})
+    required = set(doc["parameters"].get("required", []))
+    params, arg_lines = [], []
+    for name, spec in properties.items():
+        annotation = _PYTHON_TYPES.get(spec.get("type"), "Any")
+        default = "" if name in required else f" = {spec['default']!r}" if "default" in spec else " = None"
+        params.append(f"{name}: {annotation}{default}")
+        arg_lines.append(f"        {name} ({annotation}): {spec.get('description', '').strip()}")
+    returns = [
+        f"        {name} ({_PYTHON_TYPES.get(spec.get('type'), 'Any')}): {spec.get('description', '').strip()}"
+        for name, spec in doc.get("response", {}).get("properties", {}).items()
+    ]
+    lines = [f"def {doc['name']}({', '.join(params)}) -> dict:", f'    """{doc.get("description", "").strip()}']
+    if arg_lines:
+        lines += ["", "    Args:", *arg_lines]
+    if returns:
+        lines += ["", "    Returns:", *returns]
+    return "\n".join([*lines, '    """'])
+
+
+def render_agent_tools(arm: str, docs: list[dict[str, Any]]) -> str:
+    """codeact: Python stubs; toolcall: one compact JSON line per tool (name, description, parameters)."""
+    if check_arm(arm) == "codeact":
+        return "\n\n".join(render_python_stub(doc) for doc in docs)
+    return render_tools([{key: doc[key] for key in ("name", "description", "parameters") if key in doc} for doc in docs])
+
+
+def agent_system_prompt(arm: str, docs: list[dict[str, Any]]) -> str:
+    return _fill(load_agent_texts()[check_arm(arm)], tools=render_agent_tools(arm, docs))
+
+
+def agent_more_tools_message(arm: str, docs: list[dict[str, Any]]) -> str:
+    """The user message of a turn that only adds held-out tools (BFCL's own words, plus the new tools)."""
+    return _fill(load_agent_texts()["more_tools"], tools=render_agent_tools(arm, docs))
+
+
+def agent_observation(results: list[str], printed: str, returned: str | None, failure: str | None, detail: str) -> str:
+    """What the next message says about an executed action: its output (printed text, each call's result
+    for toolcall, the last expression's value for codeact), then its error if any."""
+    texts = load_agent_texts()
+    parts = [text for text in (printed.rstrip(), *results) if text]
+    if returned is not None:
+        parts.append(_fill(texts["returned"], value=returned))
+    if failure is not None:
+        parts.append(_fill(texts["error"], kind=failure, detail=detail))
+    return _fill(texts["observation"], observation="\n".join(parts) or texts["no_output"])
+
+
+def gold_text(action: str | None) -> str:
+    """The gold policy's reply: the labelled thought and the action, or the labelled final answer."""
+    texts = load_agent_texts()
+    return texts["gold_final"] if action is None else f"{texts['gold_thought']}\n{action}"

@@ -1,6 +1,9 @@
 """The tracks, written once: each track's name, checks, core metrics, scorer and gold formatter.
 
-Adding a track means a `Track` here, its instruction in `prompts.json` and an `evals/test_<track>.py`;
+The agent track (`AGENT`) is not a row track: one case per BFCL multi-turn task, run as an episode and
+scored by `slm_swap.agent.scoring`; it names its core metrics here and nothing else, so it is not in `TRACKS`.
+
+Adding a row track means a `Track` here, its instruction in `prompts.json` and an `evals/test_<track>.py`;
 everything else (the plugin's row ids, metric files, the decision, the report) asks this module.
 """
 
@@ -38,3 +41,15 @@ def get_track(name: str) -> Track:
         return TRACKS[name]
     except KeyError:
         raise ValueError(f"unknown track {name!r}; expected one of {TRACK_NAMES}") from None
+
+
+@dataclass(frozen=True)
+class AgentTrack:
+    """The agent track: its name (also the split folder, the metric files' prefix) and the metrics the decision compares."""
+
+    name: str
+    core_metrics: tuple[str, ...]
+    reported_metrics: tuple[str, ...]  # in the metric file and the report, not gated
+
+
+AGENT = AgentTrack("agent", ("task_success_rate", "valid_action_rate"), ("turn_success_rate",))

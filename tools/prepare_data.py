@@ -1,4 +1,6 @@
-"""Write the train/val/test splits of both tracks, and their manifest, under slm_swap/02_dataset.
+"""Write the train/val/test splits of both row tracks, and their manifest, under slm_swap/02_dataset; with the
+bfcl source also the agent track's splits of BFCL's multi-turn tasks by scenario, with their own manifest,
+under slm_swap/02_dataset/agent.
 
     python tools/prepare_data.py                                  # bfcl, from the installed bfcl-eval package
     python tools/prepare_data.py --source xlam --xlam-path xlam_function_calling_60k.json
@@ -17,11 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from slm_swap.data.bfcl import load_bfcl
+from slm_swap.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.data.multi_turn_splits import prepare_multi_turn_splits
 from slm_swap.data.rows import DatasetError
 from slm_swap.data.sources import SourceData
 from slm_swap.data.splits import DEFAULT_SEED, SplitSizes, prepare_dataset
 from slm_swap.data.xlam import download_xlam, load_xlam
-from slm_swap.layout import Layout
+from slm_swap.layout import Layout, split_path
+from slm_swap.tracks import AGENT
 
 DEFAULT_OUT_DIR = Layout(Path(__file__).resolve().parents[1]).dataset_dir
 DEFAULT_SIZES = SplitSizes()
@@ -57,17 +62,27 @@ def load_source(args: argparse.Namespace, hf_token: str | None) -> SourceData:
     return load_xlam(args.xlam_path if args.xlam_path is not None else download_xlam(hf_token))
 
 
+def prepare_agent_splits(args: argparse.Namespace) -> dict:
+    """The multi-turn tasks of the same bfcl data folder, split by scenario with the same seed (sizes count scenarios)."""
+    out_dir = split_path(args.out_dir, AGENT.name, "test").parent
+    return prepare_multi_turn_splits(load_multi_turn(args.bfcl_data), out_dir, args.seed)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         data = load_source(args, os.environ.get("HF_TOKEN") or None)
         sizes = SplitSizes(test=args.test_size, val=args.val_size, train=args.train_size)
         manifest = prepare_dataset(data, args.out_dir, args.seed, sizes)
+        agent = prepare_agent_splits(args) if args.source == "bfcl" else None
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
     dropped = ", ".join(f"{reason}: {n}" for reason, n in manifest["dropped"].items()) or "none"
     print(f"{manifest['source']}: {manifest['rows_read']} rows read, {manifest['usable']} usable; {counts}; dropped: {dropped}")
+    if agent is not None:
+        counts = ", ".join(f"{split} {n} ({agent['scenarios'][split]} scenarios)" for split, n in agent["counts"].items())
+        print(f"{agent['source']}: {agent['rows_read']} tasks read, {agent['usable']} usable; {counts}")
     print(f"wrote {args.out_dir}")
     return 0
 

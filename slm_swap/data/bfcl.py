@@ -4,7 +4,8 @@ Each category is two JSON-lines files: `data/BFCL_v4_<cat>.json` (id, question a
 `[[{role, content}, ...]]`, function schemas) and `data/possible_answer/BFCL_v4_<cat>.json`
 (id, ground_truth as `[{function_name: {param: [acceptable values]}}]`). We take the
 first acceptable value of each parameter; a first value of "" marks the parameter
-optional, so it is left out. The package is located without importing it: importing
+optional, and an empty list of acceptable values means the parameter must be left out
+(two items of `live_simple`), so both are left out. The package is located without importing it: importing
 bfcl_eval pulls in its heavy dependencies, which the project installs without.
 """
 
@@ -68,12 +69,12 @@ def read_json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _first_values(alternatives: dict[str, Any]) -> dict[str, Any]:
-    """{param: [acceptable, ...]} -> {param: first acceptable}, leaving out optional ("") params."""
+    """{param: [acceptable, ...]} -> {param: first acceptable}, leaving out optional ("") and omitted ([]) params."""
     chosen = {}
     for param, values in alternatives.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"parameter {param!r}: expected a non-empty list of acceptable values")
-        if values[0] != "":
+        if not isinstance(values, list):
+            raise ValueError(f"parameter {param!r}: expected a list of acceptable values")
+        if values and values[0] != "":
             chosen[param] = values[0]
     return chosen
 

@@ -1,5 +1,5 @@
-"""What one row's evaluation ends with, typed: why it failed (`FailureKind`), why its call failed
-(`ErrorClass`), and the whole `RowRecord` the harness keeps, writes, traces and reports.
+"""What one row's evaluation ends with, typed: why it failed (`FailureKind`; for agent tasks and their steps
+`AgentFailure`), why its call failed (`ErrorClass`), and the whole `RowRecord` the harness keeps, writes, traces and reports.
 
 Records are dataclasses inside the process and plain JSON dicts only at the edges: pytest reports
 (`report.user_properties` travel between pytest-xdist processes, which carry builtin types only) and the
@@ -41,6 +41,29 @@ class FailureKind(_Named):
     INVALID_ARGUMENTS_JSON = "invalid_arguments_json"
     WRONG_NAME = "wrong_name"
     ARGUMENTS_DIFFER = "arguments_differ"
+
+
+class AgentFailure(_Named):
+    """Why an agent step's action failed, or why a whole task did: the first failing cause of a task is
+    counted in the metric file. Action kinds end one step and the episode goes on; task kinds come from
+    BFCL's multi-turn checker or from how the episode ended.
+    """
+
+    # a step's action
+    MALFORMED_ACTION = "malformed_action"  # an unclosed <tool_call> or ```python block
+    INVALID_ARGUMENTS_JSON = "invalid_arguments_json"  # a <tool_call> body that is not a JSON object
+    CODE_SYNTAX_ERROR = "code_syntax_error"
+    UNKNOWN_TOOL = "unknown_tool"  # not among the tools offered in this turn
+    BAD_ARGUMENTS = "bad_arguments"  # not JSON values, or not accepted by the tool's signature
+    TOOL_ERROR = "tool_error"  # the environment method raised
+    CODE_ERROR = "code_error"  # the code raised by itself
+    SANDBOX_ERROR = "sandbox_error"  # the boundary stopped it: a refused import or builtin, the operation cap, CPU, memory, wall time
+    # a task
+    STEP_LIMIT = "step_limit"
+    MODEL_ERROR = "model_error"
+    EMPTY_TURN = "empty_turn"  # a turn whose ground truth calls tools got no call
+    STATE_MISMATCH = "state_mismatch"
+    MISSING_RESULT = "missing_result"  # a ground-truth call's result is not among the model's results
 
 
 class ErrorClass(_Named):
