@@ -18,7 +18,12 @@ from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.trajectories import TrajectoryRecord
 
 VERIFIER = "bfcl_multi_turn_checker"
-GOLD_SOURCE = {"model": "gold", "label": "gold demonstration: BFCL's ground-truth calls, one per step; not a model"}
+GOLD_SOURCE = {
+    "model": "gold",
+    "sample": "gold",
+    "temperature": 0.0,
+    "label": "gold demonstration: BFCL's ground-truth calls, one per step; not a model",
+}
 
 
 def offered_tools(task: MultiTurnTask) -> list[dict[str, Any]]:
@@ -30,24 +35,27 @@ def offered_tools(task: MultiTurnTask) -> list[dict[str, Any]]:
 
 
 def trajectory_record(task: MultiTurnTask, trajectory: Trajectory, result: TaskResult, source: Mapping[str, Any]) -> TrajectoryRecord:
-    sample = int(source.get("sample", 0))
+    """The episode as a record: its chat, the tools offered over it, the verifier's verdict, where it came from."""
     verifier = {
         "name": VERIFIER,
         "accepted": result.passed,
+        "turns_passed": result.turns_passed,
         "failure": result.failure.value if result.failure is not None else None,
         "first_failing_turn": result.first_failing_turn,
         "first_failing_step": result.first_failing_step,
         "detail": result.detail,
     }
-    return TrajectoryRecord(
-        f"{task.id}#{sample}",
-        task.id,
-        trajectory.arm,
-        tuple(dict(m) for m in trajectory.messages),
-        tuple(offered_tools(task)),
-        verifier,
-        dict(source),
-    )
+    origin = {
+        "task_id": task.id,
+        "category": task.category,
+        "scenario": task.scenario,
+        "arm": trajectory.arm,
+        **source,
+        "ended": trajectory.ended,
+        "steps": result.steps,
+        "usage": dict(result.usage),
+    }
+    return TrajectoryRecord(tuple(dict(m) for m in trajectory.messages), tuple(offered_tools(task)), verifier, origin)
 
 
 def gold_demonstrations(tasks: Sequence[MultiTurnTask], settings: EpisodeSettings) -> list[TrajectoryRecord]:

@@ -1,15 +1,15 @@
 """Trajectory records: one episode of the agent track as a chat, in `docs/phase2.md`'s format.
 
-    {"id": "multi_turn_base_12#0", "task_id": "multi_turn_base_12", "arm": "codeact",
-     "messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", ...}, ...],
+    {"messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", ...}, ...],
      "tools": [{"name": ..., "description": ..., "parameters": ...}, ...],
-     "verifier": {"name": "bfcl_multi_turn_checker", "accepted": true, "failure": null, "detail": ""},
-     "source": {"model": "gold", "label": "...", "sample": 0, "temperature": 0.0}}
+     "verifier": {"name": "bfcl_multi_turn_checker", "accepted": true, "failure": null, ...},
+     "source": {"task_id": "multi_turn_base_12", "arm": "codeact", "model": "azure", "sample": "greedy", ...}}
 
-A hosted teacher's `--capture` writes them (accepted and rejected alike), gold demonstrations are written
-in the same shape, `tools/build_trajectories.py` keeps the accepted ones for training, and fine-tuning reads
-the records it wrote. Observations are `user` messages (see `slm_swap.agent.episode`); only `assistant`
-messages carry loss. A record that breaks the shape stops the reader with its file and line.
+A hosted teacher's `--capture-trajectories` writes them (accepted and rejected alike), gold demonstrations are
+written in the same shape, `tools/build_trajectories.py` keeps the accepted ones for training, and fine-tuning
+reads the records it wrote. A record's id is its task and sample (`multi_turn_base_12#greedy`), unique within a
+file. Observations are `user` messages (see `slm_swap.agent.episode`); only `assistant` messages carry loss. A
+record that breaks the shape stops the reader with its file and line.
 """
 
 from __future__ import annotations
@@ -28,13 +28,22 @@ ROLES = ("system", "user", "assistant")
 
 @dataclass(frozen=True)
 class TrajectoryRecord:
-    id: str  # unique within its file: the task id, then "#" and the sample number
-    task_id: str
-    arm: str
     messages: tuple[Mapping[str, str], ...]
     tools: tuple[Mapping[str, Any], ...] = ()
     verifier: Mapping[str, Any] = field(default_factory=dict)
-    source: Mapping[str, Any] = field(default_factory=dict)
+    source: Mapping[str, Any] = field(default_factory=dict)  # task_id and arm at least; model, sample, ...
+
+    @property
+    def task_id(self) -> str:
+        return str(self.source["task_id"])
+
+    @property
+    def arm(self) -> str:
+        return str(self.source["arm"])
+
+    @property
+    def id(self) -> str:
+        return f"{self.task_id}#{self.source.get('sample', 0)}"
 
     @property
     def accepted(self) -> bool:
@@ -50,9 +59,6 @@ class TrajectoryRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "task_id": self.task_id,
-            "arm": self.arm,
             "messages": [dict(m) for m in self.messages],
             "tools": [dict(t) for t in self.tools],
             "verifier": dict(self.verifier),
@@ -64,9 +70,6 @@ def parse_trajectory(entry: Any) -> TrajectoryRecord:
     """One record from its JSON value; ValueError says what is wrong."""
     if not isinstance(entry, dict):
         raise ValueError("not a JSON object")
-    for key in ("id", "task_id", "arm"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
-            raise ValueError(f"'{key}' must be a non-empty string")
     messages = entry.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError("'messages' must be a non-empty list")
@@ -77,19 +80,15 @@ def parse_trajectory(entry: Any) -> TrajectoryRecord:
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise ValueError("'tools' must be a list of objects")
     for key in ("verifier", "source"):
-        if not isinstance(entry.get(key, {}), dict):
+        if not isinstance(entry.get(key), dict):
             raise ValueError(f"'{key}' must be an object")
-    verifier = entry.get("verifier", {})
-    if not isinstance(verifier.get("accepted"), bool):
+    if not isinstance(entry["verifier"].get("accepted"), bool):
         raise ValueError("'verifier' must say 'accepted': true or false")
+    for key in ("task_id", "arm"):
+        if not isinstance(entry["source"].get(key), str) or not entry["source"][key]:
+            raise ValueError(f"'source' must name its '{key}'")
     return TrajectoryRecord(
-        entry["id"],
-        entry["task_id"],
-        entry["arm"],
-        tuple({"role": m["role"], "content": m["content"]} for m in messages),
-        tuple(tools),
-        verifier,
-        entry.get("source", {}),
+        tuple({"role": m["role"], "content": m["content"]} for m in messages), tuple(tools), entry["verifier"], entry["source"]
     )
 
 

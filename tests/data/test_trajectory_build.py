@@ -20,13 +20,10 @@ def record(task: str, sample: int, replies: list[str], accepted: bool = True, ar
     for reply in replies:
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "Observation:\nok"}]
     return {
-        "id": f"{task}#{sample}",
-        "task_id": task,
-        "arm": arm,
         "messages": messages,
         "tools": [{"name": "ls"}],
         "verifier": {"name": "bfcl_multi_turn_checker", "accepted": accepted},
-        "source": {"model": "teacher", "sample": sample},
+        "source": {"task_id": task, "arm": arm, "model": "teacher", "sample": sample},
     }
 
 
@@ -98,7 +95,7 @@ def test_ties_keep_the_first_read_and_fewer_characters_win(tmp_path: Path, agent
             "line 2: message 0 needs a role of system, user, assistant",
         ),
         (json.dumps({**record("t_1", 9, ["a"]), "verifier": {"name": "x"}}), "line 2: 'verifier' must say 'accepted'"),
-        (json.dumps({**record("t_1", 9, ["a"]), "task_id": ""}), "line 2: 'task_id' must be a non-empty string"),
+        (json.dumps({**record("t_1", 9, ["a"]), "source": {"arm": "toolcall"}}), "line 2: 'source' must name its 'task_id'"),
         (json.dumps(record("t_1", 0, ["b"])), "line 2: id 't_1#0' already used on line 1"),
     ],
 )

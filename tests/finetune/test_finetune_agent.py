@@ -43,15 +43,15 @@ def short(record: TrajectoryRecord, turns: int) -> TrajectoryRecord:
     """The record's first user turn and its first `turns` replies and observations, with a one-line system prompt:
     a conversation of the real shape that trains in seconds on a CPU."""
     messages = [{"role": "system", "content": "You call tools."}, *record.messages[1 : 2 + 2 * turns]]
-    return TrajectoryRecord(record.id, record.task_id, record.arm, tuple(messages), (), record.verifier, record.source)
+    return TrajectoryRecord(tuple(messages), (), record.verifier, record.source)
 
 
 def test_gold_demonstrations_are_verified_records_labelled_as_gold(gold_records) -> None:
     assert len(gold_records) == 2
     for record in gold_records:
         assert record.accepted and record.verifier["name"] == "bfcl_multi_turn_checker"
-        assert record.source == GOLD_SOURCE and "not a model" in record.source["label"]
-        assert record.id == f"{record.task_id}#0" and record.arm == "toolcall"
+        assert {k: record.source[k] for k in GOLD_SOURCE} == GOLD_SOURCE and "not a model" in record.source["label"]
+        assert record.id == f"{record.task_id}#gold" and record.arm == "toolcall"
         assert record.messages[0]["role"] == "system" and record.assistant_turns >= 2
         assert any(m["content"].startswith("Observation:") for m in record.messages if m["role"] == "user")
         called = {
@@ -74,7 +74,7 @@ def test_over_long_trajectories_are_dropped_and_listed_never_cut(tmp_path: Path,
 
 
 def test_a_rejected_trajectory_is_never_trained_on(tmp_path: Path, smollm2: Path, gold_records) -> None:
-    rejected = TrajectoryRecord("t#0", "t", "toolcall", gold_records[0].messages, (), {"accepted": False}, {})
+    rejected = TrajectoryRecord(gold_records[0].messages, (), {"accepted": False}, {"task_id": "t", "arm": "toolcall", "sample": 0})
     path = tmp_path / "train.jsonl"
     write_trajectories(path, [rejected])
     with pytest.raises(DatasetError, match="t#0 was rejected by the verifier"):
