@@ -167,6 +167,11 @@ def agent_observation(results: list[str], printed: str, returned: str | None, fa
     return _fill(texts["observation"], observation="\n".join(parts) or texts["no_output"])
 
 
+def observation_marker() -> str:
+    """The first line every observation message starts with ("Observation:"): text only the environment writes."""
+    return load_agent_texts()["observation"].split("{observation}")[0].splitlines()[0]
+
+
 def gold_text(action: str | None) -> str:
     """The gold policy's reply: the labelled thought and the action, or the labelled final answer."""
     texts = load_agent_texts()

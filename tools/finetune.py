@@ -28,18 +28,22 @@ sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.backends.checkpoints import CheckpointError  # noqa: E402
 from slm_swap.data.rows import DatasetError  # noqa: E402
-from slm_swap.finetune.config import BACKENDS, DEFAULT_MODEL_PATH, FinetuneRequest, Knobs  # noqa: E402
+from slm_swap.finetune.config import BACKENDS, DEFAULT_MODEL_PATH, TRAINING_TRACKS, FinetuneRequest, Knobs  # noqa: E402
 from slm_swap.finetune.guard import FinetuneRefused  # noqa: E402
 from slm_swap.finetune.hf import ModelLoadError  # noqa: E402
 from slm_swap.finetune.run import TraceFailedAfterTraining, run_finetune  # noqa: E402
 from slm_swap.layout import Layout, decision_path  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
-from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--track", required=True, choices=TRACK_NAMES, help="which track's splits to train on")
+    parser.add_argument(
+        "--track",
+        required=True,
+        choices=TRAINING_TRACKS,
+        help="which track's splits to train on; agent_<arm>: the trajectories tools/build_trajectories.py wrote",
+    )
     parser.add_argument(
         "--model", type=Path, default=None, help=f"base checkpoint folder (default: $SLM_MODEL_PATH, else {DEFAULT_MODEL_PATH})"
     )

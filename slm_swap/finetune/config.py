@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap import layout
+from slm_swap.data.trajectory_build import training_set_name
 from slm_swap.layout import Layout
+from slm_swap.prompts import AGENT_ARMS
+from slm_swap.tracks import TRACK_NAMES
 
 BACKENDS = ("auto", "unsloth", "hf")
 DEFAULT_MODEL_PATH = Layout().default_slm_path
@@ -21,6 +24,9 @@ DEFAULT_DATASET_DIR = Layout().dataset_dir
 DEFAULT_FT_DIR = Layout().ft_dir
 DEFAULT_DECISION = layout.decision_path(Layout().eval_dir)
 MANIFEST_NAME = "training_manifest.json"
+# The agent track trains per arm on conversations (tools/build_trajectories.py), loss on assistant turns only.
+CONVERSATION_TRACKS = tuple(training_set_name(arm) for arm in AGENT_ARMS)
+TRAINING_TRACKS = (*TRACK_NAMES, *CONVERSATION_TRACKS)
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,25 @@ class Knobs:
         default=None, metadata={"help": "write a checkpoint every N optimizer steps (tools/finetune.py --resume continues from the last)"}
     )
     eval_steps: int | None = field(default=None, metadata={"help": "validation loss every N optimizer steps, besides the one at the end"})
+    max_seq_len: int | None = field(
+        default=None,
+        metadata={
+            "help": "longest row kept, in tokens (default: the recipe's 2048; agent trajectories need more); longer rows are dropped"
+        },
+    )
+
+    @property
+    def seq_limit(self) -> int:
+        return self.max_seq_len if self.max_seq_len is not None else RECIPE.max_seq_length
 
     def check(self) -> None:
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("--batch-size and --grad-accum must be at least 1")
-        if self.max_batch_tokens < RECIPE.max_seq_length:
+        if self.max_seq_len is not None and self.max_seq_len < 1:
+            raise ValueError("--max-seq-len must be at least 1")
+        if self.max_batch_tokens < self.seq_limit:
             raise ValueError(
-                f"--max-batch-tokens must be at least the sequence limit {RECIPE.max_seq_length}, so that every kept row fits a micro-batch"
+                f"--max-batch-tokens must be at least the sequence limit {self.seq_limit}, so that every kept row fits a micro-batch"
             )
         if self.limit_rows is not None and self.limit_rows < 1:
             raise ValueError("--limit-rows must be at least 1")

@@ -20,9 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from slm_swap.finetune.data import TokenizedRow
+from slm_swap.data.rows import DatasetError
+from slm_swap.data.trajectories import read_trajectories
+from slm_swap.files import sha256_file
+from slm_swap.finetune.data import PreparedSplit, TokenizedRow
 
 CHATML_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -130,3 +134,33 @@ def tokenize_conversation(tokenizer: Any, record_id: str, messages: Sequence[Map
             raise ConversationError(f"{record_id}: message {index}'s loss does not start where its generation starts")
     first = mask.index(True)
     return TokenizedRow(record_id, input_ids, first, mask)
+
+
+def prepare_conversations(path: Path, tokenizer: Any, max_seq_length: int, limit: int | None = None) -> PreparedSplit:
+    """A training split of trajectory records (tools/build_trajectories.py): checked, tokenized with the assistant
+    mask, and the records longer than `max_seq_length` set aside with their lengths (never cut mid-turn)."""
+    records = read_trajectories(path)
+    if limit is not None:
+        records = records[:limit]
+    if not records:
+        raise DatasetError(f"{path}: no trajectories to train on")
+    refused = next((r for r in records if not r.accepted), None)
+    if refused is not None:
+        raise DatasetError(f"{path}: {refused.id} was rejected by the verifier; train only on what tools/build_trajectories.py kept")
+    try:
+        marked = marked_template_for(tokenizer, records[0].messages)
+    except ConversationError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+    kept, over = [], []
+    for record in records:
+        try:
+            row = tokenize_conversation(tokenizer, record.id, record.messages, marked)
+        except ConversationError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+        if len(row) > max_seq_length:
+            over.append((record.id, len(row)))
+        else:
+            kept.append(row)
+    if not kept:
+        raise DatasetError(f"{path}: all {len(records)} trajectories are longer than {max_seq_length} tokens; raise --max-seq-len")
+    return PreparedSplit(Path(path), sha256_file(path), tuple(kept), len(records), tuple(over), max_seq_length)

@@ -19,7 +19,8 @@ import torch
 
 from slm_swap.backends.checkpoints import checkpoint_identity, record_adapter_base, require_checkpoint
 from slm_swap.files import write_json_atomic
-from slm_swap.finetune.config import MANIFEST_NAME, RECIPE, BackendChoice, FinetuneRequest, choose_backend, describe_recipe
+from slm_swap.finetune.config import CONVERSATION_TRACKS, MANIFEST_NAME, BackendChoice, FinetuneRequest, choose_backend, describe_recipe
+from slm_swap.finetune.conversations import prepare_conversations
 from slm_swap.finetune.data import PreparedSplit, end_of_turn_id, prepare_split, stop_token_ids
 from slm_swap.finetune.guard import FinetuneRefused, check_decision, check_output_free, discard, make_staging, publish
 from slm_swap.finetune.hf import LoadedModel, load_hf_model, lora_target_modules
@@ -73,9 +74,13 @@ def load_tokens(request: FinetuneRequest) -> tuple[Any, int, PreparedSplit, Prep
     except OSError:  # no generation_config.json: the tokenizer's eos alone ends replies
         generation_eos = None
     eot = end_of_turn_id(tokenizer, stop_token_ids(tokenizer, generation_eos))
-    limit = request.knobs.limit_rows
-    train = prepare_split(request.train_path, request.track, tokenizer, eot, RECIPE.max_seq_length, limit)
-    val = prepare_split(request.val_path, request.track, tokenizer, eot, RECIPE.max_seq_length, limit)
+    limit, seq_limit = request.knobs.limit_rows, request.knobs.seq_limit
+    if request.track in CONVERSATION_TRACKS:
+        train = prepare_conversations(request.train_path, tokenizer, seq_limit, limit)
+        val = prepare_conversations(request.val_path, tokenizer, seq_limit, limit)
+    else:
+        train = prepare_split(request.train_path, request.track, tokenizer, eot, seq_limit, limit)
+        val = prepare_split(request.val_path, request.track, tokenizer, eot, seq_limit, limit)
     return tokenizer, eot, train, val
 
 
@@ -84,7 +89,7 @@ def load_model(choice: BackendChoice, request: FinetuneRequest, device: torch.de
     knobs = request.knobs
     checkpointing = knobs.gradient_checkpointing if knobs.gradient_checkpointing is not None else device.type == "cuda"
     if choice.name == "unsloth":
-        return load_unsloth_model(request.model_path, device, targets, checkpointing, knobs.seed)
+        return load_unsloth_model(request.model_path, device, targets, checkpointing, knobs.seed, knobs.seq_limit)
     return load_hf_model(request.model_path, device, targets, checkpointing, knobs.seed)
 
 

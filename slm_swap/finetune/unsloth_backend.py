@@ -42,13 +42,20 @@ def enable_packed_attention() -> str:
     return "varlen kernel over packed_seq_lengths"
 
 
-def load_unsloth_model(model_path: Path, device: torch.device, targets: list[str], gradient_checkpointing: bool, seed: int) -> LoadedModel:
+def load_unsloth_model(
+    model_path: Path,
+    device: torch.device,
+    targets: list[str],
+    gradient_checkpointing: bool,
+    seed: int,
+    max_seq_length: int = RECIPE.max_seq_length,
+) -> LoadedModel:
     from unsloth import FastLanguageModel
 
     try:
         model, _ = FastLanguageModel.from_pretrained(
             model_name=str(model_path),
-            max_seq_length=RECIPE.max_seq_length,
+            max_seq_length=max_seq_length,
             dtype=torch.bfloat16,
             load_in_4bit=True,
             device_map={"": device.index or 0},
