@@ -17,6 +17,8 @@ from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_run
+from slm_swap.harness.invariance import ALONE_PROPERTY, compare_alone, invariance_block
+from slm_swap.harness.invariance import summary_line as invariance_summary
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
 from slm_swap.harness.trace import trace_eval_run
 from slm_swap.scoring.outcomes import RowRecord
@@ -40,6 +42,7 @@ class RunWriter:
         self.settings = context.settings
         self.records: dict[str, dict[str, RowRecord]] = {}
         self.models: dict[str, dict[str, Any]] = {}
+        self.alone: dict[str, dict[str, str | None]] = {}  # track -> row id -> text generated alone (batch invariance check)
         self.started_at = utc_now()
         self.started_clock = time.monotonic()
         self.written: dict[str, dict[str, Any]] = {}
@@ -75,6 +78,15 @@ class RunWriter:
         self.records.setdefault(track, {})[record.id] = record
         if model and track not in self.models:
             self.models[track] = model
+        properties = dict(report.user_properties)
+        if ALONE_PROPERTY in properties:
+            self.alone.setdefault(track, {})[record.id] = properties[ALONE_PROPERTY]
+
+    def invariance(self, track: str) -> dict[str, Any]:
+        """The `batch_invariance` block (only in runs with --check-batch-invariance)."""
+        settings = self.settings
+        comparison = compare_alone(track, self.records[track], self.alone.get(track, {}), self.context.rows_by_id(track))
+        return {"batch_invariance": invariance_block(settings.check_batch_invariance, settings.engine, False, comparison)}
 
     def metric_document(self, track: str, records: list[RowRecord], finished_at: str) -> dict[str, Any]:
         settings = self.settings
@@ -93,6 +105,7 @@ class RunWriter:
             "duration_s": round(time.monotonic() - self.started_clock, 3),
             "pytest_args": list(settings.pytest_args),
             "predictions_path": str(settings.predictions_path(track)),
+            **(self.invariance(track) if settings.check_batch_invariance else {}),
         }
 
     def trace(self, document: dict[str, Any], records: list[RowRecord]) -> dict[str, Any]:
@@ -179,6 +192,8 @@ class RunWriter:
                 tr.write_line(
                     f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}"
                 )
+            if "batch_invariance" in doc:
+                tr.write_line("  " + invariance_summary(doc["batch_invariance"]))
             concurrency = doc["model_description"].get("concurrency")
             if concurrency:
                 tr.write_line(
