@@ -21,6 +21,7 @@ from slm_swap.harness.capture import CAPTURE_PROPERTY, capture_lines
 from slm_swap.harness.context import run_context
 from slm_swap.harness.episodes import EpisodePool
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
+from slm_swap.harness.invariance import ALONE_PROPERTY, choose_check_rows
 from slm_swap.harness.progress import RowProgress
 from slm_swap.harness.records import MODEL_PROPERTY, ROW_PROPERTY, make_row_record
 from slm_swap.harness.shares import rows_to_run
@@ -41,15 +42,13 @@ class ModelPool:
         if track not in self.models:
             context = run_context(self.session.config)
             rows = rows_to_run(self.session, track)  # all selected rows; under xdist, this worker's queue
+            progress = self.progress(context.settings.model, track)
             try:
-                model = build_cached_model(
-                    context.settings,
-                    track,
-                    context.environ,
-                    self.progress(context.settings.model, track),
-                    lambda: rows_to_run(self.session, track),
-                )
+                model = build_cached_model(context.settings, track, context.environ, progress, lambda: rows_to_run(self.session, track))
                 model.prepare(rows)
+                if context.settings.check_batch_invariance:
+                    progress.emit(f"{context.settings.model} {track}: batch invariance check, rows again one at a time:")
+                    model.generate_alone(choose_check_rows(rows, context.settings.check_batch_invariance))  # type: ignore[attr-defined]
             except (ModelSetupError, DatasetError, JournalError) as exc:
                 pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
             except Exception as exc:
@@ -97,6 +96,9 @@ def record_result(request: pytest.FixtureRequest, model: Model, row: Row, answer
     def record(result: RowResult) -> None:
         request.node.user_properties.append((ROW_PROPERTY, make_row_record(row, answer, result).to_json()))
         request.node.user_properties.append((MODEL_PROPERTY, model.describe()))
+        alone = model.alone_answer(row) if run_context(request.config).settings.check_batch_invariance else None  # type: ignore[attr-defined]
+        if alone is not None:
+            request.node.user_properties.append((ALONE_PROPERTY, alone.text))
 
     return record
 

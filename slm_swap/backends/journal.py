@@ -139,6 +139,13 @@ class CachedModel:
         self.journal.append(messages_key(build_messages(row.prompt)), row, answer)
         return answer
 
+    def generate_alone(self, rows: Sequence[Row]) -> None:
+        """The batch invariance check, passed to the model (only the local SLM has it); alone answers are not journalled."""
+        self.inner.generate_alone(rows)  # type: ignore[attr-defined]
+
+    def alone_answer(self, row: Row) -> Answer | None:
+        return self.inner.alone_answer(row)  # type: ignore[attr-defined]
+
     def close(self) -> None:
         self.journal.close()
         self.inner.close()

@@ -110,6 +110,7 @@ class LocalSLM(GenerationEngines):
         self.batch_sizes: list[int] = []
         self.batch_timings: list[dict[str, Any]] = []  # static engine: where each batch's time went
         self._outputs: dict[str, GeneratedRow] = {}
+        self._alone: dict[str, GeneratedRow] = {}  # rows generated again one at a time (generate_alone)
         self._static: StaticGenerator | None = None
         self.dequantized_peak = 0  # bytes of the static engine's dequantised weight copies, the most at once
         self.fused_kernels: list[str] = []  # what the static engine ran through slm_swap.engine.fused_kernels
@@ -133,6 +134,20 @@ class LocalSLM(GenerationEngines):
     def prepare(self, rows: Sequence[Row]) -> None:
         self.check_tracks(rows)
         self._outputs.update(self.generate_rows([row for row in rows if row.id not in self._outputs]))
+
+    def generate_alone(self, rows: Sequence[Row]) -> None:
+        """Generate again, one at a time with the same engine, those of `rows` this model generated in a batch.
+
+        The batch invariance check (`--check-batch-invariance`) compares them with the batched outputs;
+        rows answered from elsewhere (the answer journal) were never batched here and are left out.
+        """
+        batched = [row for row in rows if row.id in self._outputs]
+        self._alone.update(self.generate_rows(batched, batch_size=1))
+
+    def alone_answer(self, row: Row) -> Answer | None:
+        """The row's output when generated alone (`generate_alone`), or None if it was not."""
+        output = self._alone.get(row.id)
+        return None if output is None else self.answer_from(output)
 
     def check_tracks(self, rows: Sequence[Row]) -> None:
         # Row ids repeat across tracks (test-0000 is in both), so one model instance serves one track.
@@ -178,6 +193,9 @@ class LocalSLM(GenerationEngines):
         output = self._outputs.get(row.id)
         if output is None:
             raise KeyError(f"row {row.id} was not generated: pass every row to prepare() before answer()")
+        return self.answer_from(output)
+
+    def answer_from(self, output: GeneratedRow) -> Answer:
         usage = {
             "prompt_tokens": output.prompt_tokens,
             "completion_tokens": output.completion_tokens,
@@ -214,4 +232,5 @@ class LocalSLM(GenerationEngines):
         self._static = None
         self.model = None
         self._outputs.clear()
+        self._alone.clear()
         self.release_memory()

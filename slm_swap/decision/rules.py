@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slm_swap.decision.caveats import batch_caveats
 from slm_swap.decision.compare import DecisionInputError
 from slm_swap.files import sha256_file
 from slm_swap.harness.records import load_metric_file
@@ -57,6 +58,7 @@ class TrackDecision:
     verdict: Verdict = Verdict.INCONCLUSIVE
     rule: str = "point"
     intervals: Mapping[str, Mapping[str, Interval]] = field(default_factory=dict)  # role -> metric -> Wilson interval
+    caveats: tuple[str, ...] = ()  # why the verdict may not hold (slm_swap.decision.caveats)
 
     @property
     def rows_needed(self) -> int | None:
@@ -75,6 +77,7 @@ class TrackDecision:
             "delta": self.delta,
             "metrics": {g.metric: self.metric_json(g) for g in self.gaps},
             "reasons": list(self.reasons),
+            "caveats": list(self.caveats),
         }
 
     def metric_json(self, g: MetricGap) -> dict[str, Any]:
@@ -170,7 +173,8 @@ def decide_track(
         fine_tune = verdict is Verdict.SLM_TRAILS or (verdict is Verdict.INCONCLUSIVE and fine_tune_when_inconclusive)
         reasons = (f"interval rule: verdict {verdict.value}",) if fine_tune else ()
     intervals = {"hosted": rate_intervals(hosted, metrics), "slm": rate_intervals(slm, metrics)}
-    return TrackDecision(track, fine_tune, delta, gaps, reasons, verdict, rule, intervals)
+    caveats = batch_caveats(track, slm, {g.metric: g.gap for g in gaps}, delta)
+    return TrackDecision(track, fine_tune, delta, gaps, reasons, verdict, rule, intervals, caveats)
 
 
 def load_pair(track: str, hosted_path: Path, slm_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -68,6 +68,7 @@ def format_table(documents: dict[str, dict[str, Any]]) -> str:
             numbers = f"{pair['hosted']:>8.3f}{pair['slm']:>8.3f}{pair['gap']:>+8.3f}  {ci:<17}{p_value:>7}{after:>8}"
             lines.append(f"{track:<11}{metric:<18}{numbers}  {doc['fine_tune']} ({doc['rule']} rule)")
     lines += [f"{track}: {doc['verdict_text']}" for track, doc in documents.items()]
+    lines += [f"{track}: caveat: {caveat}" for track, doc in documents.items() for caveat in doc.get("caveats", [])]
     return "\n".join(lines)
 
 

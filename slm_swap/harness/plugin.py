@@ -53,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-new-tokens", type=int, default=default("max_new_tokens"), help=help_text("max_new_tokens"))
     group.addoption("--batch-size", type=int, default=None, help=help_text("batch_size"))
     group.addoption("--engine", choices=ENGINE_CHOICES, default=default("engine"), help=help_text("engine"))
+    group.addoption(
+        "--check-batch-invariance", type=int, default=default("check_batch_invariance"), help=help_text("check_batch_invariance")
+    )
     group.addoption("--quantization", choices=QUANTIZATION_CHOICES, default=default("quantization"), help=help_text("quantization"))
     group.addoption("--request-timeout", type=float, default=default("request_timeout_s"), help=help_text("request_timeout_s"))
     group.addoption("--max-retries", type=int, default=default("max_retries"), help=help_text("max_retries"))
@@ -88,6 +91,10 @@ def check_options(opt: Any) -> None:
         raise pytest.UsageError("--samples needs --capture-trajectories and --model=azure: only the hosted teacher is sampled")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
+    if opt("--check-batch-invariance") < 0:
+        raise pytest.UsageError("--check-batch-invariance must be at least 0")
+    if opt("--check-batch-invariance") and opt("--model") != "slm":
+        raise pytest.UsageError("--check-batch-invariance needs --model=slm: only the local SLM generates rows in batches")
     if opt("--model") == "replay" and opt("--predictions") is None:
         raise pytest.UsageError("--model=replay needs --predictions PATH")
     if opt("--no-cache") and (opt("--resume") or opt("--retry-errors")):
@@ -146,6 +153,7 @@ DIRECT_OPTIONS = {
     "batch_size": "--batch-size",
     "quantization": "--quantization",
     "engine": "--engine",
+    "check_batch_invariance": "--check-batch-invariance",
     "request_timeout_s": "--request-timeout",
     "max_retries": "--max-retries",
     "row_budget_s": "--row-budget",
@@ -272,6 +280,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"slm-swap: agent track: arm={settings.arm} max steps per turn={settings.max_steps_per_turn} episodes open={settings.max_active}"
     )
     lines.append(f"slm-swap: metric files -> {settings.out_dir}")
+    if settings.check_batch_invariance:
+        lines.append(f"slm-swap: batch invariance check: {settings.check_batch_invariance} rows generated again one at a time")
     if settings.gate_against:
         lines.append(f"slm-swap: gate against {settings.gate_against} with delta {settings.delta}, {settings.gate_rule} rule")
     return lines

@@ -47,6 +47,9 @@ class EvalSettings:
     batch_size: int | None = option(None, "SLM batch size (None: chosen from free memory; 8 on CPU)")
     quantization: str = option("nf4", "SLM weights: 4-bit NF4 or unquantised (none)")
     engine: str = option("static", "SLM generation engine (static: static KV cache, CUDA graphs on CUDA)")
+    check_batch_invariance: int = option(
+        0, "--model=slm: after the batched run, generate K selected rows (evenly spaced) again one at a time and record text and flag flips"
+    )
     request_timeout_s: float = option(60.0, "hosted request timeout in seconds")
     max_retries: int = option(5, "hosted retries per row (429, 5xx, timeouts)")
     row_budget_s: float = option(120.0, "hosted seconds per row, retries and waits included")

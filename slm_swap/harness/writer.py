@@ -15,10 +15,11 @@ import pytest
 
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_from_report
-from slm_swap.harness.agent_trace import trace_agent_run
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_run
+from slm_swap.harness.invariance import ALONE_PROPERTY, compare_alone, invariance_block
+from slm_swap.harness.invariance import summary_line as invariance_summary
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
@@ -45,6 +46,7 @@ class RunWriter:
         self.tasks: dict[str, TaskRecord] = {}  # the agent track's tasks by id
         self.excluded: dict[str, str] = {}  # agent task id -> why its ground truth cannot be scored
         self.captured: dict[str, list[dict[str, Any]]] = {}  # agent task id -> its --capture-trajectories lines
+        self.alone: dict[str, dict[str, str | None]] = {}  # track -> row id -> text generated alone (batch invariance check)
         self.started_at = utc_now()
         self.started_clock = time.monotonic()
         self.written: dict[str, dict[str, Any]] = {}
@@ -118,6 +120,15 @@ class RunWriter:
         self.records.setdefault(track, {})[record.id] = record
         if model and track not in self.models:
             self.models[track] = model
+        properties = dict(report.user_properties)
+        if ALONE_PROPERTY in properties:
+            self.alone.setdefault(track, {})[record.id] = properties[ALONE_PROPERTY]
+
+    def invariance(self, track: str) -> dict[str, Any]:
+        """The `batch_invariance` block (only in runs with --check-batch-invariance)."""
+        settings = self.settings
+        comparison = compare_alone(track, self.records[track], self.alone.get(track, {}), self.context.rows_by_id(track))
+        return {"batch_invariance": invariance_block(settings.check_batch_invariance, settings.engine, False, comparison)}
 
     def metric_document(self, track: str, records: list[RowRecord], finished_at: str) -> dict[str, Any]:
         settings = self.settings
@@ -136,6 +147,7 @@ class RunWriter:
             "duration_s": round(time.monotonic() - self.started_clock, 3),
             "pytest_args": list(settings.pytest_args),
             "predictions_path": str(settings.predictions_path(track)),
+            **(self.invariance(track) if settings.check_batch_invariance else {}),
         }
 
     def agent_metric_document(self, records: list[TaskRecord], finished_at: str) -> dict[str, Any]:
@@ -164,7 +176,9 @@ class RunWriter:
             return {"error": "Langfuse was not configured for this run"}
         environ = self.context.environ
         secrets = [environ[name] for name in SECRET_VARIABLES if environ.get(name)]
-        from slm_swap.harness.trace import trace_eval_run  # the Langfuse SDK with it: loaded once the run is under way
+        # the Langfuse SDK comes with these: loaded once the run is under way (pytest_runtestloop's docstring)
+        from slm_swap.harness.agent_trace import trace_agent_run
+        from slm_swap.harness.trace import trace_eval_run
 
         try:
             if document["track"] == AGENT.name:
@@ -266,6 +280,8 @@ class RunWriter:
                     f"  errors by class {doc['error_classes']}  retries by class {doc.get('retries', {})}"
                     f"  rows from cache {doc.get('cached_rows', 0)}"
                 )
+            if "batch_invariance" in doc:
+                tr.write_line("  " + invariance_summary(doc["batch_invariance"]))
             concurrency = doc["model_description"].get("concurrency")
             if concurrency:
                 tr.write_line(

@@ -9,7 +9,7 @@ from slm_swap.report.cells import GAP_EPSILON, NOT_RUN, decision_label, duration
 from slm_swap.report.examples import failures_section
 from slm_swap.report.inputs import TrackInputs, stale_decision_notes
 from slm_swap.report.markdown import code, escape, table
-from slm_swap.report.tables import manifest_lines, metrics_table, models_lines, runs_table
+from slm_swap.report.tables import batch_invariance_lines, manifest_lines, metrics_table, models_lines, runs_table
 from slm_swap.stats.intervals import Verdict
 from slm_swap.tracks import get_track
 
@@ -91,6 +91,8 @@ def decision_lines(inputs: TrackInputs) -> list[str]:
         lines += [f"After fine-tuning: SLM + adapter {verdict}.", ""]
     elif inputs.decision.get("fine_tune"):
         lines += ["After fine-tuning: not run (no SLM + adapter metric file).", ""]
+    for caveat in inputs.decision.get("caveats", []):
+        lines += [f"Caveat: {escape(caveat)}", ""]
     if inputs.decision.get("after_comparison_error"):
         lines += [f"Fine-tuned vs base: no paired comparison ({escape(inputs.decision['after_comparison_error'])}).", ""]
     for note in stale_decision_notes(inputs):
@@ -103,5 +105,6 @@ def track_section(inputs: TrackInputs, root: Path | None) -> list[str]:
     if not inputs.runs and inputs.decision is None:
         return lines + ["Not run: no metric files and no decision for this track.", ""]
     lines += [*decision_lines(inputs), "### Core metrics", "", *metrics_table(inputs), ""]
-    lines += ["### Runs", "", *runs_table(inputs, root), "", "Models:", "", *models_lines(inputs), "", *manifest_lines(inputs), ""]
+    lines += ["### Runs", "", *runs_table(inputs, root), "", "Models:", "", *models_lines(inputs), "", *batch_invariance_lines(inputs)]
+    lines += [*manifest_lines(inputs), ""]
     return lines + ["### Most common failures", "", *failures_section(inputs, root)]

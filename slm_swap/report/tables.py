@@ -97,6 +97,26 @@ def models_lines(inputs: TrackInputs) -> list[str]:
     ]
 
 
+def batch_invariance_lines(inputs: TrackInputs) -> list[str]:
+    """One line per run that checked batch invariance (`--check-batch-invariance`): rows alone vs batched, what flipped."""
+    lines = []
+    for role in ROLES:
+        run = inputs.runs.get(role)
+        block = run.doc.get("batch_invariance") if run is not None else None
+        if not isinstance(block, dict) or "rows_compared" not in block:
+            continue
+        n = block["rows_compared"]
+        mode = "batch-invariant" if block.get("batch_invariant") else "default"
+        per_check = ", ".join(f"{escape(check)} {count}" for check, count in block.get("flag_flips", {}).items())
+        flipped = ", ".join(code(row_id) for row_id in block.get("flag_flipped_rows", []))
+        lines.append(
+            f"- {ROLE_LABELS[role]}: {n} rows generated again one at a time ({escape(block.get('engine', '?'))} engine, {mode} mode): "
+            f"text differs on {block.get('text_flips', '?')}/{n}, flags on {block.get('rows_with_flag_flips', '?')}/{n} ({per_check})"
+            + (f"; flag flips on {flipped}" if flipped else "")
+        )
+    return ["Batch invariance (batched vs one row at a time):", "", *lines, ""] if lines else []
+
+
 def manifest_lines(inputs: TrackInputs) -> list[str]:
     if inputs.manifest is None:
         return [

@@ -491,3 +491,29 @@ def test_cli_broken_input_exits_2_with_the_file_name(project: dict[str, Path], c
     (project["eval"] / "structured_azure.json").write_text("{", encoding="utf-8")
     assert main(build_parser().parse_args(["--eval-dir", str(project["eval"]), "--ft-dir", str(project["ft"])])) == 2
     assert "structured_azure.json: not readable JSON" in capsys.readouterr().err
+
+
+def test_batch_invariance_check_is_a_line_per_run_and_its_caveat_follows_the_decision(project: dict[str, Path]) -> None:
+    block = {
+        "k": 4,
+        "engine": "static",
+        "batch_invariant": False,
+        "rows_compared": 4,
+        "text_flips": 2,
+        "flag_flips": {"valid_call": 1, "name_match": 0, "args_exact": 2},
+        "rows_with_flag_flips": 1,
+        "flag_flipped_rows": ["test-0003"],
+    }
+    edit_json(project["eval"] / "toolcall_slm.json", lambda doc: doc.update(batch_invariance=block))
+    entry = write_decision(project["eval"])["toolcall"]
+    toolcall = section(build(project), "toolcall")
+    assert (
+        "- SLM: 4 rows generated again one at a time (static engine, default mode): text differs on 2/4, flags on 1/4 "
+        "(valid\\_call 1, name\\_match 0, args\\_exact 2); flag flips on ` test-0003 `"
+    ) in toolcall.splitlines()
+    gaps = {metric: pair["gap"] for metric, pair in entry["metrics"].items()}
+    assert gaps == pytest.approx({"valid_call_rate": 0.4, "name_match_rate": 0.5, "args_exact_rate": 0.4})
+    # valid_call: rate 0.25 < 0.4 - 0.05; args_exact: rate 0.5 >= 0.4 - 0.05, a caveat; name_match: no flips
+    assert [c.split(":")[0] for c in entry["caveats"]] == ["args_exact_rate"]
+    assert f"Caveat: {escape(entry['caveats'][0])}" in toolcall
+    assert "Batch invariance" not in section(build(project), "structured")
