@@ -1,4 +1,5 @@
-"""Fixtures of the evaluation harness: the model that answers, its answer per row, the row's record."""
+"""Fixtures of the evaluation harness: the model that answers, its answer per row, the row's record; for the agent
+track, the episodes run up front, a task's trajectory and its record."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from slm_swap.agent.scoring import TaskResult
+from slm_swap.agent.trajectory import Trajectory
 from slm_swap.backends.api import Answer, Model
 from slm_swap.backends.journal import JournalError
 from slm_swap.backends.retry import CircuitOpen
+from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import DatasetError, Row
+from slm_swap.harness.agent_policy import build_policy
+from slm_swap.harness.agent_records import TASK_PROPERTY, TaskRecord
+from slm_swap.harness.capture import CAPTURE_PROPERTY, capture_lines
 from slm_swap.harness.context import run_context
+from slm_swap.harness.episodes import EpisodePool
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
 from slm_swap.harness.progress import RowProgress
 from slm_swap.harness.records import MODEL_PROPERTY, ROW_PROPERTY, make_row_record
@@ -89,5 +97,33 @@ def record_result(request: pytest.FixtureRequest, model: Model, row: Row, answer
     def record(result: RowResult) -> None:
         request.node.user_properties.append((ROW_PROPERTY, make_row_record(row, answer, result).to_json()))
         request.node.user_properties.append((MODEL_PROPERTY, model.describe()))
+
+    return record
+
+
+@pytest.fixture(scope="session")
+def episodes(request: pytest.FixtureRequest) -> Iterator[EpisodePool]:
+    pool = EpisodePool(request.session, build_policy)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def trajectory(episodes: EpisodePool, task: MultiTurnTask) -> Trajectory:
+    return episodes.trajectory(task)
+
+
+@pytest.fixture
+def record_task(
+    request: pytest.FixtureRequest, episodes: EpisodePool, task: MultiTurnTask, trajectory: Trajectory
+) -> Callable[[TaskResult], None]:
+    def record(result: TaskResult) -> None:
+        request.node.user_properties.append((TASK_PROPERTY, TaskRecord(result, trajectory).to_json()))
+        request.node.user_properties.append((MODEL_PROPERTY, episodes.describe()))
+        settings = run_context(request.config).settings
+        if settings.capture:
+            samples = episodes.samples.get(task.id, [])
+            lines = capture_lines(task, trajectory, samples, str(settings.model), settings.temperature)
+            request.node.user_properties.append((CAPTURE_PROPERTY, lines))
 
     return record

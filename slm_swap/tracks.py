@@ -50,6 +50,20 @@ class AgentTrack:
     name: str
     core_metrics: tuple[str, ...]
     reported_metrics: tuple[str, ...]  # in the metric file and the report, not gated
+    # per-task flags two runs can be paired on (`<check>_rate`); valid_action_rate counts actions, which two models
+    # take different numbers of, so it has no paired flag and is compared by its point gap only
+    checks: tuple[str, ...] = ("task_success",)
 
 
 AGENT = AgentTrack("agent", ("task_success_rate", "valid_action_rate"), ("turn_success_rate",))
+DECIDABLE_TRACKS: tuple[str, ...] = (*TRACK_NAMES, AGENT.name)
+
+
+def core_metrics(name: str) -> tuple[str, ...]:
+    """The rates the decision compares, for a row track or the agent track."""
+    return AGENT.core_metrics if name == AGENT.name else get_track(name).core_metrics
+
+
+def paired_checks(name: str) -> tuple[str, ...]:
+    """The per-row (per-task) flags two runs of a track are paired on."""
+    return AGENT.checks if name == AGENT.name else get_track(name).checks

@@ -4,10 +4,13 @@
     python tools/decide.py --tracks toolcall --delta 0.05
     python tools/decide.py --rule interval      # fine-tune only when the SLM is shown to trail
     eval "$(python tools/decide.py --quiet)"    # sets FINE_TUNE_STRUCTURED / FINE_TUNE_TOOLCALL
+    python tools/decide.py --tracks agent --arm toolcall   # the agent track: agent_azure_toolcall.json vs agent_slm_toolcall.json
 
 Per track and core metric it compares the two runs row by row (matched by row id): the gap hosted - SLM
 with its 95 % paired interval, the rows only one model passes, McNemar's exact p-value; then a verdict
-(no_baseline, slm_trails, slm_matches, inconclusive with the rows that would resolve it).
+(no_baseline, slm_trails, slm_matches, inconclusive with the rows that would resolve it). For the agent track the
+rows are tasks: task_success_rate is paired by task; valid_action_rate counts actions, so it has no paired flag and
+only its point gap is compared (under --rule interval the agent track's verdict stays inconclusive).
 Writes slm_swap/05_eval/decision.json, prints `FINE_TUNE_<TRACK>=0|1` lines and a table,
 and logs one Langfuse event per track (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST).
 """
@@ -24,9 +27,10 @@ sys.path.insert(0, str(REPO))
 
 from slm_swap.decision.rules import RULES  # noqa: E402
 from slm_swap.decision.run import DecisionRequest, run_decision  # noqa: E402
-from slm_swap.layout import Layout, decision_path, metric_path  # noqa: E402
+from slm_swap.layout import Layout, agent_run_tag, decision_path, metric_path  # noqa: E402
+from slm_swap.prompts import AGENT_ARMS  # noqa: E402
 from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
-from slm_swap.tracks import TRACK_NAMES  # noqa: E402
+from slm_swap.tracks import AGENT, DECIDABLE_TRACKS, TRACK_NAMES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this on any core metric (> 0)"
     )
-    parser.add_argument("--tracks", nargs="+", choices=TRACK_NAMES, default=list(TRACK_NAMES), help="tracks to decide")
+    parser.add_argument(
+        "--tracks", nargs="+", choices=DECIDABLE_TRACKS, default=list(TRACK_NAMES), help="tracks to decide (default: the row tracks)"
+    )
+    parser.add_argument("--arm", choices=AGENT_ARMS, default="codeact", help="the agent track's arm (its metric files name it)")
     parser.add_argument("--eval-dir", type=Path, default=Layout(REPO).eval_dir, help="folder of the metric files")
     parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
     parser.add_argument("--after-tag", default="ft", help="tag of post-fine-tune SLM metric files, reported as 'after' when present")
@@ -49,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fine-tune-when-inconclusive", action="store_true", help="with --rule interval: fine-tune an inconclusive track too"
     )
-    for track in TRACK_NAMES:
+    for track in DECIDABLE_TRACKS:
         parser.add_argument(f"--{track}-hosted", type=Path, default=None, help=f"hosted metric file for {track}")
         parser.add_argument(f"--{track}-slm", type=Path, default=None, help=f"SLM metric file for {track}")
     return parser
@@ -67,9 +74,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     pairs = {}
     for track in args.tracks:
-        hosted = getattr(args, f"{track}_hosted") or metric_path(args.eval_dir, track, args.hosted_model)
-        slm = getattr(args, f"{track}_slm") or metric_path(args.eval_dir, track, "slm")
-        pairs[track] = (hosted, slm, metric_path(args.eval_dir, track, "slm", args.after_tag))
+        tag, after_tag = (
+            (agent_run_tag(args.arm), agent_run_tag(args.arm, args.after_tag)) if track == AGENT.name else (None, args.after_tag)
+        )
+        hosted = getattr(args, f"{track}_hosted") or metric_path(args.eval_dir, track, args.hosted_model, tag)
+        slm = getattr(args, f"{track}_slm") or metric_path(args.eval_dir, track, "slm", tag)
+        pairs[track] = (hosted, slm, metric_path(args.eval_dir, track, "slm", after_tag))
     output = args.output or decision_path(args.eval_dir)
     request = DecisionRequest(
         pairs=pairs,

@@ -18,6 +18,7 @@ outcomes, so the sandboxes run side by side and a batched model generates for al
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -95,14 +96,14 @@ class Episode:
     def request(self) -> PolicyRequest:
         return PolicyRequest(self.task, self.turn.turn, len(self.turn.steps), list(self.record.messages))
 
-    def apply(self, reply: PolicyReply) -> None:
+    def apply(self, reply: PolicyReply, started_at: float = 0.0, generation_s: float = 0.0) -> None:
         """Record the reply; send its action to the sandbox, or end the turn when it has none."""
         if reply.error is not None:
             self._end_turn("model_error", reply.error)
             return
         self.record.messages.append({"role": "assistant", "content": reply.text})
         action = parse_action(self.settings.arm, reply.text)
-        step = StepRecord(len(self.turn.steps), reply.text, None, usage=dict(reply.usage))
+        step = StepRecord(len(self.turn.steps), reply.text, None, usage=dict(reply.usage), started_at=started_at, generation_s=generation_s)
         self.turn.steps.append(step)
         if action is None:
             self._end_turn("answer")
@@ -123,6 +124,7 @@ class Episode:
         if step is None:
             return
         outcome = self.sandbox.collect()
+        step.execution_s = round(time.time() - step.started_at - step.generation_s, 6)
         step.calls, step.results = outcome["calls"], outcome["results"]
         step.failure, step.detail = outcome["failure"], outcome["detail"]
         self._observe(step, outcome["printed"], outcome["returned"])
@@ -149,11 +151,13 @@ def run_episodes(
         while pending or active:
             while pending and len(active) < settings.max_active:
                 active.append(Episode(pending.popleft(), settings))
+            started = time.time()
             replies = policy([episode.request() for episode in active])
+            generation_s = round(time.time() - started, 6)
             if len(replies) != len(active):
                 raise ValueError(f"the policy answered {len(replies)} of {len(active)} requests")
             for episode, reply in zip(active, replies):
-                episode.apply(reply if isinstance(reply, PolicyReply) else PolicyReply(reply))
+                episode.apply(reply if isinstance(reply, PolicyReply) else PolicyReply(reply), started, generation_s)
             for episode in active:
                 episode.collect()
             for episode in [e for e in active if e.done]:

@@ -22,6 +22,9 @@ class StepRecord:
     detail: str = ""
     observation: str | None = None
     usage: dict[str, int] = field(default_factory=dict)  # filled by the policy (tokens)
+    started_at: float = 0.0  # unix seconds: when the policy was asked for this step (with every open episode's)
+    generation_s: float = 0.0  # the policy call's wall time, shared by the episodes it answered together
+    execution_s: float = 0.0  # from sending the action to the sandbox until its outcome was collected
 
     @property
     def valid(self) -> bool:

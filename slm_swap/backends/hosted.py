@@ -175,14 +175,18 @@ class HostedModel:
 
     def answer(self, row: Row) -> Answer:
         """One row, retried within its budget; `latency_s` is the row's whole time, waits included."""
+        return self.answer_messages(build_messages(row.prompt))
+
+    def answer_messages(self, messages: list[dict[str, str]], temperature: float | None = None) -> Answer:
+        """One chat's reply, retried within the row budget; greedy (temperature 0) unless `temperature` says otherwise
+        (the agent track's teacher samples)."""
         self.breaker.check()
-        messages = build_messages(row.prompt)
         started = time.monotonic()
         retries: dict[str, int] = {}
         while True:
             remaining = self.policy.row_budget_s - (time.monotonic() - started)
             with self.gate.slot() as settle:
-                attempt = self._attempt(messages, timeout_s=max(0.001, min(self.timeout_s, remaining)))
+                attempt = self._attempt(messages, max(0.001, min(self.timeout_s, remaining)), temperature)
                 settle(attempt.error_class)
             if attempt.error_class not in RETRYABLE:
                 break
@@ -218,12 +222,12 @@ class HostedModel:
             return f"after {retries_done} retries; the server asked to wait {retry_after_s:g}s, beyond {budget}"
         return f"after {retries_done} retries; {budget} is spent"
 
-    def _attempt(self, messages: list[dict[str, str]], timeout_s: float) -> _Attempt:
+    def _attempt(self, messages: list[dict[str, str]], timeout_s: float, temperature: float | None = None) -> _Attempt:
         try:
             raw = self._client.chat.completions.with_raw_response.create(
                 messages=messages,
                 model=self.model if self.model else openai.NOT_GIVEN,
-                temperature=0,
+                temperature=0 if temperature is None else temperature,
                 max_tokens=self.max_tokens,
                 timeout=timeout_s,
                 # Azure answers 400 when a request carries both `api-key` and a bearer token.

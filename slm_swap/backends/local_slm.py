@@ -24,7 +24,7 @@ the engines slm_swap.backends.slm_engines (mixed into LocalSLM), memory sizing s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,24 @@ class LocalSLM(GenerationEngines):
         if engine == "static":
             return self.generate_static(todo, batch_size or self.batch_size)
         return self.generate_padded(todo, batch_size or self.batch_size)
+
+    def generate_chats(self, chats: Sequence[Sequence[Mapping[str, str]]]) -> list[GeneratedRow]:
+        """One greedy reply per chat (role/content messages), each rendered with the checkpoint's chat template, all
+        generated in one batched call (the static engine, else padded batches). A chat whose prompt leaves no room
+        for `max_new_tokens` in the model's context is not generated: its reply is empty, `finish_reason` "context_length".
+        """
+        if not chats:
+            return []
+        texts = [self.tokenizer.apply_chat_template(list(chat), add_generation_prompt=True, tokenize=False) for chat in chats]
+        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        room = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) - self.max_new_tokens
+        rows = [Row(f"chat-{index:05d}", index, str(self.track), "", "") for index in range(len(chats))]
+        todo = sorted(
+            ((row, ids) for row, ids in zip(rows, encoded) if room <= 0 or len(ids) <= room), key=lambda item: (-len(item[1]), item[0].id)
+        )
+        generate = self.generate_static if self.engine == "static" else self.generate_padded
+        outputs = generate(todo, self.batch_size) if todo else {}
+        return [outputs.get(row.id) or GeneratedRow("", "context_length", len(ids), 0, 0.0) for row, ids in zip(rows, encoded)]
 
     def answer(self, row: Row) -> Answer:
         output = self._outputs.get(row.id)

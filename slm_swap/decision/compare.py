@@ -1,4 +1,5 @@
 """The paired comparison behind a decision: two runs' row-level flags, matched by row id, per core metric.
+For the agent track the rows are tasks and the flag is the task's success (`tracks.AGENT.checks`).
 
 Each metric file's predictions file (its sibling `<stem>.predictions.jsonl`) holds every row's flags. Two
 runs are compared only on the same rows: different row sets are refused, naming the rows.
@@ -10,10 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.rows import DatasetError
+from slm_swap.harness.agent_records import read_task_records
 from slm_swap.harness.records import read_row_records
 from slm_swap.layout import predictions_for_metric
 from slm_swap.stats.intervals import PairedComparison, paired_difference
-from slm_swap.tracks import get_track
+from slm_swap.tracks import AGENT, paired_checks
 
 Flags = dict[str, Mapping[str, bool]]  # row id -> check -> passed
 
@@ -37,8 +40,10 @@ def load_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
             f"{path}: predictions file not found; the paired comparison needs each row's flags (re-run the evaluation of {metric_path})"
         )
     try:
+        if document.get("track") == AGENT.name:
+            return {task_id: {"task_success": record.result.passed} for task_id, record in read_task_records(path).items()}
         records = read_row_records(path)
-    except ValueError as exc:
+    except (ValueError, DatasetError) as exc:
         raise DecisionInputError(str(exc)) from None
     return {row_id: record.flags for row_id, record in records.items()}
 
@@ -62,7 +67,7 @@ def compare(track: str, a: Flags, b: Flags, rows: list[str]) -> dict[str, Paired
     try:
         return {
             f"{check}_rate": paired_difference([bool(a[row][check]) for row in rows], [bool(b[row][check]) for row in rows])
-            for check in get_track(track).checks
+            for check in paired_checks(track)
         }
     except KeyError as exc:
         raise DecisionInputError(f"a predictions file of track {track} has a row without the flag {exc}") from None

@@ -21,7 +21,7 @@ from slm_swap.decision.compare import DecisionInputError
 from slm_swap.files import sha256_file
 from slm_swap.harness.records import load_metric_file
 from slm_swap.stats.intervals import Interval, PairedComparison, Verdict, rows_needed, verdict_for, wilson_interval
-from slm_swap.tracks import get_track
+from slm_swap.tracks import core_metrics
 
 RULES = ("point", "interval")
 EPSILON = 1e-9  # keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
@@ -122,6 +122,8 @@ def check_comparable(track: str, hosted: dict[str, Any], slm: dict[str, Any], ho
             raise DecisionInputError(f"{path}: metric file is for track {doc['track']!r}, expected {track!r}")
         if doc.get("n", 0) == 0:
             raise DecisionInputError(f"{path}: metric file has no rows (n=0)")
+    if hosted.get("arm") != slm.get("arm"):
+        raise DecisionInputError(f"{hosted_path} (arm {hosted.get('arm')!r}) and {slm_path} (arm {slm.get('arm')!r}) ran different arms")
     if hosted.get("split") != slm.get("split"):
         raise DecisionInputError(
             f"{hosted_path} (split {hosted.get('split')!r}) and {slm_path} (split {slm.get('split')!r}) evaluated different splits"
@@ -157,7 +159,7 @@ def decide_track(
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     paired = paired or {}
-    metrics = get_track(track).core_metrics
+    metrics = core_metrics(track)
     gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m]), paired.get(m)) for m in metrics)
     hosted_passes = int(hosted.get("passed", 1)) > 0
     verdict = verdict_for(hosted_passes, paired, delta) if len(paired) == len(metrics) else Verdict.INCONCLUSIVE

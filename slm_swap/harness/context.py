@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import Row, load_rows
 from slm_swap.harness.environ import HiddenEnviron
 from slm_swap.harness.settings import EvalSettings
@@ -22,6 +23,8 @@ class RunContext:
     environ: HiddenEnviron
     rows: dict[str, list[Row]] = field(default_factory=dict)  # track -> selected rows, loaded once
     broken: dict[str, str] = field(default_factory=dict)  # track -> why its dataset could not be read
+    tasks: list[MultiTurnTask] | None = None  # the agent track's selected tasks, loaded once
+    excluded: dict[str, str] = field(default_factory=dict)  # agent task id -> why it cannot be scored
 
     def selected_rows(self, track: str) -> list[Row]:
         """The rows of a track after --limit; loaded once per process."""
@@ -30,6 +33,19 @@ class RunContext:
             rows = load_rows(settings.dataset_path(track), track, settings.split_name())
             self.rows[track] = rows[: settings.limit] if settings.limit else rows
         return self.rows[track]
+
+    def selected_tasks(self, track: str) -> list[MultiTurnTask]:
+        """The agent track's tasks after --limit, and (in `excluded`) those whose ground truth cannot be scored."""
+        if self.tasks is None:
+            # imported here: BFCL's checker is loaded only by runs that collect the agent track
+            from slm_swap.agent.scoring import ground_truth_rejection
+            from slm_swap.data.bfcl_multi_turn import load_multi_turn
+            from slm_swap.data.multi_turn_splits import load_split_tasks
+
+            tasks = load_split_tasks(self.settings.dataset_path(track), load_multi_turn())
+            self.tasks = tasks[: self.settings.limit] if self.settings.limit else tasks
+            self.excluded = {task.id: reason for task in self.tasks if (reason := ground_truth_rejection(task))}
+        return self.tasks
 
     def rows_by_id(self, track: str) -> Mapping[str, Row]:
         return {row.id: row for row in self.selected_rows(track)}

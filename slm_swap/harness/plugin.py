@@ -22,6 +22,7 @@ from slm_swap.harness.environ import HiddenEnviron
 from slm_swap.harness.gate import load_reference_run
 from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
 from slm_swap.harness.settings import (
+    ARM_CHOICES,
     ENGINE_CHOICES,
     GATE_RULE_CHOICES,
     MODEL_CHOICES,
@@ -31,6 +32,7 @@ from slm_swap.harness.settings import (
     help_text,
 )
 from slm_swap.harness.writer import RunWriter
+from slm_swap.tracks import AGENT
 
 BROKEN_ID = "dataset-error"
 
@@ -62,6 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-cache", action="store_true", help="neither read nor write the answer journal")
     group.addoption("--cache-dir", type=Path, default=None, help=help_text("cache_dir"))
     group.addoption("--max-error-rate", type=float, default=None, help=help_text("max_error_rate"))
+    group.addoption("--arm", choices=ARM_CHOICES, default=default("arm"), help=help_text("arm"))
+    group.addoption("--max-steps-per-turn", type=int, default=default("max_steps_per_turn"), help=help_text("max_steps_per_turn"))
+    group.addoption("--max-active", type=int, default=default("max_active"), help=help_text("max_active"))
+    group.addoption("--capture-trajectories", action="store_true", help=help_text("capture"))
+    group.addoption("--samples", type=int, default=default("samples"), help=help_text("samples"))
+    group.addoption("--temperature", type=float, default=default("temperature"), help=help_text("temperature"))
 
 
 def check_options(opt: Any) -> None:
@@ -71,8 +79,13 @@ def check_options(opt: Any) -> None:
         raise pytest.UsageError("--limit must be at least 1")
     if opt("--max-new-tokens") < 1:
         raise pytest.UsageError("--max-new-tokens must be at least 1")
-    if opt("--max-connections") < 1:
-        raise pytest.UsageError("--max-connections must be at least 1")
+    for name in ("--max-connections", "--max-steps-per-turn", "--max-active"):
+        if opt(name) < 1:
+            raise pytest.UsageError(f"{name} must be at least 1")
+    if opt("--samples") < 0 or opt("--temperature") < 0:
+        raise pytest.UsageError("--samples and --temperature must be >= 0")
+    if opt("--samples") and (not opt("--capture-trajectories") or opt("--model") != "azure"):
+        raise pytest.UsageError("--samples needs --capture-trajectories and --model=azure: only the hosted teacher is sampled")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
     if opt("--model") == "replay" and opt("--predictions") is None:
@@ -138,6 +151,12 @@ DIRECT_OPTIONS = {
     "row_budget_s": "--row-budget",
     "circuit_threshold": "--circuit-threshold",
     "max_connections": "--max-connections",
+    "arm": "--arm",
+    "max_steps_per_turn": "--max-steps-per-turn",
+    "max_active": "--max-active",
+    "capture": "--capture-trajectories",
+    "samples": "--samples",
+    "temperature": "--temperature",
 }
 
 
@@ -180,6 +199,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "task" in metafunc.fixturenames and getattr(metafunc.module, "TRACK", None) == AGENT.name:
+        parametrize_tasks(metafunc)
+        return
     if "row" not in metafunc.fixturenames:
         return
     track = getattr(metafunc.module, "TRACK", None)
@@ -198,6 +220,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("row", rows, ids=[row.id for row in rows])
 
 
+def parametrize_tasks(metafunc: pytest.Metafunc) -> None:
+    """One case per agent task, id the task id; a task whose ground truth cannot be scored is skipped with the reason."""
+    context = run_context(metafunc.config)
+    try:
+        tasks = context.selected_tasks(AGENT.name)
+    except DatasetError as exc:
+        context.broken[AGENT.name] = str(exc)
+        metafunc.parametrize("task", [None], ids=[BROKEN_ID])
+        return
+    marks = {task_id: pytest.mark.skip(reason=f"excluded: {reason}") for task_id, reason in context.excluded.items()}
+    params = [pytest.param(task, id=task.id, marks=[marks[task.id]] if task.id in marks else []) for task in tasks]
+    metafunc.parametrize("task", params)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     context = run_context(session.config)
     for item in session.items:
@@ -205,8 +241,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if track in context.broken and getattr(item, "callspec", None) and item.callspec.id == BROKEN_ID:
             raise pytest.UsageError(context.broken[track])
     has_rows = any("row" in getattr(item, "fixturenames", ()) for item in session.items)
-    if has_rows and context.settings.model is None:
+    has_tasks = any(getattr(getattr(item, "module", None), "TRACK", None) == AGENT.name for item in session.items)
+    if (has_rows or has_tasks) and context.settings.model is None:
         raise pytest.UsageError("choose the model that answers: --model=" + "|".join(MODEL_CHOICES))
+    if has_rows and context.settings.model == "gold":
+        raise pytest.UsageError("--model=gold answers the agent track only (-k agent)")
     if has_rows and context.settings.gate_against is not None:
         check_gate_track(context.settings.gate_against, session.items)
 
@@ -214,6 +253,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def check_gate_track(reference_path: Path, items: list[pytest.Item]) -> None:
     """The gate's reference must be for a track this run evaluates: say so before any row runs."""
     track = load_metric_file(reference_path)["track"]
+    if track == AGENT.name:
+        raise pytest.UsageError(
+            f"--gate-against {reference_path}: the gate does not cover the agent track; compare runs with tools/decide.py"
+        )
     selected = {getattr(getattr(item, "module", None), "TRACK", None) for item in items}
     if track not in selected:
         raise pytest.UsageError(f"--gate-against {reference_path}: reference is for track {track!r}, which this run does not evaluate")
@@ -225,6 +268,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     source = str(settings.dataset) if settings.dataset else f"{settings.dataset_dir}/<track>/{settings.split}.jsonl"
     lines = [f"slm-swap: model={settings.model} dataset={source} limit={settings.limit or 'all'}"]
+    lines.append(
+        f"slm-swap: agent track: arm={settings.arm} max steps per turn={settings.max_steps_per_turn} episodes open={settings.max_active}"
+    )
     lines.append(f"slm-swap: metric files -> {settings.out_dir}")
     if settings.gate_against:
         lines.append(f"slm-swap: gate against {settings.gate_against} with delta {settings.delta}, {settings.gate_rule} rule")

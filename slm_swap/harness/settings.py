@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap import layout
+from slm_swap.prompts import AGENT_ARMS
+from slm_swap.tracks import AGENT
 
 DEFAULT_LAYOUT = layout.Layout()
 
 
-MODEL_CHOICES = ("azure", "slm", "replay")
+MODEL_CHOICES = ("azure", "slm", "replay", "gold")  # gold: the agent track's ground truth, labelled, never a model
+ARM_CHOICES = AGENT_ARMS
 ENGINE_CHOICES = ("static", "padded", "continuous")
 QUANTIZATION_CHOICES = ("nf4", "none")
 GATE_RULE_CHOICES = ("point", "interval")
@@ -49,6 +52,16 @@ class EvalSettings:
     row_budget_s: float = option(120.0, "hosted seconds per row, retries and waits included")
     circuit_threshold: int = option(10, "stop the run after this many identical failures in a row")
     max_connections: int = option(8, "hosted requests in flight at most, in one process; 1 asks one row at a time")
+    arm: str = option("codeact", "agent track: the action format, a ```python block (codeact) or <tool_call> elements (toolcall)")
+    max_steps_per_turn: int = option(10, "agent track: replies that act per user turn at most; the episode stops there")
+    max_active: int = option(16, "agent track: episodes (sandbox processes) open at once, the SLM's batch per step")
+    capture: bool = option(
+        False, "agent track: also write every trajectory, accepted or rejected by the verifier, to <run>.trajectories.jsonl"
+    )
+    samples: int = option(
+        0, "agent track with --capture-trajectories: sampled trajectories per task at --temperature (hosted model), beside the greedy one"
+    )
+    temperature: float = option(0.7, "agent track: the sampling temperature of --samples (evaluation is always greedy)")
     ft_dir: Path = option(DEFAULT_LAYOUT.ft_dir, "where adapters live")
     pytest_args: tuple[str, ...] = ()
 
@@ -60,14 +73,21 @@ class EvalSettings:
     def split_name(self) -> str:
         return self.dataset.stem if self.dataset is not None else self.split
 
+    def run_tag(self, track: str) -> str | None:
+        """The agent track's files name the arm: `agent_<model>_<arm>[_<tag>]`."""
+        return layout.agent_run_tag(self.arm, self.tag) if track == AGENT.name else self.tag
+
     def run_name(self, track: str) -> str:
-        return layout.run_name(track, self.model, self.tag)
+        return layout.run_name(track, self.model, self.run_tag(track))
 
     def metric_path(self, track: str) -> Path:
-        return layout.metric_path(self.out_dir, track, self.model, self.tag)
+        return layout.metric_path(self.out_dir, track, self.model, self.run_tag(track))
 
     def predictions_path(self, track: str) -> Path:
-        return layout.predictions_path(self.out_dir, track, self.model, self.tag)
+        return layout.predictions_path(self.out_dir, track, self.model, self.run_tag(track))
+
+    def trajectories_path(self, track: str) -> Path:
+        return layout.trajectories_path(self.out_dir, track, self.model, self.run_tag(track))
 
 
 def default(name: str) -> Any:

@@ -9,10 +9,14 @@ which is not public API: where it cannot be read, a worker answers one row at a 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import pytest
 
+from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import Row
+
+Case = TypeVar("Case", Row, MultiTurnTask)
 
 
 def worker_interactor(config: pytest.Config) -> object | None:
@@ -31,21 +35,31 @@ def queued_indices(interactor: object) -> list[int]:
     return [index for index in indices if isinstance(index, int)]
 
 
-def track_rows(items: Sequence[pytest.Item], track: str) -> list[Row]:
-    """The rows of the given items that belong to a track's evals module, in order, without repeats."""
-    rows: dict[str, Row] = {}
+def track_cases(items: Sequence[pytest.Item], track: str, param: str, kind: type[Case]) -> list[Case]:
+    """The cases (`row` or `task` parameters) of the given items that belong to a track's evals module, in order, without repeats."""
+    cases: dict[str, Case] = {}
     for item in items:
         if getattr(getattr(item, "module", None), "TRACK", None) == track and hasattr(item, "callspec"):
-            row = item.callspec.params.get("row")
-            if isinstance(row, Row):
-                rows.setdefault(row.id, row)
-    return list(rows.values())
+            case = item.callspec.params.get(param)
+            if isinstance(case, kind) and not item.get_closest_marker("skip"):
+                cases.setdefault(case.id, case)
+    return list(cases.values())
+
+
+def items_to_run(session: pytest.Session) -> list[pytest.Item]:
+    """Every selected item; in an xdist worker, the items queued to it now."""
+    interactor = worker_interactor(session.config)
+    if interactor is None:
+        return list(session.items)
+    items = session.items
+    return [items[i] for i in queued_indices(interactor) if 0 <= i < len(items)]
 
 
 def rows_to_run(session: pytest.Session, track: str) -> list[Row]:
     """Every selected row of the track; in an xdist worker, the rows queued to it now."""
-    interactor = worker_interactor(session.config)
-    if interactor is None:
-        return track_rows(session.items, track)
-    items = session.items
-    return track_rows([items[i] for i in queued_indices(interactor) if 0 <= i < len(items)], track)
+    return track_cases(items_to_run(session), track, "row", Row)
+
+
+def tasks_to_run(session: pytest.Session, track: str) -> list[MultiTurnTask]:
+    """The agent track's selected tasks that are not skipped (excluded); in an xdist worker, those queued to it now."""
+    return track_cases(items_to_run(session), track, "task", MultiTurnTask)

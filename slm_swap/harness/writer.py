@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
+from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_from_report
+from slm_swap.harness.agent_trace import trace_agent_run
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_run
@@ -21,6 +23,7 @@ from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction
 from slm_swap.harness.trace import trace_eval_run
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
+from slm_swap.tracks import AGENT
 
 SECRET_VARIABLES = ("AZURE_API_KEY",)
 
@@ -40,6 +43,9 @@ class RunWriter:
         self.settings = context.settings
         self.records: dict[str, dict[str, RowRecord]] = {}
         self.models: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, TaskRecord] = {}  # the agent track's tasks by id
+        self.excluded: dict[str, str] = {}  # agent task id -> why its ground truth cannot be scored
+        self.captured: dict[str, list[dict[str, Any]]] = {}  # agent task id -> its --capture-trajectories lines
         self.started_at = utc_now()
         self.started_clock = time.monotonic()
         self.written: dict[str, dict[str, Any]] = {}
@@ -68,6 +74,17 @@ class RunWriter:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        task = task_from_report(report)
+        if task is not None:
+            task_id, record, model, excluded = task
+            if record is not None:
+                self.tasks[task_id] = record
+                self.captured[task_id] = captured_from_report(report)
+            if excluded is not None:
+                self.excluded[task_id] = excluded
+            if model and AGENT.name not in self.models:
+                self.models[AGENT.name] = model
+            return
         found = record_from_report(report)
         if found is None:
             return
@@ -95,14 +112,38 @@ class RunWriter:
             "predictions_path": str(settings.predictions_path(track)),
         }
 
-    def trace(self, document: dict[str, Any], records: list[RowRecord]) -> dict[str, Any]:
+    def agent_metric_document(self, records: list[TaskRecord], finished_at: str) -> dict[str, Any]:
+        settings = self.settings
+        dataset = settings.dataset_path(AGENT.name)
+        return {
+            "schema": METRIC_SCHEMA,
+            "track": AGENT.name,
+            "model": settings.model,
+            "arm": settings.arm,
+            "tag": settings.tag,
+            "split": settings.split_name(),
+            **summarize_tasks(records, self.excluded),
+            "episode_settings": {"max_steps_per_turn": settings.max_steps_per_turn, "max_active": settings.max_active},
+            "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
+            "model_description": self.models.get(AGENT.name, {}),
+            "started_at": self.started_at,
+            "finished_at": finished_at,
+            "duration_s": round(time.monotonic() - self.started_clock, 3),
+            "pytest_args": list(settings.pytest_args),
+            "predictions_path": str(settings.predictions_path(AGENT.name)),
+        }
+
+    def trace(self, document: dict[str, Any], records: list[Any]) -> dict[str, Any]:
         if self.langfuse is None:
             return {"error": "Langfuse was not configured for this run"}
-        rows = self.context.rows_by_id(document["track"])
         environ = self.context.environ
         secrets = [environ[name] for name in SECRET_VARIABLES if environ.get(name)]
         try:
-            ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
+            if document["track"] == AGENT.name:
+                ref = trace_agent_run(self.langfuse, self.settings, document, records, secrets)
+            else:
+                rows = self.context.rows_by_id(document["track"])
+                ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
         except TracingError as exc:
             self.tracing_errors.append(f"{document['track']}: {exc}")
             return {"error": str(exc)}
@@ -118,6 +159,18 @@ class RunWriter:
             write_jsonl_atomic(self.settings.predictions_path(track), prediction_lines(records))
             write_json_atomic(self.settings.metric_path(track), document)
             self.written[track] = document
+        if self.tasks or self.excluded:
+            tasks = sorted(self.tasks.values(), key=lambda r: r.id)
+            document = self.agent_metric_document(tasks, finished_at)
+            document["langfuse"] = self.trace(document, tasks)
+            write_jsonl_atomic(self.settings.predictions_path(AGENT.name), [record.to_json() for record in tasks])
+            if self.settings.capture:
+                lines = [line for task_id in sorted(self.captured) for line in self.captured[task_id]]
+                write_jsonl_atomic(self.settings.trajectories_path(AGENT.name), lines)
+                document["trajectories"] = {"path": str(self.settings.trajectories_path(AGENT.name)), "lines": len(lines)}
+                document["trajectories"]["accepted"] = sum(line["verifier"]["accepted"] for line in lines)
+            write_json_atomic(self.settings.metric_path(AGENT.name), document)
+            self.written[AGENT.name] = document
 
     def apply_gate(self, session: pytest.Session) -> None:
         settings = self.settings
@@ -139,7 +192,7 @@ class RunWriter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self.records:
+        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not (self.records or self.tasks or self.excluded):
             return  # interrupted or broken runs leave no file that looks complete
         self.write_files()
         if self.settings.gate_against is not None:
@@ -171,13 +224,19 @@ class RunWriter:
         tr.section("slm-swap metrics")
         for track, doc in self.written.items():
             rates = "  ".join(f"{k}={v:.3f} {format_interval(doc['intervals'][k])}" for k, v in doc["metrics"].items())
-            tr.write_line(f"{track} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
+            arm = f" {doc['arm']}" if "arm" in doc else ""
+            tr.write_line(f"{track}{arm} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
             trace = doc.get("langfuse", {})
             if "trace_id" in trace:
                 tr.write_line(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
-            if doc["errors"] or doc["retries"] or doc["cached_rows"]:
+            if "mean_steps_per_task" in doc:
                 tr.write_line(
-                    f"  errors by class {doc['error_classes']}  retries by class {doc['retries']}  rows from cache {doc['cached_rows']}"
+                    f"  mean steps per task {doc['mean_steps_per_task']:.2f}  failures {doc['failures']}  excluded {len(doc['excluded'])}"
+                )
+            if doc["errors"] or doc.get("retries") or doc.get("cached_rows"):
+                tr.write_line(
+                    f"  errors by class {doc['error_classes']}  retries by class {doc.get('retries', {})}"
+                    f"  rows from cache {doc.get('cached_rows', 0)}"
                 )
             concurrency = doc["model_description"].get("concurrency")
             if concurrency:

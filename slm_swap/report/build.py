@@ -8,7 +8,8 @@ delta, n and errors, dataset and model identities, wall times, Langfuse links, a
 failure kinds with one example each. Whatever did not run is
 written as "not run". The report carries no clock time of its own, so the same inputs
 give the same bytes. The pieces: `cells` (one value), `tables` (a track's tables),
-`examples` (failure kinds and examples), `sections` (the summary and each track).
+`examples` (failure kinds and examples), `sections` (the summary and each track); `agent` (the agent track's runs,
+each failure kind shown at the step where its episode went wrong), after the row tracks when any agent run exists.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from slm_swap.files import write_bytes_atomic, write_text_atomic
+from slm_swap.report.agent import agent_section
 from slm_swap.report.chart import ChartTrack, render_chart
 from slm_swap.report.inputs import ROLE_LABELS, ROLES, RunNames, TrackInputs, load_decision, load_track
 from slm_swap.report.sections import steps_section, summary_section, track_section
@@ -34,7 +36,9 @@ def chart_track(inputs: TrackInputs) -> ChartTrack:
     return ChartTrack(inputs.track, metrics, series, inputs.delta, n, intervals)
 
 
-def render_markdown(all_inputs: list[TrackInputs], step_times: Mapping[str, float] | None, chart_name: str, root: Path | None) -> str:
+def render_markdown(
+    all_inputs: list[TrackInputs], step_times: Mapping[str, float] | None, chart_name: str, root: Path | None, agent: list[str] = ()
+) -> str:
     lines = [
         "# SLM Swap report",
         "",
@@ -49,6 +53,7 @@ def render_markdown(all_inputs: list[TrackInputs], step_times: Mapping[str, floa
     lines += summary_section(all_inputs) + steps_section(step_times)
     for inputs in all_inputs:
         lines += track_section(inputs, root)
+    lines += list(agent)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -71,7 +76,7 @@ def write_report(
     all_inputs = [load_track(Path(eval_dir), Path(ft_dir), track, decision_doc, names) for track in tracks]
     png = render_chart([chart_track(inputs) for inputs in all_inputs])
     chart_name = Path(os.path.relpath(Path(out_png).resolve(), Path(out_md).resolve().parent)).as_posix()
-    markdown = render_markdown(all_inputs, step_times, chart_name, root)
+    markdown = render_markdown(all_inputs, step_times, chart_name, root, agent_section(Path(eval_dir)))
     # chart first, report last: a report on disk always has its chart beside it
     write_bytes_atomic(out_png, png)
     write_text_atomic(out_md, markdown)

@@ -114,7 +114,7 @@ def interval_note(run: EvalRunTrace, rate: str) -> dict[str, Any]:
     return {"comment": f"95% CI [{low:.3f}, {high:.3f}] over n={n} rows", "metadata": {"ci95": [low, high], "n": n}}
 
 
-def _record(settings: LangfuseSettings, secrets: Sequence[str], build: Callable[[TracingSession], str]) -> TraceRef:
+def record_trace(settings: LangfuseSettings, secrets: Sequence[str], build: Callable[[TracingSession], str]) -> TraceRef:
     with TracingSession(settings, secrets) as session:
         trace_id = build(session)
         url = session.trace_url(trace_id)
@@ -122,7 +122,7 @@ def _record(settings: LangfuseSettings, secrets: Sequence[str], build: Callable[
     return TraceRef(trace_id=trace_id, url=url)
 
 
-def _eval_run_span(session: TracingSession, name: str, run: EvalRunTrace, n: int) -> Observation:
+def eval_run_span(session: TracingSession, name: str, run: EvalRunTrace, n: int) -> Observation:
     """The run's root span: the model, dataset and pytest arguments in, the rates and summary out."""
     identity = {
         "track": run.track,
@@ -186,7 +186,7 @@ def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequenc
 
     def build(session: TracingSession) -> str:
         with session.trace(name, run.tags):
-            root = _eval_run_span(session, name, run, len(rows))
+            root = eval_run_span(session, name, run, len(rows))
             for row in rows:
                 _record_row(session, root, run.model_name, row)
             session.end(root, at=run.ended_at)
@@ -197,7 +197,7 @@ def record_eval_run(settings: LangfuseSettings, run: EvalRunTrace, rows: Sequenc
                 )
         return root.trace_id
 
-    return _record(settings, secrets, build)
+    return record_trace(settings, secrets, build)
 
 
 def record_training_run(settings: LangfuseSettings, run: TrainingRunTrace, *, secrets: Sequence[str] = ()) -> TraceRef:
@@ -234,7 +234,7 @@ def record_training_run(settings: LangfuseSettings, run: TrainingRunTrace, *, se
             session.score(trace_id=root.trace_id, name=loss, value=value, data_type="NUMERIC", at=run.ended_at)
         return root.trace_id
 
-    return _record(settings, secrets, build)
+    return record_trace(settings, secrets, build)
 
 
 def record_decisions(
@@ -253,4 +253,4 @@ def record_decisions(
             session.end(root, at=at)
         return root.trace_id
 
-    return _record(settings, secrets, build)
+    return record_trace(settings, secrets, build)

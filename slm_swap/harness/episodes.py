@@ -1,0 +1,104 @@
+"""The agent track's episodes in one pytest process: every selected task answered up front, as the SLM answers rows.
+
+On the first task a test asks for, `EpisodePool` runs all tasks this process will run (under pytest-xdist, the
+worker's queue; `shares.tasks_to_run`) through `run_episodes` with the policy the run asked for, so a batched
+model generates once per step across every open episode; a task it has not run yet (the worker's queue grew)
+starts the next batch. `--model=replay` runs nothing: it hands back the stored trajectories, which scoring
+re-executes through BFCL's checker. With `--capture-trajectories --samples k` the teacher also runs every task k more times
+at `--temperature` (`samples`); those trajectories are captured, never scored into the metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from slm_swap.agent.episode import EpisodeSettings, run_episodes
+from slm_swap.agent.trajectory import Trajectory
+from slm_swap.data.bfcl_multi_turn import MultiTurnTask
+from slm_swap.data.rows import DatasetError
+from slm_swap.files import sha256_file
+from slm_swap.harness.agent_policy import AgentPolicy
+from slm_swap.harness.agent_records import TaskRecord, read_task_records
+from slm_swap.harness.context import run_context
+from slm_swap.harness.factory import ModelSetupError
+from slm_swap.harness.settings import EvalSettings
+from slm_swap.harness.shares import tasks_to_run
+from slm_swap.tracks import AGENT
+
+PolicyFactory = Callable[[EvalSettings, Mapping[str, str]], AgentPolicy]
+
+
+def episode_settings(settings: EvalSettings) -> EpisodeSettings:
+    return EpisodeSettings(settings.arm, max_steps_per_turn=settings.max_steps_per_turn, max_active=settings.max_active)
+
+
+def stored_trajectories(settings: EvalSettings, tasks: list[MultiTurnTask]) -> dict[str, Trajectory]:
+    """Replay's trajectories for `tasks`: every one must be stored, for the run's arm."""
+    assert settings.predictions is not None  # the plugin refuses replay without --predictions
+    records: dict[str, TaskRecord] = read_task_records(settings.predictions)
+    missing = [task.id for task in tasks if task.id not in records]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DatasetError(f"{settings.predictions}: no trajectory for {len(missing)} selected task(s): {shown}")
+    arms = {records[task.id].trajectory.arm for task in tasks}
+    if arms - {settings.arm}:
+        raise DatasetError(f"{settings.predictions}: trajectories of arm {', '.join(sorted(arms))}; this run is --arm {settings.arm}")
+    return {task.id: records[task.id].trajectory for task in tasks}
+
+
+class EpisodePool:
+    def __init__(self, session: pytest.Session, build_policy: PolicyFactory) -> None:
+        self.session = session
+        self.build_policy = build_policy
+        self.trajectories: dict[str, Trajectory] = {}
+        self.samples: dict[str, list[Trajectory]] = {}  # task id -> its sampled trajectories, for --capture-trajectories
+        self.policy: AgentPolicy | None = None
+        self.description: dict[str, Any] = {}
+        self.failure: BaseException | None = None
+
+    def trajectory(self, task: MultiTurnTask) -> Trajectory:
+        if self.failure is not None:
+            raise self.failure  # a policy that failed is not asked again for every task
+        if task.id not in self.trajectories:
+            queued = [t for t in tasks_to_run(self.session, AGENT.name) if t.id not in self.trajectories]
+            if task not in queued:
+                queued.insert(0, task)
+            try:
+                self.trajectories.update(self.run(queued))
+            except (ModelSetupError, DatasetError) as exc:
+                pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            except Exception as exc:
+                self.failure = exc
+                raise
+        return self.trajectories[task.id]
+
+    def run(self, tasks: list[MultiTurnTask]) -> dict[str, Trajectory]:
+        settings = run_context(self.session.config).settings
+        if settings.model == "replay":
+            self.description = {
+                "name": "replay",
+                "predictions": str(settings.predictions),
+                "predictions_sha256": sha256_file(settings.predictions),
+            }
+            return stored_trajectories(settings, tasks)
+        if self.policy is None:
+            self.policy = self.build_policy(settings, run_context(self.session.config).environ)
+            self.description = dict(self.policy.description)
+        trajectories = run_episodes(tasks, self.policy.act, episode_settings(settings))
+        if settings.capture and settings.samples:
+            if self.policy.sample is None:
+                raise ModelSetupError(f"--samples: --model={settings.model} does not sample; the hosted model (azure) does")
+            for _ in range(settings.samples):
+                for sampled in run_episodes(tasks, self.policy.sample(settings.temperature), episode_settings(settings)):
+                    self.samples.setdefault(sampled.task_id, []).append(sampled)
+        return {trajectory.task_id: trajectory for trajectory in trajectories}
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.description)
+
+    def close(self) -> None:
+        if self.policy is not None:
+            self.policy.close()

@@ -1,0 +1,81 @@
+"""The report's agent-track section: every agent run found in the eval folder, its rates with intervals, its
+failures by kind, and per kind one failed task shown at the step where its episode went wrong (that turn's
+request, the step's reply and observation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from slm_swap.data.rows import DatasetError
+from slm_swap.harness.agent_records import TaskRecord, read_task_records
+from slm_swap.layout import predictions_for_metric
+from slm_swap.report.markdown import code, escape, table
+from slm_swap.tracks import AGENT
+
+EXCERPT = 300
+
+
+def agent_metric_files(eval_dir: Path) -> list[Path]:
+    """`agent_<model>_<arm>[_<tag>].json` files that are agent metric files, by name."""
+    found = []
+    for path in sorted(Path(eval_dir).glob(f"{AGENT.name}_*.json")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict) and document.get("track") == AGENT.name and "metrics" in document:
+            found.append(path)
+    return found
+
+
+def where_it_went_wrong(record: TaskRecord) -> list[str]:
+    result, trajectory = record.result, record.trajectory
+    turn, step = result.first_failing_turn, result.first_failing_step
+    lines = [f"  - task {code(result.task_id)}: {escape(result.failure)} in turn {turn}, step {step}"]
+    if turn is None or turn >= len(trajectory.turns):
+        return lines
+    record_turn = trajectory.turns[turn]
+    lines.append(f"  - request: {code(record_turn.user, limit=EXCERPT)}")
+    if step is not None and step < len(record_turn.steps):
+        shown = record_turn.steps[step]
+        lines.append(f"  - reply: {code(shown.text, limit=EXCERPT)}")
+        lines.append(f"  - observation: {code(shown.observation or '(none: the reply did not act)', limit=EXCERPT)}")
+    return lines
+
+
+def run_section(path: Path) -> list[str]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    lines = [f"### {escape(path.stem)}", ""]
+    rows = [
+        [escape(name), f"{value:.3f}", "[{:.3f}, {:.3f}]".format(*document["intervals"][name])]
+        for name, value in document["metrics"].items()
+    ]
+    lines += table(["metric", "rate", "95 % interval"], rows)
+    steps = document.get("mean_steps_per_task", 0.0)
+    lines += ["", f"n={document['n']} tasks, {len(document.get('excluded', {}))} excluded, mean steps per task {steps:.2f}", ""]
+    failures = document.get("failures", {})
+    if not failures:
+        return lines + ["No task failed.", ""]
+    lines.append("Failures by kind: " + ", ".join(f"{escape(kind)} {count}" for kind, count in failures.items()))
+    try:
+        records = read_task_records(predictions_for_metric(path))
+    except DatasetError as exc:
+        return lines + [f"- examples: not available ({escape(exc)})", ""]
+    for kind in failures:
+        example = next((r for r in records.values() if r.result.failure is not None and r.result.failure.value == kind), None)
+        if example is not None:
+            lines += [f"- {escape(kind)}:", *where_it_went_wrong(example)]
+    return lines + [""]
+
+
+def agent_section(eval_dir: Path) -> list[str]:
+    """Nothing when no agent run is in `eval_dir`."""
+    paths = agent_metric_files(eval_dir)
+    if not paths:
+        return []
+    lines = ["## Agent track", "", "Each run: BFCL multi-turn tasks as episodes, scored turn by turn by BFCL's checker.", ""]
+    for path in paths:
+        lines += run_section(path)
+    return lines

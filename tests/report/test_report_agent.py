@@ -1,0 +1,44 @@
+"""The report's agent section: present only when an agent run is, each failure kind shown at its turn and step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slm_swap.agent.scoring import TaskResult
+from slm_swap.agent.trajectory import StepRecord, Trajectory, TurnRecord
+from slm_swap.harness.agent_records import TaskRecord, summarize_tasks
+from slm_swap.report.agent import agent_section
+from slm_swap.scoring.outcomes import AgentFailure
+
+
+def write_run(folder: Path) -> None:
+    bad_step = StepRecord(
+        1, '<tool_call name="rm_all">{}</tool_call>', "calls", failure="unknown_tool", observation="Observation: no tool rm_all"
+    )
+    turns = [
+        TurnRecord(0, "list the files", [StepRecord(0, "ok", None)], "answer"),
+        TurnRecord(1, "delete the log", [StepRecord(0, "x", None), bad_step], "answer"),
+    ]
+    failed = TaskResult("multi_turn_base_7", False, [True, False], 1, 1, AgentFailure.UNKNOWN_TOOL, "no tool", actions=1, steps=3)
+    passed = TaskResult("multi_turn_base_8", True, [True], actions=0, steps=1)
+    records = [
+        TaskRecord(failed, Trajectory("multi_turn_base_7", "multi_turn_base", "toolcall", turns=turns, ended="complete")),
+        TaskRecord(passed, Trajectory("multi_turn_base_8", "multi_turn_base", "toolcall", ended="complete")),
+    ]
+    document = {"track": "agent", "model": "slm", "arm": "toolcall", **summarize_tasks(records, {})}
+    (folder / "agent_slm_toolcall.json").write_text(json.dumps(document))
+    (folder / "agent_slm_toolcall.predictions.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
+
+
+def test_no_agent_run_adds_nothing(tmp_path: Path) -> None:
+    (tmp_path / "toolcall_slm.json").write_text(json.dumps({"track": "toolcall", "metrics": {}}))
+    assert agent_section(tmp_path) == []
+
+
+def test_a_failure_kind_is_shown_at_the_step_where_the_episode_went_wrong(tmp_path: Path) -> None:
+    write_run(tmp_path)
+    text = "\n".join(agent_section(tmp_path))
+    assert "### agent\\_slm\\_toolcall" in text and "task\\_success\\_rate | 0.500" in text
+    assert "unknown\\_tool in turn 1, step 1" in text
+    assert "request: ` delete the log `" in text and "rm_all" in text and "Observation: no tool rm_all" in text
