@@ -28,10 +28,7 @@ GOLD_SOURCE = {
 
 def offered_tools(task: MultiTurnTask) -> list[dict[str, Any]]:
     """Every tool the task offers over its turns: those at the start, then those a later turn adds."""
-    tools = list(task.functions)
-    for turn in sorted(task.missed_functions):
-        tools.extend(task.missed_functions[turn])
-    return tools
+    return task.functions_at(len(task.turns) - 1)
 
 
 def trajectory_record(task: MultiTurnTask, trajectory: Trajectory, result: TaskResult, source: Mapping[str, Any]) -> TrajectoryRecord:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slm_swap.agent.demonstrations import trajectory_record
 from slm_swap.agent.scoring import score_trajectory
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.bfcl_multi_turn import MultiTurnTask
@@ -20,32 +21,9 @@ CAPTURE_PROPERTY = "slm_swap_capture"
 
 
 def capture_line(task: MultiTurnTask, trajectory: Trajectory, model: str, sample: str, temperature: float) -> dict[str, Any]:
-    result = score_trajectory(task, trajectory)
-    return {
-        "messages": [dict(message) for message in trajectory.messages],
-        "tools": task.functions_at(len(task.turns) - 1),
-        "verifier": {
-            "name": "bfcl_multi_turn_checker",
-            "accepted": result.passed,
-            "turns_passed": result.turns_passed,
-            "failure": result.failure.value if result.failure else None,
-            "first_failing_turn": result.first_failing_turn,
-            "first_failing_step": result.first_failing_step,
-            "detail": result.detail,
-        },
-        "source": {
-            "task_id": task.id,
-            "category": task.category,
-            "scenario": task.scenario,
-            "arm": trajectory.arm,
-            "model": model,
-            "sample": sample,
-            "temperature": temperature,
-            "ended": trajectory.ended,
-            "steps": result.steps,
-            "usage": dict(result.usage),
-        },
-    }
+    """One trajectory as `slm_swap.data.trajectories` reads it (`tools/build_trajectories.py` takes these files)."""
+    source = {"model": model, "sample": sample, "temperature": temperature}
+    return trajectory_record(task, trajectory, score_trajectory(task, trajectory), source).to_json()
 
 
 def capture_lines(

@@ -13,6 +13,7 @@ import pytest
 from fault_server import FaultServer
 
 from slm_swap.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.data.trajectories import read_trajectories
 from slm_swap.formats.toolcall import format_tool_call
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,6 +59,9 @@ def test_hosted_run_captures_greedy_and_sampled_trajectories_with_verdicts(tmp_p
         assert isinstance(line["verifier"]["accepted"], bool) and line["tools"]
         assert line["verifier"]["accepted"] or line["verifier"]["failure"]
     assert document["trajectories"]["lines"] == 6
+    # the trajectory builder's reader takes the file as it is: ids from task and sample, one per line
+    records = read_trajectories(tmp_path / "agent_azure_toolcall.trajectories.jsonl")
+    assert [r.id for r in records] == [f"{t}#{s}" for t in TASKS for s in ("greedy", "1", "2")]
     for path in tmp_path.iterdir():
         assert KEY not in path.read_text(encoding="utf-8"), path
     assert KEY not in done.stdout + done.stderr
