@@ -75,6 +75,7 @@ class LocalSLM(GenerationEngines):
         min_new_tokens: int = 0,
         engine: str = "static",
         progress: Progress | None = None,
+        batch_invariant: bool = False,
     ) -> None:
         import torch
 
@@ -103,6 +104,9 @@ class LocalSLM(GenerationEngines):
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.engine = engine
         self.progress = progress  # told (rows done, rows in all) as each batch finishes
+        self.batch_invariant = batch_invariant  # slm_swap.engine.invariant: a row's tokens do not depend on its batch
+        if batch_invariant and engine != "static":
+            raise ValueError("batch_invariant needs the static engine")
         if self.engine == "continuous" and min_new_tokens:
             raise ValueError("min_new_tokens needs the static or padded engine (continuous batching has no minimum length)")
         self.model, self.tokenizer = load_model(self.model_path, self.adapter, self.quantization, self.dtype, self.device)
@@ -220,6 +224,8 @@ class LocalSLM(GenerationEngines):
                 "batch_size": self.batch_size if self.batch_size is not None else "auto",
                 "batch_sizes_used": sorted(set(self.batch_sizes)),
                 "batching": BATCHING[self.engine],
+                # only when on: the default mode's description (and so its answer journal's name) stays as it was
+                **({"batch_invariant": True} if self.batch_invariant else {}),
                 "stop": "end-of-turn token or max_new_tokens",
                 "dequantized_weight_gib": round(self.dequantized_peak / 2**30, 2),
                 "fused_kernels": self.fused_kernels,

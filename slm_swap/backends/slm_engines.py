@@ -70,6 +70,7 @@ class GenerationEngines:
     fused_kernels: list[str]
     _static: StaticGenerator | None
     progress: Progress | None
+    batch_invariant: bool
 
     def report_progress(self, done: int, total: int) -> None:
         if self.progress is not None:
@@ -85,6 +86,7 @@ class GenerationEngines:
                 self.tokenizer.pad_token_id,
                 use_graphs=self.device.type == "cuda",
                 prefill_tokens=self.prefill_tokens(),
+                batch_invariant=self.batch_invariant,
             )
         with ExitStack() as stack:
             dequantized = 0

@@ -23,9 +23,11 @@ class BatchCache:
     row b owns slots [starts[b], starts[b] + reserved[b]), its prompt first, then its new tokens.
     """
 
-    def __init__(self, reserved: Sequence[int], device: Any) -> None:
+    def __init__(self, reserved: Sequence[int], device: Any, per_row: bool = False) -> None:
         import torch
 
+        self.per_row = per_row  # batch-invariant mode: decode attention row by row over each row's own slots
+        self.reserved = list(reserved)
         self.rows = len(reserved)
         self.width = max(reserved)  # the most slots a row owns
         self.total = sum(reserved)
@@ -69,6 +71,8 @@ class BatchCache:
             return out.transpose(1, 2).contiguous()
         keys.index_copy_(1, self.write, key[:, :, 0].transpose(0, 1))
         values.index_copy_(1, self.write, value[:, :, 0].transpose(0, 1))
+        if self.per_row:
+            return self.attend_per_row(query, keys, values, scaling, window)
         if decode_attention.available(query.device, head_dim):
             return decode_attention.decode_attention(query, keys, values, self.starts, self.slot, scaling, window)
         # Each row's slots gathered into a (rows, kv heads, width, dim) block; slots past the
@@ -83,6 +87,24 @@ class BatchCache:
         grouped = query.reshape(batch, kv_heads, heads // kv_heads, head_dim)
         out = F.scaled_dot_product_attention(grouped, rows_keys, rows_values, attn_mask=mask[:, None, None, :], scale=scaling)
         return out.reshape(batch, heads, 1, head_dim).transpose(1, 2)
+
+    def attend_per_row(self, query: Any, keys: Any, values: Any, scaling: float, window: int | None) -> Any:
+        """Decode attention of each row over exactly its own reserved slots: the same shapes alone or in any batch."""
+        import torch
+        import torch.nn.functional as F
+
+        batch, heads, _, head_dim = query.shape
+        kv_heads = keys.shape[0]
+        outs = []
+        for row, (start, width) in enumerate(zip(self.row_starts, self.reserved)):
+            index = self.slot_index[:width]
+            mask = index <= self.slot[row]
+            if window is not None and window < width:
+                mask &= index > self.slot[row] - window
+            grouped = query[row].reshape(1, kv_heads, heads // kv_heads, head_dim)
+            rows_keys, rows_values = (cache[None, :, start : start + width] for cache in (keys, values))
+            outs.append(F.scaled_dot_product_attention(grouped, rows_keys, rows_values, attn_mask=mask[None, None, None, :], scale=scaling))
+        return torch.cat(outs).reshape(batch, heads, 1, head_dim).transpose(1, 2)
 
 
 def packed_attention(query: Any, key: Any, value: Any, prefill: PrefillPass, scaling: float, window: int | None) -> Any:

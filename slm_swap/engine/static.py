@@ -30,11 +30,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from slm_swap.engine.cache import ATTENTION_NAME, BatchCache, register_attention, serving
+from slm_swap.engine.invariant import TileSwitch, row_tiled_linears
 from slm_swap.engine.planning import aligned, packed_groups, prefill_groups, reserved_slots
 from slm_swap.engine.prefill import packed_pass, packed_prefill_available, padded_pass, prefill_backends, to_device
 
@@ -67,9 +68,19 @@ class StaticGenerator:
     """Greedy generation of one batch at a time with the static cache, on a loaded causal LM."""
 
     def __init__(
-        self, model: Any, eos_ids: Sequence[int], pad_id: int, use_graphs: bool, prefill_tokens: int, packed: bool | None = None
+        self,
+        model: Any,
+        eos_ids: Sequence[int],
+        pad_id: int,
+        use_graphs: bool,
+        prefill_tokens: int,
+        packed: bool | None = None,
+        batch_invariant: bool = False,
     ) -> None:
         self.model = model
+        # slm_swap.engine.invariant: one-row prefill passes, decode linears in fixed row tiles, per-row decode attention
+        self.batch_invariant = batch_invariant
+        self.tiles = TileSwitch()
         # Prefill rows packed without padding (None: where variable-length flash attention exists), else right-padded groups.
         self.packed = packed_prefill_available(model.device) if packed is None else packed
         self.eos_ids = list(eos_ids)
@@ -95,15 +106,18 @@ class StaticGenerator:
             raise ValueError("every prompt needs at least one token")
         device = self.model.device
         groups, reserved = self.cache_layout(lengths, max_new_tokens)
-        cache = BatchCache(reserved, device)
+        cache = BatchCache(reserved, device, per_row=self.batch_invariant)
         timing = BatchTiming(rows=len(order), slots=cache.total, prompt_tokens=sum(lengths))
-        with self.attention(cache), torch.inference_mode(), prefill_backends(device):
+        with self.attention(cache), torch.inference_mode(), prefill_backends(device), self.linears():
             started = time.perf_counter()
             state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
             self.prefill(state, [prompts[i] for i in order], lengths, groups, timing)
             timing.prefill_s = synchronized_clock(device) - started
-            cache.decoding = True
-            timing.decode_steps = self.decode(state)
+            cache.decoding = self.tiles.on = True
+            try:
+                timing.decode_steps = self.decode(state)
+            finally:
+                self.tiles.on = False
             tokens = state.out.tolist()
             timing.decode_s = time.perf_counter() - started - timing.prefill_s
             self.timings.append(timing)
@@ -112,8 +126,20 @@ class StaticGenerator:
             generated[index] = tokens[row]
         return generated
 
+    def linears(self) -> Any:
+        """Batch-invariant mode: every linear layer in fixed row tiles while decoding (slm_swap.engine.invariant)."""
+        return row_tiled_linears(self.model, self.tiles) if self.batch_invariant else nullcontext()
+
     def cache_layout(self, lengths: Sequence[int], max_new_tokens: int) -> tuple[list[tuple[int, int]], list[int]]:
-        """The prefill groups of a batch's rows (sorted longest first) and the cache slots each row reserves."""
+        """The prefill groups of a batch's rows (sorted longest first) and the cache slots each row reserves.
+
+        In batch-invariant mode each row is a group of its own: its prefill pass and its slots are what they are alone.
+        """
+        if self.batch_invariant:
+            groups = [(row, row + 1) for row in range(len(lengths))]
+            if self.packed:
+                return groups, [aligned(n + max_new_tokens - 1) for n in lengths]
+            return groups, reserved_slots(lengths, max_new_tokens, groups)
         if self.packed:
             groups = packed_groups(lengths, self.prefill_tokens)
             return groups, [aligned(n + max_new_tokens - 1) for n in lengths]

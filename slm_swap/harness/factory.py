@@ -87,6 +87,7 @@ def build_model(
                 quantization=settings.quantization,
                 engine=settings.engine,
                 progress=progress,
+                batch_invariant=settings.batch_invariant,
             )
         except CheckpointError as exc:
             raise ModelSetupError(str(exc)) from None

@@ -53,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-new-tokens", type=int, default=default("max_new_tokens"), help=help_text("max_new_tokens"))
     group.addoption("--batch-size", type=int, default=None, help=help_text("batch_size"))
     group.addoption("--engine", choices=ENGINE_CHOICES, default=default("engine"), help=help_text("engine"))
+    group.addoption("--batch-invariant", action="store_true", help=help_text("batch_invariant"))
     group.addoption(
         "--check-batch-invariance", type=int, default=default("check_batch_invariance"), help=help_text("check_batch_invariance")
     )
@@ -91,6 +92,8 @@ def check_options(opt: Any) -> None:
         raise pytest.UsageError("--samples needs --capture-trajectories and --model=azure: only the hosted teacher is sampled")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
+    if opt("--batch-invariant") and (opt("--model") != "slm" or opt("--engine") != "static"):
+        raise pytest.UsageError("--batch-invariant needs --model=slm with --engine static")
     if opt("--check-batch-invariance") < 0:
         raise pytest.UsageError("--check-batch-invariance must be at least 0")
     if opt("--check-batch-invariance") and opt("--model") != "slm":
@@ -153,6 +156,7 @@ DIRECT_OPTIONS = {
     "batch_size": "--batch-size",
     "quantization": "--quantization",
     "engine": "--engine",
+    "batch_invariant": "--batch-invariant",
     "check_batch_invariance": "--check-batch-invariance",
     "request_timeout_s": "--request-timeout",
     "max_retries": "--max-retries",

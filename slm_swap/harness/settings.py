@@ -47,6 +47,9 @@ class EvalSettings:
     batch_size: int | None = option(None, "SLM batch size (None: chosen from free memory; 8 on CPU)")
     quantization: str = option("nf4", "SLM weights: 4-bit NF4 or unquantised (none)")
     engine: str = option("static", "SLM generation engine (static: static KV cache, CUDA graphs on CUDA)")
+    batch_invariant: bool = option(
+        False, "--engine static: a row's tokens do not depend on its batch (one-row prefill, row-tiled decode matmuls, per-row attention)"
+    )
     check_batch_invariance: int = option(
         0, "--model=slm: after the batched run, generate K selected rows (evenly spaced) again one at a time and record text and flag flips"
     )

@@ -128,7 +128,8 @@ class RunWriter:
         """The `batch_invariance` block (only in runs with --check-batch-invariance)."""
         settings = self.settings
         comparison = compare_alone(track, self.records[track], self.alone.get(track, {}), self.context.rows_by_id(track))
-        return {"batch_invariance": invariance_block(settings.check_batch_invariance, settings.engine, False, comparison)}
+        block = invariance_block(settings.check_batch_invariance, settings.engine, settings.batch_invariant, comparison)
+        return {"batch_invariance": block}
 
     def metric_document(self, track: str, records: list[RowRecord], finished_at: str) -> dict[str, Any]:
         settings = self.settings
