@@ -7,10 +7,9 @@ from typing import Any
 
 from slm_swap.harness.agent_records import TaskRecord
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.harness.trace import unix_time
+from slm_swap.harness.trace import eval_run_trace
 from slm_swap.tracing.agent_runs import TaskTrace, record_agent_run
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
-from slm_swap.tracing.runs import EvalRunTrace
 
 SUMMARY_KEYS = ("n", "errors", "passed", "failures", "totals", "mean_steps_per_task", "mean_usage_per_task", "usage", "ended", "excluded")
 
@@ -18,7 +17,6 @@ SUMMARY_KEYS = ("n", "errors", "passed", "failures", "totals", "mean_steps_per_t
 def trace_agent_run(
     langfuse: LangfuseSettings, settings: EvalSettings, document: dict[str, Any], records: Sequence[TaskRecord], secrets: Sequence[str]
 ) -> TraceRef:
-    track = document["track"]
     tasks = [
         TaskTrace(
             r.trajectory,
@@ -30,20 +28,5 @@ def trace_agent_run(
         )
         for r in records
     ]
-    run = EvalRunTrace(
-        track=track,
-        model_name=settings.run_name(track).split("_", 1)[1],
-        model=document["model_description"],
-        dataset_path=document["dataset"]["path"],
-        dataset_sha256=document["dataset"]["sha256"],
-        metric_path=str(settings.metric_path(track)),
-        predictions_path=str(settings.predictions_path(track)),
-        pytest_args=document["pytest_args"],
-        started_at=unix_time(document["started_at"]),
-        ended_at=unix_time(document["finished_at"]),
-        rates=document["metrics"],
-        intervals=document.get("intervals", {}),
-        summary={key: document[key] for key in SUMMARY_KEYS},
-        tags=[track, str(settings.model), settings.arm] + ([settings.tag] if settings.tag else []),
-    )
+    run = eval_run_trace(settings, document, [settings.arm], SUMMARY_KEYS)
     return record_agent_run(langfuse, run, tasks, secrets=secrets)

@@ -33,7 +33,15 @@ def trace_eval_run(
         row = rows.get(record.id) or Row(record.id, -1, track, "", "")
         started = record.started_at or unix_time(document["started_at"])
         row_traces.append(row_trace_from_record(row, record, started_at=started))
-    run = EvalRunTrace(
+    return record_eval_run(langfuse, eval_run_trace(settings, document), row_traces, secrets=secrets)
+
+
+def eval_run_trace(
+    settings: EvalSettings, document: dict[str, Any], tags: Sequence[str] = (), summary_keys: Sequence[str] = SUMMARY_KEYS
+) -> EvalRunTrace:
+    """The run's trace root, from its metric document; `tags` go after the track and model ones."""
+    track = document["track"]
+    return EvalRunTrace(
         track=track,
         model_name=settings.run_name(track).split("_", 1)[1],
         model=document["model_description"],
@@ -46,7 +54,6 @@ def trace_eval_run(
         ended_at=unix_time(document["finished_at"]),
         rates=document["metrics"],
         intervals=document.get("intervals", {}),
-        summary={key: document[key] for key in SUMMARY_KEYS},
-        tags=[track, str(settings.model)] + ([settings.tag] if settings.tag else []),
+        summary={key: document[key] for key in summary_keys},
+        tags=[track, str(settings.model), *tags] + ([settings.tag] if settings.tag else []),
     )
-    return record_eval_run(langfuse, run, row_traces, secrets=secrets)
