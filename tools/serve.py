@@ -12,7 +12,7 @@ weights are unquantised (float32 on CPU, bfloat16 on CUDA, as `--model=slm
 cap, printed below) with every request, as the Mastra client in slm_swap/mastra does.
 The vLLM command that serves the same adapter on GPUs is printed too (vLLM is not installed).
 
---parity-rows N asks the server and `LocalSLM` (quantization none) the first N rows of the
+--parity-rows N asks the server and `LocalSLM` (quantization none, batch-invariant) the first N rows of the
 split, writes slm_swap/05_eval/serve_parity_<track>.json and exits 0 only when every text
 matches. Needs the `serve` extra: pip install -e '.[serve]'.
 """
@@ -80,7 +80,13 @@ def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) 
         server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout, max_retries=0
     )
     evaluated = LocalSLM(
-        plan.base, adapter=plan.adapter, track=plan.track, max_new_tokens=plan.max_tokens, quantization="none", device=plan.device
+        plan.base,
+        adapter=plan.adapter,
+        track=plan.track,
+        max_new_tokens=plan.max_tokens,
+        quantization="none",
+        device=plan.device,
+        batch_invariant=True,  # each row's text as it comes alone, which is how the server answers
     )
     try:
         report = check_parity(rows, served, evaluated, plan.describe())
@@ -90,7 +96,7 @@ def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) 
     out = args.parity_out or serve_parity_path(Layout(REPO).eval_dir, plan.track)
     write_json_atomic(out, report.to_record())
     same = sum(row.same for row in report.rows)
-    print(f"parity: {same}/{len(report.rows)} rows identical to LocalSLM (quantization none); report {out}")
+    print(f"parity: {same}/{len(report.rows)} rows identical to LocalSLM (quantization none, batch-invariant); report {out}")
     return 0 if report.all_same else 1
 
 

@@ -1,7 +1,8 @@
 """Does the served SLM answer with the text evaluation scored? Row by row, byte for byte.
 
-The evaluated side is `LocalSLM` as `--model=slm --quantization none` runs it (the
-adapter, if any, applied unmerged on the base); the served side is the endpoint that
+The evaluated side is `LocalSLM` as `--model=slm --quantization none --batch-invariant` runs it (the
+adapter, if any, applied unmerged on the base; batch-invariant, so each row's text is the one it gets
+alone, as the server answers each request alone); the served side is the endpoint that
 `tools/serve.py` starts, asked through the project's hosted client exactly as
 `--model=azure` would ask it. Both are greedy with the same output cap and chat
 template, so the texts should match. Where one does not, the report says where the
@@ -107,8 +108,9 @@ def possible_causes(served: dict[str, Any], evaluated: dict[str, Any]) -> list[s
             f"the server runs the adapter merged into the base and stored in {served.get('merged_dtype', '16-bit')}; "
             "evaluation adds the LoRA update unmerged at run time, so the weights differ by rounding"
         )
-    batch_sizes = (evaluated.get("generation") or {}).get("batch_sizes_used") or []
-    if any(size > 1 for size in batch_sizes):
+    generation = evaluated.get("generation") or {}
+    batch_sizes = generation.get("batch_sizes_used") or []
+    if any(size > 1 for size in batch_sizes) and not generation.get("batch_invariant"):
         causes.append(
             f"evaluation generated left-padded batches (sizes {batch_sizes}); the server generates each request alone, "
             "so float sums can differ in their last bits"

@@ -157,6 +157,9 @@ def test_first_difference_and_causes():
         )
         == []
     )
+    # batched, but batch-invariant: each row's text is its alone text, so the batches are no cause
+    invariant = {"dtype": "float32", "quantization": {"method": "none"}, "generation": {"batch_sizes_used": [8], "batch_invariant": True}}
+    assert possible_causes({"dtype": "float32"}, invariant) == []
 
 
 def test_report_marks_a_different_or_failed_row_and_says_where():
