@@ -79,6 +79,10 @@ class RunWriter:
             check_connection(self.langfuse)
         except TracingError as exc:
             pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        # the trace's modules (the SDK's exporter stack) load now, while a hosted run's requests are in flight,
+        # not once the last answer is in (about 0.2 s at the end of a hosted run on the 2-core machine)
+        import slm_swap.harness.agent_trace  # noqa: F401
+        import slm_swap.harness.trace  # noqa: F401
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
