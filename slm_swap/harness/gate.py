@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.harness.records import read_row_records
+import pytest
+
+from slm_swap.harness.records import load_metric_file, read_row_records
 from slm_swap.layout import predictions_for_metric
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import Interval, paired_difference
-from slm_swap.tracks import get_track
+from slm_swap.tracks import AGENT, get_track
 
 SHOWN_IDS = 3  # row ids named when the two runs' rows differ
 
@@ -114,3 +116,15 @@ def compare_paired(track: str, reference: Mapping[str, RowRecord], current: Mapp
         pc = paired_difference(ref_flags, cur_flags)
         checks.append(GateCheck(f"{check}_rate", pc.a_rate, pc.b_rate, delta, pc.interval, pc.mcnemar_p))
     return checks
+
+
+def check_gate_track(reference_path: Path, items: list[pytest.Item]) -> None:
+    """The gate's reference must be for a track this run evaluates: say so before any row runs."""
+    track = load_metric_file(reference_path)["track"]
+    if track == AGENT.name:
+        raise pytest.UsageError(
+            f"--gate-against {reference_path}: the gate does not cover the agent track; compare runs with tools/decide.py"
+        )
+    selected = {getattr(getattr(item, "module", None), "TRACK", None) for item in items}
+    if track not in selected:
+        raise pytest.UsageError(f"--gate-against {reference_path}: reference is for track {track!r}, which this run does not evaluate")

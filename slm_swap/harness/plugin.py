@@ -8,7 +8,6 @@ regression gate. It never decides whether a row passes: the test does.
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from slm_swap import layout
 from slm_swap.data.rows import DatasetError
 from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
 from slm_swap.harness.environ import HiddenEnviron
-from slm_swap.harness.gate import load_reference_run
+from slm_swap.harness.gate import check_gate_track, load_reference_run
 from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
 from slm_swap.harness.settings import (
     ARM_CHOICES,
@@ -31,6 +30,7 @@ from slm_swap.harness.settings import (
     default,
     help_text,
 )
+from slm_swap.harness.startup import block_unused_plugins, freeze_startup_objects
 from slm_swap.harness.writer import RunWriter
 from slm_swap.tracks import AGENT
 
@@ -188,9 +188,6 @@ def settings_from_config(config: pytest.Config) -> EvalSettings:
     )
 
 
-HYPOTHESIS_PLUGIN = "hypothesispytest"  # the name hypothesis registers its pytest plugin under (its pytest11 entry point)
-
-
 def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -203,9 +200,7 @@ def pytest_configure(config: pytest.Config) -> None:
     context = RunContext(settings, HiddenEnviron(os.environ))  # the environment is read here, at the edge
     config.stash[CONTEXT_KEY] = context
     if settings.model is not None:
-        # An evaluation runs no property-based tests, but where hypothesis is installed its pytest plugin imports
-        # hypothesis at exit for its summary: 0.22 s of a 9 s hosted run on the 2-core development machine.
-        config.pluginmanager.set_blocked(HYPOTHESIS_PLUGIN)
+        block_unused_plugins(config)  # an evaluation holds no property-based test (harness/startup.py)
     if not is_worker(config):
         config.pluginmanager.register(RunWriter(context), "slm_swap_run_writer")
 
@@ -262,18 +257,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         check_gate_track(context.settings.gate_against, session.items)
 
 
-def check_gate_track(reference_path: Path, items: list[pytest.Item]) -> None:
-    """The gate's reference must be for a track this run evaluates: say so before any row runs."""
-    track = load_metric_file(reference_path)["track"]
-    if track == AGENT.name:
-        raise pytest.UsageError(
-            f"--gate-against {reference_path}: the gate does not cover the agent track; compare runs with tools/decide.py"
-        )
-    selected = {getattr(getattr(item, "module", None), "TRACK", None) for item in items}
-    if track not in selected:
-        raise pytest.UsageError(f"--gate-against {reference_path}: reference is for track {track!r}, which this run does not evaluate")
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = run_context(config).settings
     if settings.model is None:
@@ -303,17 +286,6 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return report.outcome, letter, (f"{report.outcome.upper()} (retries {retries})", {"green": report.passed, "red": report.failed})
 
 
-_FROZE_AT_START = False
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # Everything imported so far (pytest, openai's and langfuse's type trees) lives until exit. Frozen out of the
-    # garbage collector's generations, it is not walked again by every full collection: pytest's five gc passes
-    # at exit took 0.24 s of a 9 s hosted run on the 2-core development machine (docs/benchmarks.md), and the
-    # run's own gen-2 passes shrink too. Once per process only: pytester runs further sessions inside the same
-    # process, and freezing at each would keep every earlier session's objects alive.
-    global _FROZE_AT_START
-    if not _FROZE_AT_START:
-        _FROZE_AT_START = True
-        gc.freeze()
+    freeze_startup_objects()

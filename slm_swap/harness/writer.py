@@ -19,18 +19,13 @@ from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_run
 from slm_swap.harness.invariance import ALONE_PROPERTY, compare_alone, invariance_block
-from slm_swap.harness.invariance import summary_line as invariance_summary
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
+from slm_swap.harness.summary import run_summary_lines
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
 from slm_swap.tracks import AGENT
 
 SECRET_VARIABLES = ("AZURE_API_KEY",)
-
-
-def format_interval(bounds: list[float]) -> str:
-    """`[0.409, 0.929]`: a rate's 95 % interval as the summary prints it."""
-    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
 def utc_now() -> str:
@@ -270,30 +265,8 @@ class RunWriter:
         tr = terminalreporter
         tr.section("slm-swap metrics")
         for track, doc in self.written.items():
-            rates = "  ".join(f"{k}={v:.3f} {format_interval(doc['intervals'][k])}" for k, v in doc["metrics"].items())
-            arm = f" {doc['arm']}" if "arm" in doc else ""
-            tr.write_line(f"{track}{arm} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}")
-            trace = doc.get("langfuse", {})
-            if "trace_id" in trace:
-                tr.write_line(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
-            if "mean_steps_per_task" in doc:
-                tr.write_line(
-                    f"  mean steps per task {doc['mean_steps_per_task']:.2f}  failures {doc['failures']}  excluded {len(doc['excluded'])}"
-                )
-            if doc["errors"] or doc.get("retries") or doc.get("cached_rows"):
-                tr.write_line(
-                    f"  errors by class {doc['error_classes']}  retries by class {doc.get('retries', {})}"
-                    f"  rows from cache {doc.get('cached_rows', 0)}"
-                )
-            if "batch_invariance" in doc:
-                tr.write_line("  " + invariance_summary(doc["batch_invariance"]))
-            concurrency = doc["model_description"].get("concurrency")
-            if concurrency:
-                tr.write_line(
-                    f"  hosted connections: start {concurrency['start']}, minimum {concurrency['minimum']}, "
-                    f"final {concurrency['final']} (most in flight {concurrency['max_in_flight']})"
-                )
-            tr.write_line(f"  -> {self.settings.metric_path(track)}")
+            for line in run_summary_lines(doc, self.settings.metric_path(track)):
+                tr.write_line(line)
         for failure in self.tracing_errors:
             tr.write_line(f"LANGFUSE FAILED, the run is not recorded: {failure}", red=True, bold=True)
         for breach in self.error_rate_breaches:

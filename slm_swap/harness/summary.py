@@ -1,0 +1,39 @@
+"""The terminal summary's lines for one written metric file: rates with intervals, trace, errors, connections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slm_swap.harness.invariance import summary_line as invariance_summary
+
+
+def format_interval(bounds: list[float]) -> str:
+    """`[0.409, 0.929]`: a rate's 95 % interval as the summary prints it."""
+    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+def run_summary_lines(doc: dict[str, Any], metric_path: Path) -> list[str]:
+    rates = "  ".join(f"{k}={v:.3f} {format_interval(doc['intervals'][k])}" for k, v in doc["metrics"].items())
+    arm = f" {doc['arm']}" if "arm" in doc else ""
+    lines = [f"{doc['track']}{arm} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}"]
+    trace = doc.get("langfuse", {})
+    if "trace_id" in trace:
+        lines.append(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
+    if "mean_steps_per_task" in doc:
+        lines.append(f"  mean steps per task {doc['mean_steps_per_task']:.2f}  failures {doc['failures']}  excluded {len(doc['excluded'])}")
+    if doc["errors"] or doc.get("retries") or doc.get("cached_rows"):
+        lines.append(
+            f"  errors by class {doc['error_classes']}  retries by class {doc.get('retries', {})}"
+            f"  rows from cache {doc.get('cached_rows', 0)}"
+        )
+    if "batch_invariance" in doc:
+        lines.append("  " + invariance_summary(doc["batch_invariance"]))
+    concurrency = doc["model_description"].get("concurrency")
+    if concurrency:
+        lines.append(
+            f"  hosted connections: start {concurrency['start']}, minimum {concurrency['minimum']}, "
+            f"final {concurrency['final']} (most in flight {concurrency['max_in_flight']})"
+        )
+    lines.append(f"  -> {metric_path}")
+    return lines
