@@ -180,13 +180,19 @@ def load_category(data_dir: Path, category: str, dropped: Counter[str]) -> tuple
     return examples, len(questions)
 
 
-def load_bfcl(data_dir: Path | None = None, categories: tuple[str, ...] = BFCL_CATEGORIES) -> SourceData:
-    """Read the categories from `data_dir`, or from the installed package when it is None."""
+def bfcl_data_dir(data_dir: Path | None) -> tuple[Path, str | None]:
+    """The BFCL data folder to read and the bfcl-eval version it came from (None for a folder given by hand)."""
     version = None
     if data_dir is None:
         data_dir, version = find_bfcl_data(), installed_bfcl_version()
     if not data_dir.is_dir():
         raise DatasetError(f"{data_dir}: BFCL data folder not found")
+    return data_dir, version
+
+
+def load_bfcl(data_dir: Path | None = None, categories: tuple[str, ...] = BFCL_CATEGORIES) -> SourceData:
+    """Read the categories from `data_dir`, or from the installed package when it is None."""
+    data_dir, version = bfcl_data_dir(data_dir)
     data = SourceData("bfcl", [], 0, categories=list(categories), version=version)
     for category in categories:
         examples, read = load_category(data_dir, category, data.dropped)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slm_swap.data.bfcl import find_bfcl_data, installed_bfcl_version, read_json_lines
+from slm_swap.data.bfcl import bfcl_data_dir, read_json_lines
 from slm_swap.data.rows import DatasetError, read_lines
 from slm_swap.files import sha256_file
 
@@ -255,11 +255,7 @@ def load_multi_turn_category(
 
 def load_multi_turn(data_dir: Path | None = None, categories: tuple[str, ...] = MULTI_TURN_CATEGORIES) -> MultiTurnData:
     """Read the categories from `data_dir`, or from the installed package when it is None."""
-    version = None
-    if data_dir is None:
-        data_dir, version = find_bfcl_data(), installed_bfcl_version()
-    if not data_dir.is_dir():
-        raise DatasetError(f"{data_dir}: BFCL data folder not found")
+    data_dir, version = bfcl_data_dir(data_dir)
     docs = load_function_docs(data_dir)
     data = MultiTurnData([], 0, list(categories), version)
     for category in categories:
