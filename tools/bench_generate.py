@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 from slm_swap.backends.checkpoints import CheckpointError
 from slm_swap.backends.local_slm import ENGINES, LocalSLM
 from slm_swap.bench.generation import bench_track, build_random_phi4_mini, markdown_table, summarize
+from slm_swap.bench.machine import machine, versions
 from slm_swap.data.rows import DatasetError, load_rows
 from slm_swap.layout import Layout, split_path
 from slm_swap.tracks import TRACK_NAMES
@@ -57,23 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quantization", choices=("nf4", "none"), default="nf4", help="weights (default: nf4)")
     parser.add_argument("--out", type=Path, help="write the full results as JSON here")
     return parser
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("torch", "transformers", "bitsandbytes", "accelerate"):
-        found[package] = importlib.metadata.version(package)
-    return found
-
-
-def machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name(0)}, {torch.cuda.mem_get_info(0)[1] / 2**30:.0f} GiB"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
 def main(args: argparse.Namespace) -> int:

@@ -71,10 +71,10 @@ class BatchCache:
             return out.transpose(1, 2).contiguous()
         keys.index_copy_(1, self.write, key[:, :, 0].transpose(0, 1))
         values.index_copy_(1, self.write, value[:, :, 0].transpose(0, 1))
+        if decode_attention.available(query.device, head_dim):  # one program per (row, KV head): batch-invariant too
+            return decode_attention.decode_attention(query, keys, values, self.starts, self.slot, scaling, window)
         if self.per_row:
             return self.attend_per_row(query, keys, values, scaling, window)
-        if decode_attention.available(query.device, head_dim):
-            return decode_attention.decode_attention(query, keys, values, self.starts, self.slot, scaling, window)
         # Each row's slots gathered into a (rows, kv heads, width, dim) block; slots past the
         # cache's end are clamped, then masked like every slot past the row's position.
         gather = (self.starts[:, None] + self.slot_index[None, :]).clamp_(max=self.total - 1)
