@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from slm_swap import layout
 from slm_swap.agent.episode import Policy, PolicyReply, PolicyRequest
 from slm_swap.agent.gold import gold_policy
 from slm_swap.backends.api import Answer
@@ -41,6 +42,9 @@ def build_policy(settings: EvalSettings, environ: Mapping[str, str]) -> AgentPol
         description = {"name": "gold", "note": "ground-truth calls with a fixed labelled thought; not a model"}
         return AgentPolicy(gold_policy(settings.arm, settings.max_steps_per_turn), description)
     if settings.model == "slm":
+        if settings.adapter == "auto":  # the arm's own adapter: tools/finetune.py --track agent_<arm>
+            adapter = layout.adapter_dir(settings.ft_dir, f"{AGENT.name}_{settings.arm}")
+            settings = replace(settings, adapter=str(adapter) if (adapter / layout.ADAPTER_CONFIG).is_file() else "none")
         slm = build_model(settings, AGENT.name, environ)
         return AgentPolicy(slm_policy(slm), slm.describe(), slm.close)
     if settings.model == "azure":
