@@ -26,6 +26,7 @@ What it does not stop:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import select
@@ -42,6 +43,21 @@ import slm_swap
 from slm_swap.scoring.outcomes import AgentFailure
 
 PACKAGE_ROOT = Path(slm_swap.__file__).resolve().parents[1]
+WORKER_IMPORTS = ("bfcl_eval", "smolagents")  # third-party packages the worker imports
+
+
+def worker_python_path() -> str:
+    """The worker's PYTHONPATH: this package's root, and wherever this process found the worker's imports.
+
+    The worker gets none of this process's environment, so packages installed through PYTHONPATH
+    (`pip install --target DIR`) would otherwise be missing there while present here.
+    """
+    roots = [PACKAGE_ROOT]
+    for name in WORKER_IMPORTS:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            roots.append(Path(spec.origin).resolve().parents[1])
+    return os.pathsep.join(dict.fromkeys(str(root) for root in roots))
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ class EpisodeSandbox:
         self._buffer = b""
         # nothing of this process's environment (keys, endpoints); a fixed hash seed, so that an observation
         # that lists a set comes out in the same order in every run
-        env = {"PATH": os.defpath, "PYTHONPATH": str(PACKAGE_ROOT), "HOME": str(self.scratch), "PYTHONHASHSEED": "0"}
+        env = {"PATH": os.defpath, "PYTHONPATH": worker_python_path(), "HOME": str(self.scratch), "PYTHONHASHSEED": "0"}
         with open(self.scratch / "worker.stderr", "ab") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "slm_swap.agent.worker"],

@@ -7,11 +7,13 @@ step, the bad one, then a good step that must see the first step's state, even a
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from slm_swap.agent import sandbox as sandbox_module
 from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits
 from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.scoring.outcomes import AgentFailure
@@ -136,3 +138,18 @@ def test_the_worker_runs_without_the_parents_secrets_in_its_scratch_folder(task,
     finally:
         sandbox.close()
     assert not scratch.exists() and sandbox.process.poll() is not None
+
+
+def test_the_worker_finds_packages_the_parent_found_only_through_its_path(task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an interpreter without its site-packages stands for a `pip install --target DIR` + PYTHONPATH install:
+    # the worker gets none of the parent's environment, so it must be handed where the parent found bfcl_eval
+    python = tmp_path / "python-without-site"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    monkeypatch.setattr(sandbox_module.sys, "executable", str(python))
+    sandbox = open_sandbox(task, "toolcall")
+    try:
+        outcome = step(sandbox, ["ls"], op="calls", calls=[{"name": "ls", "arguments": {}}])
+        assert (outcome["failure"], [c["name"] for c in outcome["calls"]]) == (None, ["ls"])
+    finally:
+        sandbox.close()
