@@ -32,7 +32,7 @@ def nothing_to_close() -> None:
 @dataclass(frozen=True)
 class AgentPolicy:
     act: Policy  # the evaluated, greedy policy
-    description: dict[str, Any]  # for the metric file
+    describe: Callable[[], dict[str, Any]]  # for the metric file, asked after the episodes (batch sizes, connections)
     close: Callable[[], None] = nothing_to_close
     sample: Callable[[float], Policy] | None = None  # a policy sampling at the given temperature (the teacher's)
 
@@ -40,13 +40,13 @@ class AgentPolicy:
 def build_policy(settings: EvalSettings, environ: Mapping[str, str]) -> AgentPolicy:
     if settings.model == "gold":
         description = {"name": "gold", "note": "ground-truth calls with a fixed labelled thought; not a model"}
-        return AgentPolicy(gold_policy(settings.arm, settings.max_steps_per_turn), description)
+        return AgentPolicy(gold_policy(settings.arm, settings.max_steps_per_turn), lambda: dict(description))
     if settings.model == "slm":
         if settings.adapter == "auto":  # the arm's own adapter: tools/finetune.py --track agent_<arm>
             adapter = layout.adapter_dir(settings.ft_dir, f"{AGENT.name}_{settings.arm}")
             settings = replace(settings, adapter=str(adapter) if (adapter / layout.ADAPTER_CONFIG).is_file() else "none")
         slm = build_model(settings, AGENT.name, environ)
-        return AgentPolicy(slm_policy(slm), slm.describe(), slm.close)
+        return AgentPolicy(slm_policy(slm), slm.describe, slm.close)
     if settings.model == "azure":
         limit = AdaptiveLimit(settings.max_connections)
         hosted = build_model(settings, AGENT.name, environ, gate=limit)
@@ -59,8 +59,10 @@ def build_policy(settings: EvalSettings, environ: Mapping[str, str]) -> AgentPol
         def sample(temperature: float) -> Policy:
             return hosted_policy(hosted, threads, temperature)
 
-        description = {**hosted.describe(), "concurrency": limit.describe()}
-        return AgentPolicy(hosted_policy(hosted, threads, None), description, close, sample)
+        def describe() -> dict[str, Any]:
+            return {**hosted.describe(), "concurrency": limit.describe()}
+
+        return AgentPolicy(hosted_policy(hosted, threads, None), describe, close, sample)
     raise ModelSetupError(f"--model={settings.model} does not answer the agent track")
 
 

@@ -86,7 +86,6 @@ class EpisodePool:
             return stored_trajectories(settings, tasks)
         if self.policy is None:
             self.policy = self.build_policy(settings, run_context(self.session.config).environ)
-            self.description = dict(self.policy.description)
         trajectories = run_episodes(tasks, self.policy.act, episode_settings(settings))
         if settings.capture and settings.samples:
             if self.policy.sample is None:
@@ -97,7 +96,7 @@ class EpisodePool:
         return {trajectory.task_id: trajectory for trajectory in trajectories}
 
     def describe(self) -> dict[str, Any]:
-        return dict(self.description)
+        return self.policy.describe() if self.policy is not None else dict(self.description)
 
     def close(self) -> None:
         if self.policy is not None:
