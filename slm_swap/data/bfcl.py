@@ -149,18 +149,10 @@ def load_category(data_dir: Path, category: str, dropped: Counter[str]) -> tuple
     """The category's usable examples and how many items it has; skipped items are counted in `dropped`."""
     questions_path = data_dir / f"BFCL_v4_{category}.json"
     answers_path = data_dir / "possible_answer" / f"BFCL_v4_{category}.json"
-    questions = read_json_lines(questions_path)
-    answers: dict[str, tuple[int, dict[str, Any]]] = {}
-    for number, record in read_json_lines(answers_path):
-        if record["id"] in answers:
-            raise DatasetError(f"{answers_path}: line {number} (id {record['id']}): id already used on line {answers[record['id']][0]}")
-        answers[record["id"]] = (number, record)
+    pairs = paired_items(questions_path, answers_path)
     examples = []
-    for number, question in questions:
+    for number, question, answer_number, answer in pairs:
         item_id = question["id"]
-        if item_id not in answers:
-            raise DatasetError(f"{questions_path}: line {number} (id {item_id}): no entry in {answers_path}")
-        answer_number, answer = answers[item_id]
         try:
             user_text = _user_text(question.get("question"))
             functions = _check_functions(question.get("function"))
@@ -177,7 +169,32 @@ def load_category(data_dir: Path, category: str, dropped: Counter[str]) -> tuple
             dropped[str(skip)] += 1
             continue
         examples.append(Example(item_id, user_text, functions, name, arguments))
-    return examples, len(questions)
+    return examples, len(pairs)
+
+
+def records_by_id(path: Path, records: list[tuple[int, dict[str, Any]]]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """{id: (line, record)}; a repeated id is a broken file, named with both lines."""
+    by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+    for number, record in records:
+        if record["id"] in by_id:
+            raise DatasetError(f"{path}: line {number} (id {record['id']}): id already used on line {by_id[record['id']][0]}")
+        by_id[record["id"]] = (number, record)
+    return by_id
+
+
+def paired_items(questions_path: Path, answers_path: Path) -> list[tuple[int, dict[str, Any], int, dict[str, Any]]]:
+    """(question line, question, answer line, answer) per item of a BFCL category, in the questions' order.
+
+    A repeated id in either file, or a question without an answer, is a DatasetError naming the file and line."""
+    questions = read_json_lines(questions_path)
+    records_by_id(questions_path, questions)
+    answers = records_by_id(answers_path, read_json_lines(answers_path))
+    pairs = []
+    for number, question in questions:
+        if question["id"] not in answers:
+            raise DatasetError(f"{questions_path}: line {number} (id {question['id']}): no entry in {answers_path}")
+        pairs.append((number, question, *answers[question["id"]]))
+    return pairs
 
 
 def bfcl_data_dir(data_dir: Path | None) -> tuple[Path, str | None]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slm_swap.data.bfcl import bfcl_data_dir, read_json_lines
+from slm_swap.data.bfcl import bfcl_data_dir, paired_items
 from slm_swap.data.rows import DatasetError, read_lines
 from slm_swap.files import sha256_file
 
@@ -217,31 +217,16 @@ class _AnswerError(ValueError):
     """The possible-answer line is broken (not the question line)."""
 
 
-def _by_id(path: Path, records: list[tuple[int, dict[str, Any]]]) -> dict[str, tuple[int, dict[str, Any]]]:
-    """{id: (line, record)}; a repeated id is a broken file, named with both lines."""
-    by_id: dict[str, tuple[int, dict[str, Any]]] = {}
-    for number, record in records:
-        if record["id"] in by_id:
-            raise DatasetError(f"{path}: line {number} (id {record['id']}): id already used on line {by_id[record['id']][0]}")
-        by_id[record["id"]] = (number, record)
-    return by_id
-
-
 def load_multi_turn_category(
     data_dir: Path, category: str, docs: dict[str, list[dict[str, Any]]], dropped: Counter[str]
 ) -> tuple[list[MultiTurnTask], int]:
     """The category's tasks and how many items it has; skipped items are counted in `dropped`."""
     questions_path = data_dir / f"BFCL_v4_{category}.json"
     answers_path = data_dir / "possible_answer" / f"BFCL_v4_{category}.json"
-    questions = read_json_lines(questions_path)
-    answers = _by_id(answers_path, read_json_lines(answers_path))
-    _by_id(questions_path, questions)
+    pairs = paired_items(questions_path, answers_path)
     tasks = []
-    for number, question in questions:
+    for number, question, answer_number, answer in pairs:
         item_id = question["id"]
-        if item_id not in answers:
-            raise DatasetError(f"{questions_path}: line {number} (id {item_id}): no entry in {answers_path}")
-        answer_number, answer = answers[item_id]
         try:
             tasks.append(_task(question, answer, category, docs))
         except _AnswerError as exc:
@@ -250,7 +235,7 @@ def load_multi_turn_category(
             raise DatasetError(f"{questions_path}: line {number} (id {item_id}): {exc}") from None
         except _Skip as skip:
             dropped[str(skip)] += 1
-    return tasks, len(questions)
+    return tasks, len(pairs)
 
 
 def load_multi_turn(data_dir: Path | None = None, categories: tuple[str, ...] = MULTI_TURN_CATEGORIES) -> MultiTurnData:
