@@ -97,7 +97,10 @@ class AnswerJournal:
             raise unusable_journal(path, exc) from None
 
     def append(self, key: str, row: Row, answer: Answer) -> None:
-        record = {"key": key, "id": row.id, "track": row.track, "answer": answer.to_record()}
+        self.append_record({"key": key, "id": row.id, "track": row.track, "answer": answer.to_record()})
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        """One line `{"key": ..., ..., "answer": {...}}`, written whole."""
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:  # hosted answers arrive from several threads; each line is written whole
             os.write(self._fd, line)

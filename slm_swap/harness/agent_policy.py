@@ -20,6 +20,7 @@ from slm_swap.agent.gold import gold_policy
 from slm_swap.backends.api import Answer
 from slm_swap.backends.concurrency import AdaptiveLimit
 from slm_swap.backends.slm_engines import GeneratedRow
+from slm_swap.harness.agent_journal import journalled
 from slm_swap.harness.factory import ModelSetupError, build_model
 from slm_swap.harness.settings import EvalSettings
 from slm_swap.tracks import AGENT
@@ -46,23 +47,34 @@ def build_policy(settings: EvalSettings, environ: Mapping[str, str]) -> AgentPol
             adapter = layout.adapter_dir(settings.ft_dir, f"{AGENT.name}_{settings.arm}")
             settings = replace(settings, adapter=str(adapter) if (adapter / layout.ADAPTER_CONFIG).is_file() else "none")
         slm = build_model(settings, AGENT.name, environ)
-        return AgentPolicy(slm_policy(slm), slm.describe, slm.close)
+        act, describe, close_journal = journalled(slm_policy(slm), slm.describe, slm.name, settings.cache_dir, settings.reuse)
+
+        def close_slm() -> None:
+            close_journal()
+            slm.close()
+
+        return AgentPolicy(act, describe, close_slm)
     if settings.model == "azure":
         limit = AdaptiveLimit(settings.max_connections)
         hosted = build_model(settings, AGENT.name, environ, gate=limit)
         threads = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="agent-hosted")
 
+        act, journal_describe, close_journal = journalled(
+            hosted_policy(hosted, threads, None), hosted.describe, hosted.name, settings.cache_dir, settings.reuse
+        )
+
         def close() -> None:
             threads.shutdown(wait=True)
+            close_journal()
             hosted.close()
 
         def sample(temperature: float) -> Policy:
             return hosted_policy(hosted, threads, temperature)
 
         def describe() -> dict[str, Any]:
-            return {**hosted.describe(), "concurrency": limit.describe()}
+            return {**journal_describe(), "concurrency": limit.describe()}
 
-        return AgentPolicy(hosted_policy(hosted, threads, None), describe, close, sample)
+        return AgentPolicy(act, describe, close, sample)
     raise ModelSetupError(f"--model={settings.model} does not answer the agent track")
 
 

@@ -1,0 +1,72 @@
+"""The agent track's answer journal: every step's reply appended as it arrives, keyed by the step's chat.
+
+An episode is deterministic given its replies (the environments and the checker are), so a resumed run
+(`--resume`, `--retry-errors`) replays each episode from the journal up to the first step it has no reply
+for, and asks the model only from there: a run cut short at step 7 of a 10-step batch costs the model
+nothing for steps 1 to 6 again. The journal is the v0 tracks' (`backends/journal.py`): one JSONL file per
+model identity, lines keyed by the exact messages, appended whole, a line cut by a crash dropped on read.
+Sampled teacher trajectories (`--samples`) are not journalled: they are meant to differ run to run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from slm_swap.agent.episode import Policy, PolicyReply, PolicyRequest
+from slm_swap.backends.journal import REUSE_NONE, REUSE_SUCCESSES, AnswerJournal, JournalRead, identity_key, messages_key, read_journal
+from slm_swap.tracks import AGENT
+
+
+class JournalledPolicy:
+    """Wraps a greedy policy: replies found in the journal are reused as `reuse` allows, new ones are journalled."""
+
+    def __init__(self, inner: Policy, name: str, identity: dict[str, Any], cache_dir: Path, reuse: str) -> None:
+        self.inner = inner
+        self.reuse = reuse
+        self.path = Path(cache_dir) / f"{name}-{AGENT.name}-{identity_key(identity)[:16]}.jsonl"
+        previous = read_journal(self.path) if reuse != REUSE_NONE else JournalRead({}, 0)
+        self.cached = previous.answers
+        self.dropped_lines = previous.dropped_lines
+        self.reused = 0
+        self.journal = AnswerJournal(self.path)
+
+    def reusable(self, request: PolicyRequest) -> PolicyReply | None:
+        record = self.cached.get(messages_key(request.messages))
+        if record is None or (self.reuse == REUSE_SUCCESSES and record.get("error") is not None):
+            return None
+        return PolicyReply(record["text"], dict(record.get("usage") or {}), record.get("error"))
+
+    def __call__(self, requests: list[PolicyRequest]) -> list[PolicyReply | str]:
+        replies: list[PolicyReply | str | None] = [self.reusable(request) for request in requests]
+        self.reused += sum(reply is not None for reply in replies)
+        missing = [index for index, reply in enumerate(replies) if reply is None]
+        if missing:
+            for index, reply in zip(missing, self.inner([requests[i] for i in missing]), strict=True):
+                replies[index] = reply
+                self.append(requests[index], reply)
+        return [reply for reply in replies if reply is not None]
+
+    def append(self, request: PolicyRequest, reply: PolicyReply | str) -> None:
+        if isinstance(reply, str):
+            reply = PolicyReply(reply)
+        answer = {"text": reply.text, "usage": reply.usage, "error": reply.error}
+        where = {"id": request.task.id, "track": AGENT.name, "turn": request.turn, "step": request.step}
+        self.journal.append_record({"key": messages_key(request.messages), **where, "answer": answer})
+
+    def describe(self) -> dict[str, Any]:
+        return {"answer_journal": str(self.path), "answer_journal_dropped_lines": self.dropped_lines, "journal_steps_reused": self.reused}
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+def journalled(
+    act: Policy, describe: Callable[[], dict[str, Any]], name: str, cache_dir: Path | None, reuse: str
+) -> tuple[Policy, Callable[[], dict[str, Any]], Callable[[], None]]:
+    """(policy, describe, close) behind the journal; as given when the cache is off (`--no-cache`)."""
+    if cache_dir is None:
+        return act, describe, lambda: None
+    policy = JournalledPolicy(act, name, describe(), cache_dir, reuse)
+    return policy, lambda: {**describe(), **policy.describe()}, policy.close
