@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from slm_swap.harness.agent_records import TaskRecord, read_task_records
 from slm_swap.harness.records import load_metric_file, read_row_records
 from slm_swap.layout import predictions_for_metric
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import Interval, paired_difference
-from slm_swap.tracks import AGENT, get_track
+from slm_swap.tracks import AGENT, core_metrics, get_track
 
 SHOWN_IDS = 3  # row ids named when the two runs' rows differ
 
@@ -60,7 +61,7 @@ class GateCheck:
 def compare_to_reference(track: str, reference: dict[str, float], current: dict[str, float], delta: float) -> list[GateCheck]:
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
-    return [GateCheck(m, float(reference[m]), float(current[m]), delta) for m in get_track(track).core_metrics]
+    return [GateCheck(m, float(reference[m]), float(current[m]), delta) for m in core_metrics(track)]
 
 
 def gate_passes(checks: list[GateCheck]) -> bool:
@@ -83,6 +84,11 @@ def reference_predictions_path(metric_path: Path, document: Mapping[str, Any]) -
 def load_reference_run(metric_path: Path, document: Mapping[str, Any]) -> dict[str, RowRecord]:
     """The interval rule's reference rows: find the predictions file beside the metric file, and read it."""
     return read_row_records(reference_predictions_path(metric_path, document))
+
+
+def load_reference_tasks(metric_path: Path, document: Mapping[str, Any]) -> dict[str, TaskRecord]:
+    """The interval rule's reference tasks (agent track), from the predictions file beside the metric file."""
+    return read_task_records(reference_predictions_path(metric_path, document))
 
 
 def check_same_rows(reference: Mapping[str, RowRecord], current: Mapping[str, RowRecord]) -> None:
@@ -118,12 +124,33 @@ def compare_paired(track: str, reference: Mapping[str, RowRecord], current: Mapp
     return checks
 
 
-def check_gate_track(reference_path: Path, items: list[pytest.Item]) -> None:
-    """The gate's reference must be for a track this run evaluates: say so before any row runs."""
-    track = load_metric_file(reference_path)["track"]
-    if track == AGENT.name:
+def compare_paired_tasks(
+    reference: Mapping[str, TaskRecord],
+    current: Mapping[str, TaskRecord],
+    reference_metrics: Mapping[str, float],
+    current_metrics: Mapping[str, float],
+    delta: float,
+) -> list[GateCheck]:
+    """The interval rule on the agent track: task success paired by task id; valid actions, which two runs take
+    different numbers of, by their point rates (`tracks.AgentTrack.checks`)."""
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    check_same_rows(reference, current)
+    ids = sorted(current)
+    pc = paired_difference([reference[i].result.passed for i in ids], [current[i].result.passed for i in ids])
+    checks = [GateCheck("task_success_rate", pc.a_rate, pc.b_rate, delta, pc.interval, pc.mcnemar_p)]
+    unpaired = [m for m in AGENT.core_metrics if m != "task_success_rate"]
+    return checks + [GateCheck(m, float(reference_metrics[m]), float(current_metrics[m]), delta) for m in unpaired]
+
+
+def check_gate_track(reference_path: Path, items: list[pytest.Item], arm: str) -> None:
+    """The gate's reference must be for a track (and, for the agent track, an arm) this run evaluates:
+    say so before any row runs."""
+    reference = load_metric_file(reference_path)
+    track = reference["track"]
+    if track == AGENT.name and reference.get("arm") != arm:
         raise pytest.UsageError(
-            f"--gate-against {reference_path}: the gate does not cover the agent track; compare runs with tools/decide.py"
+            f"--gate-against {reference_path}: reference is for the agent track's {reference.get('arm')} arm, this run uses --arm {arm}"
         )
     selected = {getattr(getattr(item, "module", None), "TRACK", None) for item in items}
     if track not in selected:

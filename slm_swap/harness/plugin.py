@@ -253,8 +253,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError("choose the model that answers: --model=" + "|".join(MODEL_CHOICES))
     if has_rows and context.settings.model == "gold":
         raise pytest.UsageError("--model=gold answers the agent track only (-k agent)")
-    if has_rows and context.settings.gate_against is not None:
-        check_gate_track(context.settings.gate_against, session.items)
+    if (has_rows or has_tasks) and context.settings.gate_against is not None:
+        check_gate_track(context.settings.gate_against, session.items, context.settings.arm)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
