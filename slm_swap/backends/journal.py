@@ -109,27 +109,45 @@ class AnswerJournal:
         os.close(self._fd)
 
 
+class JournalFile:
+    """One model identity's journal, `<cache_dir>/<stem>-<identity>.jsonl`: the answers it already holds, handed
+    out as `reuse` allows (an answer without text is an error: `successes` asks again), and the appender."""
+
+    def __init__(self, cache_dir: Path, stem: str, identity: dict[str, Any], reuse: str) -> None:
+        self.reuse = reuse
+        self.path = Path(cache_dir) / f"{stem}-{identity_key(identity)[:16]}.jsonl"
+        previous = read_journal(self.path) if reuse != REUSE_NONE else JournalRead({}, 0)
+        self.cached = previous.answers
+        self.dropped_lines = previous.dropped_lines
+        self.journal = AnswerJournal(self.path)
+
+    def reusable(self, key: str) -> dict[str, Any] | None:
+        record = self.cached.get(key)
+        if record is None or (self.reuse == REUSE_SUCCESSES and record.get("text") is None):
+            return None
+        return record
+
+    def describe(self) -> dict[str, Any]:
+        return {"answer_journal": str(self.path), "answer_journal_dropped_lines": self.dropped_lines}
+
+    def close(self) -> None:
+        self.journal.close()
+
+
 class CachedModel:
     """Wraps a model: reuses journalled answers as `reuse` allows, journals every new one."""
 
     def __init__(self, inner: Model, cache_dir: Path, reuse: str) -> None:
         self.inner = inner
         self.name = inner.name
-        self.reuse = reuse
-        self.path = Path(cache_dir) / f"{inner.name}-{identity_key(inner.describe())[:16]}.jsonl"
-        previous = read_journal(self.path) if reuse != REUSE_NONE else JournalRead({}, 0)
-        self.cached = previous.answers
-        self.dropped_lines = previous.dropped_lines
-        self.journal = AnswerJournal(self.path)
+        self.file = JournalFile(cache_dir, inner.name, inner.describe(), reuse)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(), "answer_journal": str(self.path), "answer_journal_dropped_lines": self.dropped_lines}
+        return {**self.inner.describe(), **self.file.describe()}
 
     def reusable(self, row: Row) -> Answer | None:
-        record = self.cached.get(messages_key(build_messages(row.prompt)))
-        if record is None or (self.reuse == REUSE_SUCCESSES and record.get("text") is None):
-            return None
-        return Answer.from_record({**record, "cached": True})
+        record = self.file.reusable(messages_key(build_messages(row.prompt)))
+        return None if record is None else Answer.from_record({**record, "cached": True})
 
     def prepare(self, rows: Sequence[Row]) -> None:
         self.inner.prepare([row for row in rows if self.reusable(row) is None])
@@ -139,7 +157,7 @@ class CachedModel:
         if cached is not None:
             return cached
         answer = self.inner.answer(row)
-        self.journal.append(messages_key(build_messages(row.prompt)), row, answer)
+        self.file.journal.append(messages_key(build_messages(row.prompt)), row, answer)
         return answer
 
     def generate_alone(self, rows: Sequence[Row]) -> None:
@@ -150,5 +168,5 @@ class CachedModel:
         return self.inner.alone_answer(row)  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        self.journal.close()
+        self.file.close()
         self.inner.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.data.rows import DatasetError
-from slm_swap.harness.agent_records import read_task_records
+from slm_swap.harness.agent_records import read_task_records, task_flags
 from slm_swap.harness.records import read_row_records
 from slm_swap.layout import predictions_for_metric
 from slm_swap.stats.intervals import PairedComparison, paired_difference
@@ -41,7 +41,7 @@ def load_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
         )
     try:
         if document.get("track") == AGENT.name:
-            return {task_id: {"task_success": record.result.passed} for task_id, record in read_task_records(path).items()}
+            return task_flags(read_task_records(path))
         records = read_row_records(path)
     except (ValueError, DatasetError) as exc:
         raise DecisionInputError(str(exc)) from None

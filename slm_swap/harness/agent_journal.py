@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.agent.episode import Policy, PolicyReply, PolicyRequest
-from slm_swap.backends.journal import REUSE_NONE, REUSE_SUCCESSES, AnswerJournal, JournalRead, identity_key, messages_key, read_journal
+from slm_swap.backends.journal import JournalFile, messages_key
 from slm_swap.tracks import AGENT
 
 
@@ -24,19 +24,12 @@ class JournalledPolicy:
 
     def __init__(self, inner: Policy, name: str, identity: dict[str, Any], cache_dir: Path, reuse: str) -> None:
         self.inner = inner
-        self.reuse = reuse
-        self.path = Path(cache_dir) / f"{name}-{AGENT.name}-{identity_key(identity)[:16]}.jsonl"
-        previous = read_journal(self.path) if reuse != REUSE_NONE else JournalRead({}, 0)
-        self.cached = previous.answers
-        self.dropped_lines = previous.dropped_lines
+        self.file = JournalFile(cache_dir, f"{name}-{AGENT.name}", identity, reuse)
         self.reused = 0
-        self.journal = AnswerJournal(self.path)
 
     def reusable(self, request: PolicyRequest) -> PolicyReply | None:
-        record = self.cached.get(messages_key(request.messages))
-        if record is None or (self.reuse == REUSE_SUCCESSES and record.get("error") is not None):
-            return None
-        return PolicyReply(record["text"], dict(record.get("usage") or {}), record.get("error"))
+        record = self.file.reusable(messages_key(request.messages))
+        return None if record is None else PolicyReply(record["text"] or "", dict(record.get("usage") or {}), record.get("error"))
 
     def __call__(self, requests: list[PolicyRequest]) -> list[PolicyReply | str]:
         replies: list[PolicyReply | str | None] = [self.reusable(request) for request in requests]
@@ -51,15 +44,16 @@ class JournalledPolicy:
     def append(self, request: PolicyRequest, reply: PolicyReply | str) -> None:
         if isinstance(reply, str):
             reply = PolicyReply(reply)
-        answer = {"text": reply.text, "usage": reply.usage, "error": reply.error}
+        # as the row tracks' answers: no text where the model gave no reply
+        answer = {"text": None if reply.error is not None else reply.text, "usage": reply.usage, "error": reply.error}
         where = {"id": request.task.id, "track": AGENT.name, "turn": request.turn, "step": request.step}
-        self.journal.append_record({"key": messages_key(request.messages), **where, "answer": answer})
+        self.file.journal.append_record({"key": messages_key(request.messages), **where, "answer": answer})
 
     def describe(self) -> dict[str, Any]:
-        return {"answer_journal": str(self.path), "answer_journal_dropped_lines": self.dropped_lines, "journal_steps_reused": self.reused}
+        return {**self.file.describe(), "journal_steps_reused": self.reused}
 
     def close(self) -> None:
-        self.journal.close()
+        self.file.close()
 
 
 def journalled(

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from slm_swap import layout
 from slm_swap.agent.episode import Policy, PolicyReply, PolicyRequest
 from slm_swap.agent.gold import gold_policy
 from slm_swap.backends.api import Answer
@@ -44,8 +43,10 @@ def build_policy(settings: EvalSettings, environ: Mapping[str, str]) -> AgentPol
         return AgentPolicy(gold_policy(settings.arm, settings.max_steps_per_turn), lambda: dict(description))
     if settings.model == "slm":
         if settings.adapter == "auto":  # the arm's own adapter: tools/finetune.py --track agent_<arm>
-            adapter = layout.adapter_dir(settings.ft_dir, f"{AGENT.name}_{settings.arm}")
-            settings = replace(settings, adapter=str(adapter) if (adapter / layout.ADAPTER_CONFIG).is_file() else "none")
+            from slm_swap.backends.local_slm import resolve_adapter  # here, as in build_model: torch loads with the SLM only
+
+            adapter = resolve_adapter("auto", f"{AGENT.name}_{settings.arm}", settings.ft_dir)
+            settings = replace(settings, adapter=str(adapter) if adapter is not None else "none")
         slm = build_model(settings, AGENT.name, environ)
         act, describe, close_journal = journalled(slm_policy(slm), slm.describe, slm.name, settings.cache_dir, settings.reuse)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,11 @@ def task_from_report(report: pytest.TestReport) -> tuple[str, TaskRecord | None,
     if report.skipped and report.when == "setup":
         return task_id, None, None, skip_reason(report)
     return None
+
+
+def task_flags(records: Mapping[str, TaskRecord]) -> dict[str, dict[str, bool]]:
+    """Each task's paired flags (`tracks.AGENT.checks`): whether every turn passed."""
+    return {task_id: {"task_success": record.result.passed} for task_id, record in records.items()}
 
 
 def read_task_records(path: Path) -> dict[str, TaskRecord]:

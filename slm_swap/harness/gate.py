@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from slm_swap.harness.agent_records import TaskRecord, read_task_records
+from slm_swap.harness.agent_records import read_task_records, task_flags
 from slm_swap.harness.records import load_metric_file, read_row_records
 from slm_swap.layout import predictions_for_metric
-from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import Interval, paired_difference
-from slm_swap.tracks import AGENT, core_metrics, get_track
+from slm_swap.tracks import AGENT, core_metrics, paired_checks
 
+Flags = Mapping[str, Mapping[str, bool]]  # row (or task) id -> check -> passed
 SHOWN_IDS = 3  # row ids named when the two runs' rows differ
 
 
@@ -81,17 +81,15 @@ def reference_predictions_path(metric_path: Path, document: Mapping[str, Any]) -
     raise ValueError(f"{metric_path}: the reference run's predictions file is missing (neither {tried} exists)")
 
 
-def load_reference_run(metric_path: Path, document: Mapping[str, Any]) -> dict[str, RowRecord]:
-    """The interval rule's reference rows: find the predictions file beside the metric file, and read it."""
-    return read_row_records(reference_predictions_path(metric_path, document))
+def load_reference_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
+    """The interval rule's reference: each row's (each task's) flags, from the predictions file beside the metric file."""
+    path = reference_predictions_path(metric_path, document)
+    if document.get("track") == AGENT.name:
+        return task_flags(read_task_records(path))
+    return {row_id: record.flags for row_id, record in read_row_records(path).items()}
 
 
-def load_reference_tasks(metric_path: Path, document: Mapping[str, Any]) -> dict[str, TaskRecord]:
-    """The interval rule's reference tasks (agent track), from the predictions file beside the metric file."""
-    return read_task_records(reference_predictions_path(metric_path, document))
-
-
-def check_same_rows(reference: Mapping[str, RowRecord], current: Mapping[str, RowRecord]) -> None:
+def check_same_rows(reference: Mapping[str, Any], current: Mapping[str, Any]) -> None:
     """The interval rule pairs rows by id: both runs must cover the same rows."""
     missing_here = sorted(set(reference) - set(current))
     missing_there = sorted(set(current) - set(reference))
@@ -109,37 +107,29 @@ def check_same_rows(reference: Mapping[str, RowRecord], current: Mapping[str, Ro
     raise ValueError("the interval rule pairs rows by id, but the runs' rows differ: " + "; ".join(parts))
 
 
-def compare_paired(track: str, reference: Mapping[str, RowRecord], current: Mapping[str, RowRecord], delta: float) -> list[GateCheck]:
-    """The interval rule: per core metric, the paired drop reference - current with its 95 % interval."""
+def compare_paired(
+    track: str,
+    reference: Flags,
+    current: Flags,
+    reference_metrics: Mapping[str, float],
+    current_metrics: Mapping[str, float],
+    delta: float,
+) -> list[GateCheck]:
+    """The interval rule: per paired check (`tracks.paired_checks`), the paired drop reference - current with its
+    95 % interval; a core metric without a per-row flag (the agent track's valid actions, which two runs take
+    different numbers of) by its point rates."""
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
     check_same_rows(reference, current)
     ids = sorted(current)
     checks = []
-    for check in get_track(track).checks:
-        ref_flags = [bool(reference[i].flags.get(check, False)) for i in ids]
-        cur_flags = [bool(current[i].flags.get(check, False)) for i in ids]
+    for check in paired_checks(track):
+        ref_flags = [bool(reference[i].get(check, False)) for i in ids]
+        cur_flags = [bool(current[i].get(check, False)) for i in ids]
         pc = paired_difference(ref_flags, cur_flags)
         checks.append(GateCheck(f"{check}_rate", pc.a_rate, pc.b_rate, delta, pc.interval, pc.mcnemar_p))
-    return checks
-
-
-def compare_paired_tasks(
-    reference: Mapping[str, TaskRecord],
-    current: Mapping[str, TaskRecord],
-    reference_metrics: Mapping[str, float],
-    current_metrics: Mapping[str, float],
-    delta: float,
-) -> list[GateCheck]:
-    """The interval rule on the agent track: task success paired by task id; valid actions, which two runs take
-    different numbers of, by their point rates (`tracks.AgentTrack.checks`)."""
-    if delta < 0:
-        raise ValueError(f"delta must be >= 0, got {delta}")
-    check_same_rows(reference, current)
-    ids = sorted(current)
-    pc = paired_difference([reference[i].result.passed for i in ids], [current[i].result.passed for i in ids])
-    checks = [GateCheck("task_success_rate", pc.a_rate, pc.b_rate, delta, pc.interval, pc.mcnemar_p)]
-    unpaired = [m for m in AGENT.core_metrics if m != "task_success_rate"]
+    paired = {check.metric for check in checks}
+    unpaired = [m for m in core_metrics(track) if m not in paired]
     return checks + [GateCheck(m, float(reference_metrics[m]), float(current_metrics[m]), delta) for m in unpaired]
 
 

@@ -18,7 +18,7 @@ from slm_swap import layout
 from slm_swap.data.rows import DatasetError
 from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
 from slm_swap.harness.environ import HiddenEnviron
-from slm_swap.harness.gate import check_gate_track, load_reference_run
+from slm_swap.harness.gate import check_gate_track, load_reference_flags
 from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
 from slm_swap.harness.settings import (
     ARM_CHOICES,
@@ -124,7 +124,7 @@ def check_interval_reference(reference_path: Path | None, reference: dict[str, A
     if reference_path is None or reference is None:
         raise pytest.UsageError("--gate-rule interval needs --gate-against M.json")
     try:
-        load_reference_run(reference_path, reference)
+        load_reference_flags(reference_path, reference)
     except ValueError as exc:
         raise pytest.UsageError(f"--gate-rule interval: {exc}") from None
 

@@ -14,18 +14,10 @@ from typing import Any
 import pytest
 
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
-from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_from_report
+from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_flags, task_from_report
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
-from slm_swap.harness.gate import (
-    GateCheck,
-    compare_paired,
-    compare_paired_tasks,
-    compare_to_reference,
-    gate_passes,
-    load_reference_run,
-    load_reference_tasks,
-)
+from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_flags
 from slm_swap.harness.invariance import ALONE_PROPERTY, compare_alone, invariance_block
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
 from slm_swap.harness.summary import run_summary_lines
@@ -229,13 +221,11 @@ class RunWriter:
             track = reference["track"]
             if track not in self.written:
                 raise ValueError(f"{settings.gate_against}: reference is for track {track!r}, which this run did not evaluate")
-            if settings.gate_rule == "interval" and track == AGENT.name:
-                reference_tasks = load_reference_tasks(settings.gate_against, reference)
-                current = self.written[track]["metrics"]
-                self.gate = compare_paired_tasks(reference_tasks, self.tasks, reference["metrics"], current, settings.delta)
-            elif settings.gate_rule == "interval":
-                reference_rows = load_reference_run(settings.gate_against, reference)
-                self.gate = compare_paired(track, reference_rows, self.records[track], settings.delta)
+            if settings.gate_rule == "interval":
+                reference_flags = load_reference_flags(settings.gate_against, reference)
+                current = task_flags(self.tasks) if track == AGENT.name else {i: r.flags for i, r in self.records[track].items()}
+                metrics = self.written[track]["metrics"]
+                self.gate = compare_paired(track, reference_flags, current, reference["metrics"], metrics, settings.delta)
             else:
                 self.gate = compare_to_reference(track, reference["metrics"], self.written[track]["metrics"], settings.delta)
         except ValueError as exc:
