@@ -128,7 +128,10 @@ def test_one_selected_row_makes_one_request(bench, extra):
 
 def test_a_run_stopped_by_its_first_failure_sends_no_more_requests(bench):
     b = bench(60)
-    server = b.serve(rates={"stall": 1.0}, stall_s=0.2, per_prompt={b.prompts[2]: ["content_filter_400"]})
+    # Replies held 1 s: rows 0-3 go first, row 4 when row 2's instant 400 frees its slot, rows 5-8 when
+    # rows 0, 1, 3 and 4 answer at 1 s, just as row 2 fails. The stop then has a whole second before a
+    # third wave (rows 9-12) could start, however loaded the machine (at 0.2 s a busy CI sent row 12).
+    server = b.serve(rates={"stall": 1.0}, stall_s=1.0, per_prompt={b.prompts[2]: ["content_filter_400"]})
     result = b.run("-x", "--max-connections", "4")
     assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*1 failed, 2 passed*"])
