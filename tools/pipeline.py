@@ -5,8 +5,14 @@
     python tools/pipeline.py --limit 200 --max-connections 16   # real run: AZURE_*, LANGFUSE_*, SLM_MODEL_PATH set
     python tools/pipeline.py -n 4 --max-connections 4           # pytest-xdist too, when each row also costs CPU
 
+Phase II, the agent track per arm: capture the teacher's trajectories on the training tasks -> verify and build
+training records -> evaluate hosted and SLM -> decide -> fine-tune (assistant-only loss) -> re-evaluate -> report.
+
+    python tools/pipeline.py --phase2 --demo        # offline: gold demonstrations as the teacher, SmolLM2 on CPU
+    python tools/pipeline.py --phase2 --limit 50 --train-limit 100 --arms toolcall   # real run: the hosted teacher
+
 Steps whose outputs exist for the same inputs are skipped unless --fresh.
-Writes slm_swap/05_eval/report.md and report.png.
+Writes slm_swap/05_eval/report.md and report.png (Phase II: report_phase2.md).
 """
 
 from __future__ import annotations
@@ -22,8 +28,12 @@ sys.path.insert(0, str(REPO))  # run from a clone without installing
 from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
 from slm_swap.harness.settings import default  # noqa: E402
 from slm_swap.layout import Layout, report_path  # noqa: E402
+from slm_swap.pipeline import demo as demo_defaults  # noqa: E402
 from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
+from slm_swap.pipeline.phase2 import Phase2Config, Phase2Pipeline  # noqa: E402
+from slm_swap.pipeline.phase2_layout import phase2_report_path  # noqa: E402
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed, tool_process  # noqa: E402
+from slm_swap.prompts import AGENT_ARMS  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
 from slm_swap.tracks import TRACK_NAMES  # noqa: E402
 
@@ -31,6 +41,7 @@ TOOLS_DIR = REPO / "tools"
 # on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row
 # (on a CUDA GPU the demo trains with the fine-tuning defaults)
 DEMO_CPU_FINETUNE_ARGS = ("--batch-size", "1", "--max-batch-tokens", "2048")
+PHASE2_DEMO_CPU_FINETUNE_ARGS = ("--batch-size", "1")  # trajectories run to thousands of tokens: the batch cap follows --max-seq-len
 MAX_CONNECTIONS = default("max_connections")  # the harness's own default (`pytest --max-connections`)
 DEMO_MAX_CONNECTIONS = 1  # the demo's hosted stand-in generates on one CPU thread: parallel requests would only queue
 
@@ -58,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force-finetune", action="store_true", help="fine-tune every track whatever the decision")
     parser.add_argument("--demo-hosted", default=DEMO_HOSTED, help="embedded checkpoint standing in for the hosted model")
     parser.add_argument("--demo-slm", default=DEMO_SLM, help="embedded checkpoint used as the SLM in the demo")
+    phase2 = parser.add_argument_group("Phase II (--phase2): --limit counts test tasks, --train-limit tasks of each of train and val")
+    phase2.add_argument("--phase2", action="store_true", help="the agent track's loop: teacher trajectories -> fine-tune -> report")
+    phase2.add_argument("--arms", nargs="+", choices=AGENT_ARMS, default=list(AGENT_ARMS), help="action formats to run")
+    phase2.add_argument(
+        "--max-steps-per-turn", type=int, default=None, help=f"default 10 (demo {demo_defaults.PHASE2_DEMO_MAX_STEPS_PER_TURN})"
+    )
+    phase2.add_argument("--samples", type=int, default=0, help="the hosted teacher's extra sampled trajectories per task")
+    phase2.add_argument("--max-seq-len", type=int, default=8192, help="longest training trajectory kept, in tokens")
     return parser
 
 
@@ -98,8 +117,64 @@ def run(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hoste
     return 0
 
 
+def run_phase2(args: argparse.Namespace, environ: dict[str, str], slm_path: Path, hosted_identity: dict[str, str]) -> int:
+    base = PipelineConfig(
+        repo=REPO,
+        slm_model_path=slm_path,
+        hosted_identity=hosted_identity,
+        limit=args.limit,
+        train_limit=args.train_limit,
+        delta=args.delta,
+        max_connections=args.max_connections or MAX_CONNECTIONS,
+        max_new_tokens=args.max_new_tokens or 256,
+        finetune_args=PHASE2_DEMO_CPU_FINETUNE_ARGS if args.demo and not args.cuda else (),
+        fresh=args.fresh,
+        force_finetune=args.force_finetune,
+        environ=environ,
+    )
+    config = Phase2Config(
+        pipeline=base,
+        langfuse=settings_from_env(environ),
+        arms=tuple(args.arms),
+        teacher="gold" if args.demo else "azure",
+        task_order="shortest" if args.demo else "first",
+        max_steps_per_turn=args.max_steps_per_turn or 10,
+        samples=args.samples,
+        max_seq_len=args.max_seq_len,
+        trace_name="phase2:demo" if args.demo else "phase2",
+    )
+    try:
+        Phase2Pipeline(config).run()
+    except (StepFailed, TracingError) as exc:
+        print(f"\nerror: Phase II loop stopped: {exc}\nEarlier outputs are kept; run again (finished steps are skipped).", file=sys.stderr)
+        return 1
+    if args.demo:
+        print("\n" + "\n".join(demo_defaults.PHASE2_DEMO_CLAIMS))
+    print(f"\nreport: {phase2_report_path(Layout(REPO).eval_dir)}")
+    return 0
+
+
+def main_phase2_demo(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    args.cuda = cuda_available()
+    args.limit = args.limit or demo_defaults.PHASE2_DEMO_TEST_TASKS
+    args.train_limit = args.train_limit or demo_defaults.PHASE2_DEMO_TEACHER_TASKS
+    args.max_new_tokens = args.max_new_tokens or demo_defaults.PHASE2_DEMO_MAX_NEW_TOKENS
+    args.max_steps_per_turn = args.max_steps_per_turn or demo_defaults.PHASE2_DEMO_MAX_STEPS_PER_TURN
+    print(
+        f"offline Phase II demo: arms {', '.join(args.arms)}; the {args.train_limit} shortest train and val tasks each for the "
+        f"teacher, the {args.limit} shortest test tasks; at most {args.max_steps_per_turn} steps per turn, {args.max_new_tokens} "
+        f"new tokens per step. Teacher and 'hosted' side: the gold policy (labelled gold, not a model). SLM: {args.demo_slm} (4-bit).",
+        flush=True,
+    )
+    fetch = tool_process(TOOLS_DIR / "fetch_model.py", environ)
+    with demo_environment(REPO, environ, lambda name: fetch([name]), slm_name=args.demo_slm, serve_hosted=False) as demo:
+        return run_phase2(args, demo.environ, demo.slm_path, demo.hosted_identity)
+
+
 def main(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
+    if args.phase2 and args.demo:
+        return main_phase2_demo(args, environ)
     if args.demo:
         # on a CUDA GPU the stand-in batches concurrent requests and fine-tuning keeps its defaults
         args.cuda = cuda_available()
@@ -124,7 +199,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     slm_path = Path(environ.get("SLM_MODEL_PATH", Layout(REPO).default_slm_path))
-    return run(args, environ, slm_path, {"endpoint": public_endpoint(hosted.endpoint)})
+    args.cuda = False  # the real run keeps the fine-tuning defaults
+    return (run_phase2 if args.phase2 else run)(args, environ, slm_path, {"endpoint": public_endpoint(hosted.endpoint)})
 
 
 if __name__ == "__main__":

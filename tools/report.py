@@ -2,6 +2,8 @@
 
     python tools/report.py
     python tools/report.py --eval-dir slm_swap/05_eval --ft-dir slm_swap/04_ft --step-times steps.json
+    python tools/report.py --agent-only --agent-decision codeact slm_swap/05_eval/decision_agent_codeact.json \
+        --out slm_swap/05_eval/report_phase2.md          # the Phase II loop's report: the agent track per arm
 
 `--step-times` is a JSON object {"step name": seconds}; the pipeline passes its own
 timings directly to `slm_swap.report.build.write_report`. Runs that did not happen appear
@@ -18,7 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a clone without installing
 
+from slm_swap.files import write_text_atomic  # noqa: E402
 from slm_swap.layout import Layout, report_path  # noqa: E402
+from slm_swap.report.agent_arms import agent_report  # noqa: E402
 from slm_swap.report.build import write_report  # noqa: E402
 from slm_swap.report.inputs import ReportInputError, RunNames  # noqa: E402
 
@@ -32,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--after-tag", default="ft", help="tag of the SLM + adapter metric files")
     parser.add_argument(
         "--out", type=Path, default=None, help="report file (default <eval-dir>/report.md; the chart goes beside it as .png)"
+    )
+    parser.add_argument("--agent-only", action="store_true", help="only the agent track, per arm before and after (no chart)")
+    parser.add_argument(
+        "--agent-decision", nargs=2, action="append", default=[], metavar=("ARM", "FILE"), help="an arm's decision file (repeatable)"
     )
     return parser
 
@@ -52,6 +60,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         step_times = read_step_times(args.step_times) if args.step_times else None
         names = RunNames(hosted_model=args.hosted_model, after_tag=args.after_tag)
+        if args.agent_only:
+            write_text_atomic(out_md, agent_report(args.eval_dir, names, {arm: Path(f) for arm, f in args.agent_decision}, step_times))
+            print(f"report written to {out_md}")
+            return 0
         write_report(args.eval_dir, args.ft_dir, step_times, out_md, out_png, names=names, root=REPO)
     except ReportInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The offline demo's surroundings: embedded checkpoints, a local stand-in for the hosted
-deployment served over real HTTP, and, only when LANGFUSE_* are unset, a local
-Langfuse-compatible receiver that writes what it got to slm_swap/05_eval/langfuse-local/.
+deployment served over real HTTP (v0's demo; Phase II's needs none: the gold policy is its teacher), and, only
+when LANGFUSE_* are unset, a local Langfuse-compatible receiver that writes what it got to
+slm_swap/05_eval/langfuse-local/.
 """
 
 from __future__ import annotations
@@ -21,6 +22,22 @@ DEMO_SLM = "smollm2-135m-instruct"
 DEMO_TEST_ROWS = 8  # one CPU batch of the SLM
 DEMO_TRAIN_ROWS = 16
 DEMO_MAX_NEW_TOKENS = 128  # the longest gold completion in the first test rows is well under this
+# Phase II: every SLM step reads a 3,000 to 6,000 token prompt of tool docs. Three of each took 29 minutes on a
+# 2-core CPU shared with other jobs; two of each keep the demo well inside 30 minutes
+PHASE2_DEMO_TEST_TASKS = 2
+PHASE2_DEMO_TEACHER_TASKS = 2  # of each of train and val
+PHASE2_DEMO_MAX_STEPS_PER_TURN = 2  # one acting reply and the closing one
+PHASE2_DEMO_MAX_NEW_TOKENS = 64  # a thought and one call of the shortest tasks
+PHASE2_DEMO_CLAIMS = (
+    "What this demo proves: the Phase II loop runs end to end from a fresh clone (the teacher's trajectories captured "
+    "through the harness, verified by BFCL's checker and built into training records with no test scenario, both "
+    "arms evaluated, decided, fine-tuned with loss on assistant tokens only, re-evaluated with the trained adapter "
+    "applied (--adapter auto), reported), each step skipped when its inputs are unchanged, and one Langfuse span per step.",
+    "What it does not prove: anything about a real model. The teacher and the 'hosted' side are the gold policy "
+    "(BFCL's ground-truth calls with a fixed labelled thought, not a model, so its rates are the ceiling, not a hosted "
+    "model's); the SLM is a 135M checkpoint trained on a handful of trajectories for one epoch; the test tasks are "
+    "the shortest of the test split, not a sample of it, and a few tasks give intervals too wide to tell anything apart.",
+)
 
 
 @dataclass(frozen=True)
@@ -39,10 +56,12 @@ def demo_environment(
     hosted_name: str = DEMO_HOSTED,
     slm_name: str = DEMO_SLM,
     serve_args: tuple[str, ...] = (),
+    serve_hosted: bool = True,
 ) -> Iterator[DemoEnvironment]:
-    """The demo's services; `serve_args` go to `transformers serve` (the GPU run passes `--continuous-batching`)."""
+    """The demo's services; `serve_args` go to `transformers serve` (the GPU run passes `--continuous-batching`).
+    Without `serve_hosted` no stand-in runs and no AZURE_* variable is set: nothing can reach a hosted model."""
     models, eval_dir = Layout(repo).models_dir, Layout(repo).eval_dir
-    for name in dict.fromkeys((hosted_name, slm_name)):
+    for name in dict.fromkeys((hosted_name, slm_name) if serve_hosted else (slm_name,)):
         if fetch(name) != 0:
             raise RuntimeError(f"could not prepare the embedded checkpoint {name} (see the message above)")
     env = {k: v for k, v in environ.items() if not k.startswith("AZURE_")}
@@ -60,6 +79,10 @@ def demo_environment(
                 "Real runs need a Langfuse project.",
                 flush=True,
             )
+        if not serve_hosted:
+            env["SLM_MODEL_PATH"] = str(models / slm_name)
+            yield DemoEnvironment(env, models / slm_name, {"model": "gold"}, local_dir)
+            return
         print(f"starting the hosted stand-in: transformers serve {models / hosted_name} on 127.0.0.1", flush=True)
         # one CPU thread: OpenMP threads of the server and of the evaluation spin against each other
         # on a small machine and slow both down by an order of magnitude

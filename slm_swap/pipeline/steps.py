@@ -118,11 +118,12 @@ class Pipeline:
         self.tools = tools if tools is not None else tool_processes(config.repo / "tools", config.environ)
         self.state = PipelineState.load(pipeline_state_path(config.eval_dir))
 
-    def step(self, name: str, inputs: dict, outputs: list[Path], action: Callable[[], None]) -> None:
+    def step(self, name: str, inputs: dict, outputs: list[Path], action: Callable[[], None]) -> bool:
+        """Run `action` unless its outputs exist for the same inputs; True when it ran."""
         key = fingerprint(inputs)
         if not self.config.fresh and self.state.is_done(name, key):
             banner(f"{name}: skipped, outputs exist for the same inputs")
-            return
+            return False
         banner(f"{name}: running")
         started = time.monotonic()
         action()
@@ -131,6 +132,7 @@ class Pipeline:
             raise StepFailed(f"{name}: finished without writing {', '.join(missing)}")
         self.state.mark_done(name, key, outputs, time.monotonic() - started)
         print(f"{name}: done in {time.monotonic() - started:.1f} s", flush=True)
+        return True
 
     def run_tool(self, name: str, argv: list[str], ok: tuple[int, ...] = (0,)) -> None:
         status = self.tools[name](argv)
