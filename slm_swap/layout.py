@@ -1,7 +1,8 @@
 """Where every artefact lives, written once.
 
 The seed's folders under `slm_swap/`: `02_dataset/` (splits and manifest), `04_ft/` (adapters),
-`05_eval/` (metric files, predictions, decision, report, pipeline state, answer journal) and
+`05_eval/` (metric files, predictions, decision, report, pipeline state, answer journal; the Phase II
+loop's task lists, teacher capture, per-arm decisions and report) and
 `models/` (checkpoints). `Layout(root)` gives them under a checkout; `Layout()` relative to the
 working folder, as pytest options and defaults read them. Every other module asks this one.
 """
@@ -68,6 +69,39 @@ def journal_dir(eval_dir: Path) -> Path:
 
 def decision_path(eval_dir: Path) -> Path:
     return Path(eval_dir) / "decision.json"
+
+
+# The Phase II loop (slm_swap.pipeline.phase2) on the agent track. Its metric files, adapters and training records
+# keep the names above, so tools/decide.py, tools/report.py and --adapter auto find them as after a manual run.
+AGENT_TRACK = "agent"  # slm_swap.tracks.AGENT.name, which sits above this module
+
+
+def agent_task_list_path(eval_dir: Path, purpose: str) -> Path:
+    """`<eval_dir>/agent_tasks_<purpose>.jsonl`: the tasks one loop step ran (`teacher` or `test`), as split-file lines."""
+    return Path(eval_dir) / f"{AGENT_TRACK}_tasks_{purpose}.jsonl"
+
+
+def teacher_dir(eval_dir: Path) -> Path:
+    """The teacher's capture run: its metric file is the teacher on training tasks, not an evaluation to report."""
+    return Path(eval_dir) / "teacher"
+
+
+def teacher_capture_path(eval_dir: Path, teacher: str, arm: str) -> Path:
+    return trajectories_path(teacher_dir(eval_dir), AGENT_TRACK, teacher, agent_run_tag(arm))
+
+
+def agent_metric_path(eval_dir: Path, model: str, arm: str, tag: str | None = None) -> Path:
+    return metric_path(eval_dir, AGENT_TRACK, model, agent_run_tag(arm, tag))
+
+
+def agent_decision_path(eval_dir: Path, arm: str) -> Path:
+    """`tools/decide.py --tracks agent` decides one arm per call; the loop keeps each arm's decision in its own file."""
+    return Path(eval_dir) / f"decision_{AGENT_TRACK}_{arm}.json"
+
+
+def phase2_report_path(eval_dir: Path) -> Path:
+    """The loop's report (the agent track per arm); v0's `report.md` is left as it is."""
+    return Path(eval_dir) / "report_phase2.md"
 
 
 def report_path(eval_dir: Path) -> Path:

@@ -36,6 +36,13 @@ def choose_batch_size(free_bytes: int, row_bytes: int, rows: int, cap: int = MAX
     return max(1, min(cap, rows, int(free_bytes * MEMORY_SHARE) // max(row_bytes, 1)))
 
 
+def available_ram() -> int:
+    """Bytes of RAM the system can hand out now without swapping (psutil, a dependency of accelerate and peft)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """An accelerator allocation failed: the batch is retried in smaller ones.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,13 @@ class DecisionRequest:
     fine_tune_when_inconclusive: bool = False  # interval rule: fine-tune an inconclusive track too
 
 
-def decision_document(track: str, decision: TrackDecision, hosted: Path, slm: Path, after: Path, split: str) -> dict[str, Any]:
+def decision_document(
+    track: str, decision: TrackDecision, hosted: Path, slm: Path, after: Path, hosted_doc: Mapping[str, Any]
+) -> dict[str, Any]:
     doc = decision.to_json()
-    doc["split"] = split
+    doc["split"] = hosted_doc["split"]
+    if "arm" in hosted_doc:
+        doc["arm"] = hosted_doc["arm"]  # the agent track decides one arm per file; fine-tuning checks it
     doc["inputs"] = {"hosted": file_identity(hosted), "slm": file_identity(slm)}
     if after.exists():
         add_after(doc, track, slm, after)
@@ -80,7 +84,7 @@ def decide_all(request: DecisionRequest) -> dict[str, dict[str, Any]]:
         rows = same_rows(hosted_flags, slm_flags, str(hosted_path), str(slm_path))
         paired = compare(track, hosted_flags, slm_flags, rows)
         decision = decide_track(track, hosted, slm, request.delta, paired, request.rule, request.fine_tune_when_inconclusive)
-        documents[track] = decision_document(track, decision, hosted_path, slm_path, after_path, hosted["split"])
+        documents[track] = decision_document(track, decision, hosted_path, slm_path, after_path, hosted)
     return documents
 
 

@@ -13,10 +13,22 @@ import tempfile
 from pathlib import Path
 
 from slm_swap.backends.checkpoints import replace_folder
+from slm_swap.tracks import AGENT
 
 
 class FinetuneRefused(RuntimeError):
     """The run must not start; the message says why and what to do instead."""
+
+
+def agent_arm(track: str) -> str | None:
+    """The arm of an agent fine-tuning track (`agent_<arm>`, trained on that arm's trajectories), else None."""
+    prefix = f"{AGENT.name}_"
+    return track[len(prefix) :] if track.startswith(prefix) else None
+
+
+def decision_entry(tracks: dict, track: str) -> object:
+    """The decision that governs `track`: its own entry, or for `agent_<arm>` the agent track's (decided per arm)."""
+    return tracks.get(track) if track in tracks or agent_arm(track) is None else tracks.get(AGENT.name)
 
 
 def check_decision(decision_path: Path, track: str, force: bool) -> str:
@@ -31,9 +43,15 @@ def check_decision(decision_path: Path, track: str, force: bool) -> str:
     except (OSError, json.JSONDecodeError) as exc:
         raise FinetuneRefused(f"{decision_path}: unreadable decision file ({exc}); {hint}") from None
     tracks = document.get("tracks") if isinstance(document, dict) else None
-    entry = tracks.get(track) if isinstance(tracks, dict) else None
+    entry = decision_entry(tracks, track) if isinstance(tracks, dict) else None
     if not isinstance(entry, dict) or "fine_tune" not in entry:
         raise FinetuneRefused(f"{decision_path} holds no decision for track {track!r}; {hint}")
+    arm = agent_arm(track)
+    if arm is not None and entry.get("arm") != arm:
+        raise FinetuneRefused(
+            f"{decision_path} decides the agent track's {entry.get('arm')!r} arm, not {arm!r}; "
+            f"run `python tools/decide.py --tracks agent --arm {arm} --output FILE` and pass --decision FILE, or --force"
+        )
     if entry["fine_tune"] not in (1, True):
         delta = document.get("delta", entry.get("delta"))
         raise FinetuneRefused(

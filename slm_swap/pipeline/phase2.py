@@ -23,17 +23,19 @@ from typing import Any
 
 from slm_swap.data.trajectory_build import MANIFEST, training_set_name
 from slm_swap.finetune.config import MANIFEST_NAME, Knobs
-from slm_swap.layout import ADAPTER_CONFIG, adapter_dir, split_path
-from slm_swap.pipeline.agent_tasks import write_task_list
-from slm_swap.pipeline.loop_trace import LoopTrace, StepSpan, record_loop
-from slm_swap.pipeline.phase2_layout import (
+from slm_swap.layout import (
+    ADAPTER_CONFIG,
+    adapter_dir,
+    agent_decision_path,
     agent_metric_path,
-    arm_decision_path,
-    capture_path,
+    agent_task_list_path,
     phase2_report_path,
-    task_list_path,
+    split_path,
+    teacher_capture_path,
     teacher_dir,
 )
+from slm_swap.pipeline.agent_tasks import write_task_list
+from slm_swap.pipeline.loop_trace import LoopTrace, StepSpan, record_loop
 from slm_swap.pipeline.state import file_hash_or_missing, folder_hash
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed, ToolRunner, banner, tool_processes, verdict_lines
 from slm_swap.prompts import AGENT_ARMS
@@ -127,15 +129,15 @@ class Phase2Pipeline:
     def task_lists(self) -> None:
         base, order = self.config.pipeline, self.config.task_order
         teacher = write_task_list(
-            self.dataset_dir, {"train": base.train_limit, "val": base.train_limit}, order, task_list_path(self.eval_dir, "teacher")
+            self.dataset_dir, {"train": base.train_limit, "val": base.train_limit}, order, agent_task_list_path(self.eval_dir, "teacher")
         )
-        test = write_task_list(self.dataset_dir, {"test": base.limit}, order, task_list_path(self.eval_dir, "test"))
+        test = write_task_list(self.dataset_dir, {"test": base.limit}, order, agent_task_list_path(self.eval_dir, "test"))
         banner(f"tasks ({order} of each split): {len(teacher)} train and val tasks for the teacher, {len(test)} test tasks")
         print(f"teacher: {', '.join(teacher)}\ntest: {', '.join(test)}", flush=True)
 
     def capture(self, arm: str) -> None:
-        cfg, tasks = self.config, task_list_path(self.eval_dir, "teacher")
-        out = capture_path(self.eval_dir, cfg.teacher, arm)
+        cfg, tasks = self.config, agent_task_list_path(self.eval_dir, "teacher")
+        out = teacher_capture_path(self.eval_dir, cfg.teacher, arm)
         argv = [*self.common_args(arm), f"--model={cfg.teacher}", "--dataset", str(tasks), "--capture-trajectories"]
         argv += ["--out-dir", str(teacher_dir(self.eval_dir)), *self.model_args(cfg.teacher)]
         argv += ["--samples", str(cfg.samples)] if cfg.samples else []
@@ -144,7 +146,7 @@ class Phase2Pipeline:
         self.traced(name, "capture", inputs, [out], functools.partial(self.steps.run_pytest, name, argv), dict)
 
     def build(self, arm: str) -> None:
-        capture, records = capture_path(self.eval_dir, self.config.teacher, arm), self.dataset_dir / training_set_name(arm)
+        capture, records = teacher_capture_path(self.eval_dir, self.config.teacher, arm), self.dataset_dir / training_set_name(arm)
         argv = ["--arm", arm, "--inputs", str(capture), "--dataset-dir", str(self.dataset_dir)]
         splits = [file_hash_or_missing(split_path(self.dataset_dir, AGENT.name, s)) for s in ("train", "val", "test")]
         inputs = {"trajectories": file_hash_or_missing(capture), "splits": splits, "argv": argv}
@@ -154,7 +156,7 @@ class Phase2Pipeline:
         self.traced(f"filter and build {arm}", "filtering and building", inputs, outputs, action, summary)
 
     def evaluate(self, arm: str, model: str, tag: str | None = None) -> None:
-        tasks, metric = task_list_path(self.eval_dir, "test"), agent_metric_path(self.eval_dir, model, arm, tag)
+        tasks, metric = agent_task_list_path(self.eval_dir, "test"), agent_metric_path(self.eval_dir, model, arm, tag)
         argv = [*self.common_args(arm), f"--model={model}", "--dataset", str(tasks), *self.model_args(model)]
         inputs = {"tasks": file_hash_or_missing(tasks), **self.model_inputs(model)}
         if model == "slm":
@@ -167,25 +169,25 @@ class Phase2Pipeline:
         self.traced(name, "evaluation", inputs, [metric], action, summary)
 
     def decide_args(self, arm: str) -> list[str]:
-        cfg, out = self.config, str(arm_decision_path(self.eval_dir, arm))
+        cfg, out = self.config, str(agent_decision_path(self.eval_dir, arm))
         argv = ["--tracks", AGENT.name, "--arm", arm, "--hosted-model", cfg.teacher, "--after-tag", AFTER_TAG]
         return argv + ["--delta", str(cfg.pipeline.delta), "--eval-dir", str(self.eval_dir), "--output", out]
 
     def decide(self, arm: str) -> bool:
         """Whether the arm's decision marks it for fine-tuning."""
         metrics = [agent_metric_path(self.eval_dir, m, arm) for m in (self.config.teacher, "slm")]
-        argv, decision = self.decide_args(arm), arm_decision_path(self.eval_dir, arm)
+        argv, decision = self.decide_args(arm), agent_decision_path(self.eval_dir, arm)
         inputs = {"metrics": [file_hash_or_missing(p) for p in metrics], "argv": argv}
         action, summary = functools.partial(self.steps.run_tool, "decide", argv), functools.partial(decision_summary, decision)
         self.traced(f"decide {arm}", "decision", inputs, [decision], action, summary)
         return bool(decision_summary(decision).get("fine_tune"))
 
-    def fine_tune(self, arm: str) -> None:
+    def fine_tune(self, arm: str, decided: bool) -> None:
+        """Train the arm's records; `decided`: its decision file marks it (else --force-finetune asked for it)."""
         cfg, track = self.config, training_set_name(arm)
         records, adapter = self.dataset_dir / track, adapter_dir(self.ft_dir, track)
-        # --force: the loop read the arm's own decision file (tools/decide.py names the track "agent",
-        # the fine-tuning track is agent_<arm>), and trains only what it marks or what --force-finetune asks for
-        argv = ["--track", track, "--force", "--overwrite", "--max-seq-len", str(cfg.max_seq_len)]
+        gate = ["--decision", str(agent_decision_path(self.eval_dir, arm))] if decided else ["--force"]
+        argv = ["--track", track, *gate, "--overwrite", "--max-seq-len", str(cfg.max_seq_len)]
         argv += ["--max-batch-tokens", str(cfg.max_seq_len)] if cfg.max_seq_len > Knobs().max_batch_tokens else []
         argv += ["--dataset-dir", str(self.dataset_dir), "--out-dir", str(self.ft_dir), *cfg.pipeline.finetune_args]
         inputs = {
@@ -213,7 +215,7 @@ class Phase2Pipeline:
         argv = ["--eval-dir", str(self.eval_dir), "--ft-dir", str(self.ft_dir), "--step-times", str(times), "--out", str(out)]
         argv += ["--hosted-model", self.config.teacher, "--after-tag", AFTER_TAG, "--agent-only"]
         for arm in self.config.arms:
-            argv += ["--agent-decision", arm, str(arm_decision_path(self.eval_dir, arm))]
+            argv += ["--agent-decision", arm, str(agent_decision_path(self.eval_dir, arm))]
         started = time.time()
         self.steps.run_tool("report", argv)
         self.spans.append(StepSpan("report", "report", started, time.time(), False, {}, {"files": [str(out)]}))
@@ -229,9 +231,10 @@ class Phase2Pipeline:
         for model in (cfg.teacher, "slm"):
             for arm in cfg.arms:
                 self.evaluate(arm, model)
-        marked = {arm: self.decide(arm) or cfg.pipeline.force_finetune for arm in cfg.arms}
+        decided = {arm: self.decide(arm) for arm in cfg.arms}
+        marked = {arm: decided[arm] or cfg.pipeline.force_finetune for arm in cfg.arms}
         for arm in (a for a, m in marked.items() if m):
-            self.fine_tune(arm)
+            self.fine_tune(arm, decided[arm])
             self.evaluate(arm, "slm", tag=AFTER_TAG)
             self.decide_after(arm)
         if not any(marked.values()):
@@ -239,7 +242,7 @@ class Phase2Pipeline:
         self.report()
         banner("verdicts")
         for arm in cfg.arms:
-            for line in verdict_lines(read_json(arm_decision_path(self.eval_dir, arm))):
+            for line in verdict_lines(read_json(agent_decision_path(self.eval_dir, arm))):
                 print(f"{arm} arm, {line}", flush=True)
         return marked
 

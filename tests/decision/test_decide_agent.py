@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from slm_swap.agent.scoring import TaskResult
 from slm_swap.agent.trajectory import Trajectory
+from slm_swap.finetune.guard import FinetuneRefused, check_decision
 from slm_swap.harness.agent_records import TaskRecord, summarize_tasks
 from slm_swap.scoring.outcomes import AgentFailure
 
@@ -47,6 +50,11 @@ def test_agent_track_pairs_tasks_and_fine_tunes_past_delta(tmp_path: Path, langf
     metrics = json.loads((tmp_path / "decision.json").read_text())["tracks"]["agent"]["metrics"]
     assert metrics["task_success_rate"]["gap"] == 0.25 and "gap_ci95" in metrics["task_success_rate"]
     assert metrics["valid_action_rate"]["gap"] == 0.125 and "gap_ci95" not in metrics["valid_action_rate"]  # not paired
+    # the decision names its arm, and fine-tuning that arm's records (agent_toolcall) reads it; the other arm is refused
+    assert json.loads((tmp_path / "decision.json").read_text())["tracks"]["agent"]["arm"] == "toolcall"
+    assert "task_success_rate" in check_decision(tmp_path / "decision.json", "agent_toolcall", force=False)
+    with pytest.raises(FinetuneRefused, match="not 'codeact'"):
+        check_decision(tmp_path / "decision.json", "agent_codeact", force=False)
 
 
 def test_agent_runs_of_different_arms_are_refused(tmp_path: Path, langfuse_env) -> None:

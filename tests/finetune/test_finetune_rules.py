@@ -59,6 +59,20 @@ def test_an_unmarked_track_is_refused_with_the_reason(tmp_path, tracks, message)
     assert "--force" in check_decision(path, "toolcall", force=True)
 
 
+def test_an_agent_arm_trains_on_the_agent_decision_of_that_arm_only(tmp_path):
+    """tools/decide.py writes the agent track's entry under "agent" with its arm; agent_<arm> is its training track."""
+    path = write_decision(tmp_path / "d.json", {"agent": {"fine_tune": 1, "arm": "codeact", "reasons": ["task_success_rate: trails"]}})
+    assert "task_success_rate: trails" in check_decision(path, "agent_codeact", force=False)
+    with pytest.raises(FinetuneRefused, match="decides the agent track's 'codeact' arm, not 'toolcall'.*--arm toolcall"):
+        check_decision(path, "agent_toolcall", force=False)
+    write_decision(path, {"agent": {"fine_tune": 0, "arm": "toolcall", "delta": 0.02}})
+    with pytest.raises(FinetuneRefused, match="fine_tune=0 for agent_toolcall"):
+        check_decision(path, "agent_toolcall", force=False)
+    write_decision(path, {"toolcall": {"fine_tune": 1}})
+    with pytest.raises(FinetuneRefused, match="no decision for track 'agent_toolcall'"):
+        check_decision(path, "agent_toolcall", force=False)
+
+
 def test_existing_adapter_is_kept_without_overwrite_and_replaced_whole_with_it(tmp_path):
     target = tmp_path / "adapter_toolcall"
     target.mkdir()

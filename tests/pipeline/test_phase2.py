@@ -14,14 +14,15 @@ import pytest
 from slm_swap.backends.checkpoints import ensure_checkpoint
 from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.data.multi_turn_splits import load_split_tasks
+from slm_swap.layout import AGENT_TRACK, agent_decision_path, agent_metric_path, teacher_capture_path
 from slm_swap.pipeline.agent_tasks import pick_tasks
 from slm_swap.pipeline.loop_trace import LoopTrace, StepSpan, record_loop
 from slm_swap.pipeline.phase2 import Phase2Config, Phase2Pipeline
-from slm_swap.pipeline.phase2_layout import agent_metric_path, arm_decision_path, capture_path
 from slm_swap.pipeline.steps import PipelineConfig
 from slm_swap.prompts import AGENT_ARMS
 from slm_swap.tracing.client import settings_from_env
 from slm_swap.tracing.receiver.server import LangfuseReceiver
+from slm_swap.tracks import AGENT
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m-instruct"
@@ -48,6 +49,10 @@ def test_the_loop_trace_has_one_span_per_step_and_marks_the_step_that_stopped_it
     assert [s.json_attribute(METADATA + "kind") for s in spans] == ["capture", "training"]
     assert [s.json_attribute(METADATA + "skipped") for s in spans] == [True, False]
     assert spans[1].attributes.get("langfuse.observation.level") == "ERROR" and spans[0].start_time_ns == 10_000_000_000
+
+
+def test_the_loop_names_its_files_for_the_agent_track():
+    assert AGENT.name == AGENT_TRACK  # slm_swap.layout sits below slm_swap.tracks, so it keeps its own copy
 
 
 def test_the_demo_picks_the_shortest_scorable_tasks_and_a_real_run_the_first():
@@ -79,7 +84,7 @@ def test_a_real_run_captures_with_the_hosted_teacher_and_trains_what_it_evaluate
         calls.append(argv)
         model = option(argv, "--model") if "--model" in argv else next(a for a in argv if a.startswith("--model=")).split("=")[1]
         if "--capture-trajectories" in argv:
-            return write(capture_path(evals, model, "toolcall"))
+            return write(teacher_capture_path(evals, model, "toolcall"))
         write(agent_metric_path(evals, model, "toolcall", option(argv, "--tag") if "--tag" in argv else None))
 
     def tool(name: str):
@@ -90,7 +95,10 @@ def test_a_real_run_captures_with_the_hosted_teacher_and_trains_what_it_evaluate
                 for file in ("train.jsonl", "val.jsonl", "manifest.json"):
                     write(records / file)
             elif name == "decide":
-                write(arm_decision_path(evals, "toolcall"), json.dumps({"tracks": {"agent": {"fine_tune": 1, "metrics": {}}}}))
+                write(
+                    agent_decision_path(evals, "toolcall"),
+                    json.dumps({"tracks": {"agent": {"fine_tune": 1, "arm": "toolcall", "metrics": {}}}}),
+                )
             elif name == "finetune":
                 write(Path(option(argv, "--out-dir")) / "adapter_agent_toolcall" / "adapter_config.json")
             return 0
@@ -106,7 +114,9 @@ def test_a_real_run_captures_with_the_hosted_teacher_and_trains_what_it_evaluate
     assert "--model=azure" in hosted and option(hosted, "--dataset").endswith("agent_tasks_test.jsonl")
     assert option(before, "--adapter") == "none" and (option(after, "--adapter"), option(after, "--tag")) == ("auto", "ft")
     finetune = next(c for c in calls if c[0] == "finetune")
-    assert option(finetune, "--track") == "agent_toolcall" and "--force" in finetune and option(finetune, "--max-seq-len") == "8192"
+    assert option(finetune, "--track") == "agent_toolcall" and option(finetune, "--max-seq-len") == "8192"
+    # trained because the arm's own decision marks it: the decision file is passed, never --force
+    assert option(finetune, "--decision").endswith("decision_agent_toolcall.json") and "--force" not in finetune
     assert len((evals / "agent_tasks_test.jsonl").read_text().splitlines()) == 2
     calls.clear()
     Phase2Pipeline(config, tools={name: tool(name) for name in ("build_trajectories", "decide", "finetune", "report")}).run()
