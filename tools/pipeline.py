@@ -10,6 +10,7 @@ training records -> evaluate hosted and SLM -> decide -> fine-tune (assistant-on
 
     python tools/pipeline.py --phase2 --demo        # offline: gold demonstrations as the teacher, SmolLM2 on CPU
     python tools/pipeline.py --phase2 --limit 50 --train-limit 100 --arms toolcall   # real run: the hosted teacher
+    python tools/pipeline.py --phase2 --teacher gold     # the SLM before/after fine-tuning on gold demonstrations
 
 Steps whose outputs exist for the same inputs are skipped unless --fresh.
 Writes slm_swap/05_eval/report.md and report.png (Phase II: report_phase2.md).
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     phase2.add_argument(
         "--max-steps-per-turn", type=int, default=None, help=f"default 10 (demo {demo_defaults.PHASE2_DEMO_MAX_STEPS_PER_TURN})"
     )
+    phase2.add_argument(
+        "--teacher",
+        choices=("azure", "gold"),
+        default=None,
+        help="who answers the training tasks and stands as the hosted side: the hosted model (default), or the gold "
+        "policy (BFCL's ground-truth calls, not a model; the demo's, and the SLM's before/after on gold demonstrations)",
+    )
     phase2.add_argument("--samples", type=int, default=0, help="the hosted teacher's extra sampled trajectories per task")
     phase2.add_argument("--max-seq-len", type=int, default=8192, help="longest training trajectory kept, in tokens")
     return parser
@@ -139,7 +147,7 @@ def run_phase2(args: argparse.Namespace, environ: dict[str, str], slm_path: Path
         pipeline=base,
         langfuse=settings_from_env(environ),
         arms=tuple(args.arms),
-        teacher="gold" if args.demo else "azure",
+        teacher=args.teacher or ("gold" if args.demo else "azure"),
         task_order="shortest" if args.demo else "first",
         max_steps_per_turn=args.max_steps_per_turn or 10,
         samples=args.samples,
@@ -176,6 +184,12 @@ def main_phase2_demo(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 def main(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
+    if args.phase2 and args.teacher == "gold" and args.samples:
+        print("error: --samples draws extra trajectories from the hosted teacher; the gold policy has one answer", file=sys.stderr)
+        return 2
+    if args.phase2 and args.demo and args.teacher == "azure":
+        print("error: the offline demo asks no hosted model: its teacher is the gold policy (drop --demo)", file=sys.stderr)
+        return 2
     if args.phase2 and args.demo:
         return main_phase2_demo(args, environ)
     if args.demo:
@@ -195,15 +209,17 @@ def main(args: argparse.Namespace) -> int:
         serve_args = ("--continuous-batching",) if args.cuda else ()
         with demo_environment(REPO, environ, lambda name: fetch([name]), args.demo_hosted, args.demo_slm, serve_args) as demo:
             return run(args, demo.environ, demo.slm_path, demo.hosted_identity)
+    gold_teacher = args.phase2 and args.teacher == "gold"  # no hosted model is asked anything
     try:
-        hosted = hosted_settings_from_env(environ)
+        hosted = None if gold_teacher else hosted_settings_from_env(environ)
         settings_from_env(environ)
     except (HostedSettingsError, TracingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     slm_path = Path(environ.get("SLM_MODEL_PATH", Layout(REPO).default_slm_path))
     args.cuda = False  # the real run keeps the fine-tuning defaults
-    return (run_phase2 if args.phase2 else run)(args, environ, slm_path, {"endpoint": public_endpoint(hosted.endpoint)})
+    identity = {"model": "gold"} if hosted is None else {"endpoint": public_endpoint(hosted.endpoint)}
+    return (run_phase2 if args.phase2 else run)(args, environ, slm_path, identity)
 
 
 if __name__ == "__main__":

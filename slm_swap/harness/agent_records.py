@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from slm_swap.agent.observations import written_observations
 from slm_swap.agent.scoring import TaskResult, agent_metrics
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.rows import DatasetError, read_lines
@@ -163,4 +164,6 @@ def summarize_tasks(records: list[TaskRecord], excluded: dict[str, str]) -> dict
         "usage": dict(sorted(usage.items())),
         "ended": dict(sorted(Counter(r.trajectory.ended for r in records).items())),
         "excluded": dict(sorted(excluded.items())),
+        # replies that hold an "Observation:" line: the model writing the environment's part (masking's check)
+        "written_observations": written_observations(r.trajectory for r in records),
     }

@@ -22,6 +22,9 @@ def run_summary_lines(doc: dict[str, Any], metric_path: Path) -> list[str]:
         lines.append(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
     if "mean_steps_per_task" in doc:
         lines.append(f"  mean steps per task {doc['mean_steps_per_task']:.2f}  failures {doc['failures']}  excluded {len(doc['excluded'])}")
+        if "written_observations" in doc:
+            written = doc["written_observations"]
+            lines.append(f"  steps whose reply writes an observation: {written['steps_writing_observations']} of {written['steps']}")
     if doc["errors"] or doc.get("retries") or doc.get("cached_rows"):
         lines.append(
             f"  errors by class {doc['error_classes']}  retries by class {doc.get('retries', {})}"

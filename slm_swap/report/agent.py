@@ -54,7 +54,9 @@ def run_section(path: Path) -> list[str]:
     ]
     lines += table(["metric", "rate", "95 % interval"], rows)
     steps = document.get("mean_steps_per_task", 0.0)
-    lines += ["", f"n={document['n']} tasks, {len(document.get('excluded', {}))} excluded, mean steps per task {steps:.2f}", ""]
+    written = document.get("written_observations")
+    wrote = f", steps whose reply writes an observation {written['steps_writing_observations']} of {written['steps']}" if written else ""
+    lines += ["", f"n={document['n']} tasks, {len(document.get('excluded', {}))} excluded, mean steps per task {steps:.2f}{wrote}", ""]
     failures = document.get("failures", {})
     if not failures:
         return lines + ["No task failed.", ""]

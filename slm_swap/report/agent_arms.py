@@ -57,14 +57,19 @@ def arm_section(eval_dir: Path, arm: str, names: RunNames, decision: Mapping[str
         path = metric_path(eval_dir, AGENT.name, model, agent_run_tag(arm, tag))
         document = read_document(path)
         if document is None:
-            rows.append([escape(label), *(["not run"] * (len(RATES) + 2))])
+            rows.append([escape(label), *(["not run"] * (len(RATES) + 3))])
             continue
-        steps = document.get("mean_steps_per_task")
+        steps, written = document.get("mean_steps_per_task"), document.get("written_observations")
         cells = [rate_cell(document, rate) for rate in RATES]
-        rows.append([escape(label), *cells, "-" if steps is None else f"{steps:.2f}", str(document.get("n", "-"))])
+        cells += [
+            "-" if steps is None else f"{steps:.2f}",
+            f"{written['steps_writing_observations']} of {written['steps']}" if written else "-",
+        ]
+        rows.append([escape(label), *cells, str(document.get("n", "-"))])
         adapter = document.get("model_description", {}).get("adapter") if tag else adapter
     lines = [f"### Arm {code(arm)}", ""]
-    lines += table(["run", "task success [95 %]", "valid actions [95 %]", "turn success [95 %]", "mean steps per task", "n"], rows)
+    header = ["run", "task success [95 %]", "valid actions [95 %]", "turn success [95 %]", "mean steps per task"]
+    lines += table([*header, "steps writing an observation", "n"], rows)
     if adapter:
         lines += ["", f"The after run applied the adapter {code(adapter)}."]
     entry = (decision or {}).get("tracks", {}).get(AGENT.name)

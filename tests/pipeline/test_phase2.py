@@ -123,6 +123,22 @@ def test_a_real_run_captures_with_the_hosted_teacher_and_trains_what_it_evaluate
     assert [c[0] for c in calls] == ["decide", "report"]  # the decision's after-part and the report, nothing else
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--phase2"], "AZURE_"),  # a real run's teacher is the hosted model
+        (["--phase2", "--demo", "--teacher", "azure"], "the offline demo asks no hosted model"),
+        (["--phase2", "--teacher", "gold", "--samples", "2"], "the gold policy has one answer"),
+    ],
+)
+def test_a_loop_without_its_teacher_stops_before_any_step(tmp_path: Path, argv: list[str], message: str):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "LANGFUSE_"))}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "pipeline.py"), *argv], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository as a fresh clone has it (tracked and new, unignored files; no built trajectories), plus the checkpoint."""
@@ -142,7 +158,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_phase2_demo(clone: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}  # LANGFUSE_*: the test's receiver
     env.update(PYTHONPATH=str(clone))
-    command = [sys.executable, "tools/pipeline.py", "--phase2", "--demo", "--limit", "1", "--train-limit", "1", "--max-new-tokens", "16"]
+    # the demo on 2 test tasks (one train and one val task for the teacher, so one training record per arm)
+    command = [sys.executable, "tools/pipeline.py", "--phase2", "--demo", "--limit", "2", "--train-limit", "1", "--max-new-tokens", "32"]
     return subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=1200)
 
 
@@ -158,7 +175,8 @@ def test_phase2_demo_runs_the_loop_for_both_arms_and_skips_it_when_run_again(clo
         adapter = ft / f"adapter_agent_{arm}"
         assert (adapter / "adapter_config.json").is_file()
         runs = {name: json.loads((evals / f"agent_{name}.json").read_text()) for name in (f"gold_{arm}", f"slm_{arm}", f"slm_{arm}_ft")}
-        assert all(doc["n"] == 1 for doc in runs.values())
+        assert all(doc["n"] == 2 for doc in runs.values())
+        assert runs[f"slm_{arm}_ft"]["written_observations"]["steps"] > 0  # the masking check counted every step
         # before: the base checkpoint; after: the same tasks with the arm's trained adapter applied
         assert runs[f"slm_{arm}"]["model_description"]["adapter"] is None
         assert runs[f"slm_{arm}_ft"]["model_description"]["adapter"] == str(adapter)
@@ -167,6 +185,7 @@ def test_phase2_demo_runs_the_loop_for_both_arms_and_skips_it_when_run_again(clo
     report = (evals / "report_phase2.md").read_text()
     assert "## Agent track: before and after fine-tuning" in report and "SLM \\+ adapter, after" in report
     assert all(f"### Arm ` {arm} `" in report for arm in AGENT_ARMS) and "not a model" in report
+    assert "steps writing an observation" in report
     assert "What this demo proves" in first.stdout and "What it does not prove" in first.stdout
     spans = loop_spans(langfuse_env, "phase2:demo")
     kinds = {s.json_attribute(METADATA + "kind") for s in spans}

@@ -17,7 +17,7 @@ def write_run(folder: Path) -> None:
         1, '<tool_call name="rm_all">{}</tool_call>', "calls", failure="unknown_tool", observation="Observation: no tool rm_all"
     )
     turns = [
-        TurnRecord(0, "list the files", [StepRecord(0, "ok", None)], "answer"),
+        TurnRecord(0, "list the files", [StepRecord(0, "ok\n  Observation: a.txt b.txt", None)], "answer"),  # writes the env's part
         TurnRecord(1, "delete the log", [StepRecord(0, "x", None), bad_step], "answer"),
     ]
     failed = TaskResult("multi_turn_base_7", False, [True, False], 1, 1, AgentFailure.UNKNOWN_TOOL, "no tool", actions=1, steps=3)
@@ -42,3 +42,11 @@ def test_a_failure_kind_is_shown_at_the_step_where_the_episode_went_wrong(tmp_pa
     assert "### agent\\_slm\\_toolcall" in text and "task\\_success\\_rate | 0.500" in text
     assert "unknown\\_tool in turn 1, step 1" in text
     assert "request: ` delete the log `" in text and "rm_all" in text and "Observation: no tool rm_all" in text
+
+
+def test_replies_that_write_an_observation_are_counted_in_the_metric_file_and_shown(tmp_path: Path) -> None:
+    write_run(tmp_path)
+    document = json.loads((tmp_path / "agent_slm_toolcall.json").read_text())
+    written = document["written_observations"]
+    assert (written["steps_writing_observations"], written["steps"], written["tasks"]) == (1, 3, ["multi_turn_base_7"])
+    assert "steps whose reply writes an observation 1 of 3" in "\n".join(agent_section(tmp_path))
