@@ -104,6 +104,11 @@ def phase2_report_path(eval_dir: Path) -> Path:
     return Path(eval_dir) / "report_phase2.md"
 
 
+def phase2_step_times_path(eval_dir: Path) -> Path:
+    """The loop's step wall times, `{"step name": seconds}`, as `tools/report.py --step-times` reads them."""
+    return Path(eval_dir) / "step_times_phase2.json"
+
+
 def report_path(eval_dir: Path) -> Path:
     """The report's markdown; its chart goes beside it as `.png`."""
     return Path(eval_dir) / "report.md"

@@ -28,11 +28,7 @@ sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env, public_endpoint  # noqa: E402
 from slm_swap.harness.settings import default  # noqa: E402
-from slm_swap.layout import (  # noqa: E402
-    Layout,
-    phase2_report_path,  # noqa: E402
-    report_path,
-)
+from slm_swap.layout import Layout, phase2_report_path, report_path  # noqa: E402
 from slm_swap.pipeline import demo as demo_defaults  # noqa: E402
 from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
 from slm_swap.pipeline.phase2 import Phase2Config, Phase2Pipeline  # noqa: E402

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slm_swap.agent.scoring import ground_truth_rejection
-from slm_swap.data.bfcl_multi_turn import MultiTurnTask, load_multi_turn
+from slm_swap.data.bfcl_multi_turn import MultiTurnData, MultiTurnTask
 from slm_swap.data.multi_turn_splits import load_split_tasks
 from slm_swap.files import write_text_atomic
 from slm_swap.layout import split_path
@@ -45,9 +45,11 @@ def task_line(task: MultiTurnTask) -> str:
     return json.dumps({"id": task.id, "category": task.category, "scenario": task.scenario}) + "\n"
 
 
-def write_task_list(dataset_dir: Path, splits: dict[str, int | None], order: str, out: Path) -> list[str]:
-    """Write the picked tasks of each split (split -> how many, None: all) to `out`; returns their ids."""
-    data = load_multi_turn()
+def write_task_list(dataset_dir: Path, splits: dict[str, int | None], order: str, out: Path, data: MultiTurnData) -> list[str]:
+    """Write the picked tasks of each split (split -> how many, None: all) to `out`; returns their ids.
+
+    `data`: BFCL's multi-turn tasks (`load_multi_turn()`), read once by the caller for all its task lists.
+    """
     picked = [
         task
         for split, n in splits.items()

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.data.trajectory_build import MANIFEST, training_set_name
+from slm_swap.files import write_json_atomic
 from slm_swap.finetune.config import MANIFEST_NAME, Knobs
 from slm_swap.layout import (
     ADAPTER_CONFIG,
@@ -30,6 +32,7 @@ from slm_swap.layout import (
     agent_metric_path,
     agent_task_list_path,
     phase2_report_path,
+    phase2_step_times_path,
     split_path,
     teacher_capture_path,
     teacher_dir,
@@ -127,11 +130,10 @@ class Phase2Pipeline:
         return ["--max-connections", str(self.config.pipeline.max_connections)] if model == "azure" else []
 
     def task_lists(self) -> None:
-        base, order = self.config.pipeline, self.config.task_order
-        teacher = write_task_list(
-            self.dataset_dir, {"train": base.train_limit, "val": base.train_limit}, order, agent_task_list_path(self.eval_dir, "teacher")
-        )
-        test = write_task_list(self.dataset_dir, {"test": base.limit}, order, agent_task_list_path(self.eval_dir, "test"))
+        base, order, data = self.config.pipeline, self.config.task_order, load_multi_turn()
+        teacher_splits = {"train": base.train_limit, "val": base.train_limit}
+        teacher = write_task_list(self.dataset_dir, teacher_splits, order, agent_task_list_path(self.eval_dir, "teacher"), data)
+        test = write_task_list(self.dataset_dir, {"test": base.limit}, order, agent_task_list_path(self.eval_dir, "test"), data)
         banner(f"tasks ({order} of each split): {len(teacher)} train and val tasks for the teacher, {len(test)} test tasks")
         print(f"teacher: {', '.join(teacher)}\ntest: {', '.join(test)}", flush=True)
 
@@ -209,8 +211,8 @@ class Phase2Pipeline:
     def report(self) -> Path:
         banner("report")
         names = {s.name for s in self.spans}
-        times = self.eval_dir / "step_times_phase2.json"
-        times.write_text(json.dumps({k: v for k, v in self.steps.state.wall_times().items() if k in names}), encoding="utf-8")
+        times = phase2_step_times_path(self.eval_dir)
+        write_json_atomic(times, {k: v for k, v in self.steps.state.wall_times().items() if k in names})
         out = phase2_report_path(self.eval_dir)
         argv = ["--eval-dir", str(self.eval_dir), "--ft-dir", str(self.ft_dir), "--step-times", str(times), "--out", str(out)]
         argv += ["--hosted-model", self.config.teacher, "--after-tag", AFTER_TAG, "--agent-only"]

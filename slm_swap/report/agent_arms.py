@@ -8,14 +8,13 @@ section (`agent.agent_section`: failures by kind, each shown at the step where i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from slm_swap.layout import agent_run_tag, metric_path
 from slm_swap.report.agent import agent_section
-from slm_swap.report.inputs import RunNames
+from slm_swap.report.inputs import RunNames, read_json
 from slm_swap.report.markdown import code, escape, table
 from slm_swap.report.sections import steps_section
 from slm_swap.tracks import AGENT
@@ -25,11 +24,8 @@ GOLD_NOTE = "gold: BFCL's ground-truth calls with a fixed labelled thought, not 
 
 
 def read_document(path: Path) -> dict[str, Any] | None:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) else None
+    """A run's or a decision's JSON, None when it was not written (a step that did not run); unreadable: ReportInputError."""
+    return read_json(path) if Path(path).exists() else None
 
 
 def rate_cell(document: Mapping[str, Any], rate: str) -> str:
