@@ -58,6 +58,12 @@ def predictions_for_metric(metric: Path) -> Path:
     return metric.with_name(f"{metric.stem}.predictions.jsonl")
 
 
+def metric_for_predictions(predictions: Path) -> Path:
+    """The metric file written beside a predictions file: `<stem>.predictions.jsonl` -> `<stem>.json`."""
+    predictions = Path(predictions)
+    return predictions.with_name(predictions.name.removesuffix(".predictions.jsonl") + ".json")
+
+
 def trajectories_path(eval_dir: Path, track: str, model: str | None, tag: str | None = None) -> Path:
     """`<run name>.trajectories.jsonl`: every trajectory a `--capture` run wrote, accepted or rejected by the verifier."""
     return Path(eval_dir) / f"{run_name(track, model, tag)}.trajectories.jsonl"
@@ -65,6 +71,11 @@ def trajectories_path(eval_dir: Path, track: str, model: str | None, tag: str | 
 
 def journal_dir(eval_dir: Path) -> Path:
     return Path(eval_dir) / "cache"
+
+
+def sandbox_dir(eval_dir: Path) -> Path:
+    """The run-owned folder of the agent sandbox's worker folders (removed when their process is gone)."""
+    return Path(eval_dir) / "sandbox"
 
 
 def decision_path(eval_dir: Path) -> Path:

@@ -7,6 +7,11 @@ attributes are refused, and it stops after `MAX_OPERATIONS` evaluated nodes. Its
 off: a timed-out thread would keep running and keep changing the environment, so time is the process's
 job (`worker`, `sandbox`). Variables persist from one step to the next, as in smolagents' agents.
 
+Before the executor sees the code, `screen_code` refuses what smolagents lets through and an escape needs:
+`getattr` and its kin, attributes that start with `_` or reach frames, code objects and tracebacks (`g.gi_frame.f_locals` opens
+smolagents' own state in three lines), and `str.format` fields that read attributes or items
+(`'{0.__class__}'.format(x)`). This is a first filter only; the boundary is the operating system (`confine`).
+
 The tools bound are every public method of the environment instances; one not offered in the current turn
 (a held-out function of `miss_func`) refuses with `unknown_tool`. The first refusal decides the step's
 failure even when the code catches the exception, so `try: ... except Exception: pass` hides nothing.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +42,62 @@ _BOUNDARY_MESSAGES = (
     "Forbidden call to dunder",
     "Invoking a builtin function",
 )
+
+
+# attributes of generators, coroutines, frames, code objects, tracebacks and functions that lead to interpreter state
+INTERNAL_ATTRIBUTES = frozenset(
+    {
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "gi_running",
+        "gi_suspended",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "cr_origin",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "f_back",
+        "f_builtins",
+        "f_code",
+        "f_globals",
+        "f_locals",
+        "f_lasti",
+        "f_trace",
+        "tb_frame",
+        "tb_next",
+        "tb_lasti",
+        "co_code",
+        "co_consts",
+        "func_globals",
+        "func_code",
+        "mro",
+    }
+)
+# builtins that reach attributes by a name computed at run time, which no screen of the syntax can check
+INDIRECT_ACCESS = frozenset({"getattr", "setattr", "delattr", "vars", "globals", "locals", "dir"})
+
+
+def screen_code(tree: ast.AST) -> str | None:
+    """Why the code is refused before it runs, or None. Looks only at the syntax tree."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in INDIRECT_ACCESS:
+            return f"Forbidden function {node.id!r}: attributes are read by name only"
+        if isinstance(node, ast.Attribute):
+            if node.attr.startswith("_") or node.attr in INTERNAL_ATTRIBUTES:
+                return f"Forbidden access to dunder, private or interpreter attribute {node.attr!r}"
+            if node.attr in ("format", "format_map"):
+                if not isinstance(node.value, ast.Constant) or not isinstance(node.value.value, str):
+                    return f"Forbidden call to .{node.attr} on a value that is not a string literal (use an f-string)"
+                try:
+                    fields = [f for _, f, _, _ in string.Formatter().parse(node.value.value) if f]
+                except ValueError as exc:
+                    return f"Forbidden format string: {exc}"
+                if any("." in f or "[" in f for f in fields):
+                    return "Forbidden format string: fields may not read attributes or items"
+    return None
 
 
 @dataclass
@@ -113,9 +175,13 @@ def run_code(executor: Any, methods: dict[str, Callable[..., Any]], offered: set
     """Run the code, filling `run` as it goes: when the CPU-time signal cuts it short, `run` still lists the
     calls that ran, so the record matches the environment's state."""
     try:
-        ast.parse(code)
+        tree = ast.parse(code)
     except SyntaxError as exc:
         run.fail(AgentFailure.CODE_SYNTAX_ERROR, f"line {exc.lineno}: {exc.msg}")
+        return
+    refused = screen_code(tree)
+    if refused is not None:
+        run.fail(AgentFailure.SANDBOX_ERROR, refused)
         return
     executor.send_tools(bound_tools(methods, offered, run))
     try:

@@ -13,6 +13,7 @@ import copy
 import importlib
 import inspect
 import json
+import keyword
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,28 @@ def is_json_value(value: Any) -> bool:
     return False
 
 
+def is_plain_name(name: Any) -> bool:
+    """A Python identifier that is no keyword: the only kind of name `render_call` writes into checker code."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and name.isascii()
+
+
+def checked_call(raw: Any, offered: set[str] | frozenset[str]) -> RecordedCall:
+    """A call read back from outside this process (a sandbox worker's reply, a journal, a stored trajectory) as
+    a RecordedCall, or CallRefused(BAD_ACTION): it must be `{"name", "arguments"}` with a plain name among
+    `offered` and an object of plain parameter names to JSON values. Nothing in it is ever run or evaluated first."""
+    if not isinstance(raw, dict) or set(raw) != {"name", "arguments"}:
+        raise CallRefused(AgentFailure.BAD_ACTION, "a call must be an object with exactly name and arguments")
+    name, arguments = raw["name"], raw["arguments"]
+    if not is_plain_name(name) or name not in offered:
+        shown = repr(name)[:60]
+        raise CallRefused(AgentFailure.BAD_ACTION, f"call name {shown} is not one of the task's tools")
+    if not isinstance(arguments, dict) or not all(is_plain_name(key) for key in arguments):
+        raise CallRefused(AgentFailure.BAD_ACTION, f"{name}: arguments must be an object keyed by parameter names")
+    if not is_json_value(arguments):
+        raise CallRefused(AgentFailure.BAD_ACTION, f"{name}: arguments must be JSON values")
+    return RecordedCall(name, copy.deepcopy(arguments))
+
+
 def bind_call(methods: dict[str, Callable[..., Any]], offered: set[str], name: str, args: tuple, kwargs: dict[str, Any]) -> RecordedCall:
     """The call by parameter name, or CallRefused: a tool not offered now, values that are not JSON, a signature mismatch."""
     if name not in offered or name not in methods:
@@ -111,5 +134,8 @@ def result_text(result: Any) -> str:
 
 
 def render_call(call: RecordedCall) -> str:
-    """`cd(folder='temp')`: the string BFCL's checker evaluates, written from parsed values, never from model text."""
+    """`cd(folder='temp')`: the string BFCL's checker evaluates, written from parsed values, never from model text.
+    A name or value that `checked_call` would refuse raises ValueError here too: nothing else reaches `eval`."""
+    if not is_plain_name(call.name) or not all(is_plain_name(key) for key in call.arguments) or not is_json_value(call.arguments):
+        raise ValueError(f"refusing to render a call that is not a plain name with JSON arguments: {call.name!r:.60}")
     return f"{call.name}({', '.join(f'{key}={value!r}' for key, value in call.arguments.items())})"

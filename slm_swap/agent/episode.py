@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from slm_swap.agent.actions import parse_action
 from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits
@@ -36,6 +37,8 @@ class EpisodeSettings:
     max_steps_per_turn: int = 10
     max_active: int = 16  # episodes (and sandbox processes) open at once
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+    scratch_root: Path | None = None  # the run-owned folder of the workers' folders (`layout.sandbox_dir` when None)
+    unsafe_local_executor: bool = False  # run codeact code even where the OS boundary cannot be set up
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,16 @@ Policy = Callable[[list[PolicyRequest]], list["PolicyReply | str"]]
 class Episode:
     def __init__(self, task: MultiTurnTask, settings: EpisodeSettings) -> None:
         self.task, self.settings = task, settings
-        self.sandbox = EpisodeSandbox(task.involved_classes, task.initial_config, task.long_context, settings.arm, settings.limits)
-        self.record = Trajectory(task.id, task.category, settings.arm)
+        self.sandbox = EpisodeSandbox(
+            task.involved_classes,
+            task.initial_config,
+            task.long_context,
+            settings.arm,
+            settings.limits,
+            settings.scratch_root,
+            require_boundary=not settings.unsafe_local_executor,
+        )
+        self.record = Trajectory(task.id, task.category, settings.arm, isolation=self.sandbox.isolation)
         self.record.messages.append({"role": "system", "content": agent_system_prompt(settings.arm, task.functions)})
         self._submitted: StepRecord | None = None
         self._begin_turn(0)
@@ -138,8 +149,16 @@ class Episode:
             self._end_turn("step_limit", f"turn {self.turn.turn} reached {self.settings.max_steps_per_turn} steps")
 
 
+# (steps run, episodes open, tasks finished, tasks in all), told after every batched step
+StepProgress = Callable[[int, int, int, int], None]
+
+
 def run_episodes(
-    tasks: Iterable[MultiTurnTask], policy: Policy, settings: EpisodeSettings, on_finished: Callable[[Trajectory], None] | None = None
+    tasks: Iterable[MultiTurnTask],
+    policy: Policy,
+    settings: EpisodeSettings,
+    on_finished: Callable[[Trajectory], None] | None = None,
+    on_step: StepProgress | None = None,
 ) -> list[Trajectory]:
     """Every task's trajectory, in the order of `tasks`."""
     check_arm(settings.arm)
@@ -147,6 +166,7 @@ def run_episodes(
     order = {task.id: index for index, task in enumerate(pending)}
     active: list[Episode] = []
     finished: list[Trajectory] = []
+    steps = 0
     try:
         while pending or active:
             while pending and len(active) < settings.max_active:
@@ -165,6 +185,9 @@ def run_episodes(
                 finished.append(episode.record)
                 if on_finished is not None:
                     on_finished(episode.record)
+            steps += 1
+            if on_step is not None:
+                on_step(steps, len(active), len(finished), len(order))
     finally:
         for episode in active:
             episode.sandbox.close()

@@ -1,49 +1,85 @@
-"""The sandbox boundary, parent side: one worker process per episode (`worker`), its limits, and recovery.
+"""The sandbox boundary, parent side: one worker process per episode (`worker`), its limits, its protocol, recovery.
 
-What the boundary stops:
-- imports beyond the allow-list (`codeact.ALLOWED_IMPORTS` plus smolagents' base list), and with them
-  `os`, `sys`, `subprocess`, `socket`: the code reaches no file, process or network call through Python;
-- the network, also at the OS level where the kernel allows unprivileged user namespaces: the worker moves
-  into its own network namespace, with nothing but a loopback that is down (`network_isolated` says whether
-  it did; where it cannot, the import allow-list is the only barrier);
-- `open`, `eval`, `exec`, `compile`, `globals`, `__import__` and dunder attributes (the AST interpreter has none);
-- endless loops and long computations: smolagents' operation cap, then a per-step CPU-time limit
-  (RLIMIT_CPU, SIGXCPU), then a per-step wall-clock limit after which the process is killed;
-- unbounded allocation: RLIMIT_AS on the worker (its imports plus `memory_bytes`);
-- leaked secrets: the worker starts with an empty environment (no API keys, no endpoints) in a scratch
-  folder, which is deleted when the episode ends;
-- a crash or a kill costs one step, not the run: a new worker is started and the episode's recorded calls
-  are replayed into fresh environment instances (BFCL's environments are deterministic: seeded randomness).
+Model-written code runs only in a worker, and the worker runs inside an operating-system boundary it sets
+up on itself before it reads a request (`confine` says what each layer stops): its own user, PID, mount,
+network, IPC and UTS namespaces, a read-only view of only what the environments need with an in-memory
+`/scratch` as the one writable place, no network, `no_new_privs`, no capabilities, a seccomp filter
+against new programs, processes, signals, sockets and mounts, and limits on processes, open files and
+file size. Inside it, smolagents' interpreter is a first filter (`codeact`): an allow-list of imports,
+no `open`/`eval`/`exec`, no dunder or frame attributes, an operation cap.
+
+This side treats the worker as untrusted:
+- **fail closed**: the worker reports which layers it got; the codeact arm refuses to run model-written
+  code when a required one is missing (`SandboxUnavailable`, naming it) unless the user passed
+  `--unsafe-local-executor` (`require_boundary=False`); each trajectory records the isolation it ran in;
+- **a protocol, not trust**: every request has an id; a reply must be one JSON line under
+  `MAX_REPLY_BYTES` with exactly the step's keys, that id, calls that name a tool offered in that step with
+  JSON arguments (`environments.checked_call`), and a known failure kind. Anything else (a second reply,
+  stray bytes, a forged call) kills the worker and makes the step a `sandbox_error`;
+- **limits**: a per-step CPU-time limit inside the worker (RLIMIT_CPU), a per-step wall-clock limit here
+  after which the worker is killed, RLIMIT_AS (its imports plus `memory_bytes`);
+- **the parent survives**: the worker cannot see or signal this process (PID namespace, seccomp); a crash
+  or a kill costs one step, not the run: a new worker is started and the episode's recorded calls are
+  replayed into fresh environment instances (BFCL's environments are deterministic: seeded randomness);
+- **clean up**: each worker's folder (its root's mount point and stderr) lives under one run-owned folder
+  (`scratch_root`, by default `05_eval/sandbox/`); `close` removes it, and the first sandbox a process opens
+  removes the folders of processes that are gone (a run killed with SIGKILL). Nothing goes to the system's
+  temporary folder.
 
 What it does not stop:
-- an escape from smolagents' interpreter (it says itself it is not a security sandbox): the process then
-  runs with this user's rights: no seccomp, no mount namespace or container, so it could read and write
-  whatever this user can. Code from real traffic needs a container or gVisor first (docs/phase2.md).
-- a step that only waits (`time.sleep`) costs wall time up to `wall_seconds`, and the memory of one step
-  may reach `memory_bytes` per episode process, times the episodes that run at once;
+- with `--unsafe-local-executor` on a machine without user namespaces, an escape from the interpreter runs
+  with this user's rights (seccomp and the limits still hold on x86_64);
+- a step that only waits (`time.sleep`) costs wall time up to `wall_seconds`, and the memory of one step may
+  reach `memory_bytes` per episode process, times the episodes that run at once; the CPU and memory of the
+  machine are shared (no cgroup);
+- a worker that escaped the interpreter can still answer its own step with a well-formed reply: its calls
+  are then offered tools with JSON arguments, which scoring replays in its own instances, as if the model
+  had written them;
 - the code's variables do not survive a restart after a kill (the environment state does).
+
+A sandbox must be opened from a thread that outlives it: the worker's parent-death signal follows the thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import itertools
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import slm_swap
+from slm_swap.agent.confine import boundary_gaps
+from slm_swap.agent.environments import CallRefused, checked_call
+from slm_swap.layout import Layout, sandbox_dir
 from slm_swap.scoring.outcomes import AgentFailure
 
 PACKAGE_ROOT = Path(slm_swap.__file__).resolve().parents[1]
 WORKER_IMPORTS = ("bfcl_eval", "smolagents")  # third-party packages the worker imports
+MAX_REPLY_BYTES = 32 * 1024 * 1024  # one reply line; a legitimate one cuts what it prints well below this
+STEP_KEYS = {"id", "calls", "results", "printed", "returned", "failure", "detail"}
+# what a worker may say a step's action ended with
+STEP_FAILURES = {
+    kind.value
+    for kind in (
+        AgentFailure.CODE_SYNTAX_ERROR,
+        AgentFailure.UNKNOWN_TOOL,
+        AgentFailure.BAD_ARGUMENTS,
+        AgentFailure.TOOL_ERROR,
+        AgentFailure.CODE_ERROR,
+        AgentFailure.SANDBOX_ERROR,
+    )
+}
+UNSAFE_HINT = "pass --unsafe-local-executor to run it with the interpreter's allow-list alone"
 
 
 def worker_python_path() -> str:
@@ -69,13 +105,98 @@ class SandboxLimits:
 
 
 class WorkerGone(Exception):
-    """The worker sent no reply in time, or died."""
+    """The worker sent no reply in time, died, or broke the protocol (and was killed)."""
+
+
+class SandboxUnavailable(Exception):
+    """The boundary model-written code needs cannot be set up on this machine."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_swept: set[Path] = set()
+_counter = itertools.count()
+
+
+def sweep_scratch(root: Path) -> None:
+    """Remove the worker folders of processes that are gone: what a run killed with SIGKILL left behind."""
+    if root in _swept or not root.is_dir():
+        _swept.add(root)
+        return
+    _swept.add(root)
+    for folder in root.iterdir():
+        owner = folder.name.split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_reply(line: bytes, request_id: int) -> dict[str, Any]:
+    """One reply line as a dict, or WorkerGone when it is not JSON, not an object, or answers another request."""
+    try:
+        reply = json.loads(line, parse_constant=_no_constants)
+    except ValueError as exc:
+        raise WorkerGone(f"protocol: a reply that is not JSON ({exc})") from None
+    if not isinstance(reply, dict) or reply.get("id") != request_id:
+        raise WorkerGone(f"protocol: a reply that does not answer request {request_id}")
+    return reply
+
+
+def checked_step(reply: dict[str, Any], offered: set[str]) -> dict[str, Any]:
+    """A step's reply as the episode may use it; WorkerGone when any part is not what a step returns."""
+    if set(reply) != STEP_KEYS:
+        raise WorkerGone(f"protocol: a step reply with keys {sorted(reply)}")
+    calls, results = reply["calls"], reply["results"]
+    if not isinstance(calls, list) or not isinstance(results, list) or len(results) > len(calls):
+        raise WorkerGone("protocol: calls and results must be lists, with no more results than calls")
+    try:
+        checked = [checked_call(call, offered).to_json() for call in calls]
+    except CallRefused as refused:
+        raise WorkerGone(f"protocol: a forged call ({refused})") from None
+    if not all(isinstance(r, str) for r in results) or not isinstance(reply["printed"], str) or not isinstance(reply["detail"], str):
+        raise WorkerGone("protocol: results, printed and detail must be text")
+    if reply["returned"] is not None and not isinstance(reply["returned"], str):
+        raise WorkerGone("protocol: returned must be text or null")
+    if reply["failure"] is not None and reply["failure"] not in STEP_FAILURES:
+        raise WorkerGone(f"protocol: unknown failure kind {str(reply['failure'])[:40]!r}")
+    return {key: reply[key] for key in STEP_KEYS - {"id"}} | {"calls": checked}
+
+
+def checked_isolation(reply: dict[str, Any]) -> dict[str, Any]:
+    isolation = reply.get("isolation")
+    if set(reply) != {"id", "ok", "isolation"} or reply["ok"] is not True or not isinstance(isolation, dict):
+        raise WorkerGone("protocol: a start reply without its isolation")
+    return json.loads(json.dumps(isolation))  # a plain copy; its values are only ever shown, never acted on
+
+
+def sandbox_failure(detail: str) -> dict[str, Any]:
+    return {"calls": [], "results": [], "printed": "", "returned": None, "failure": AgentFailure.SANDBOX_ERROR.value, "detail": detail}
 
 
 class EpisodeSandbox:
     """One episode's worker. `submit` a step, later `collect` its outcome; meanwhile other episodes' workers run."""
 
-    def __init__(self, classes: list[str], initial_config: dict[str, Any], long_context: bool, arm: str, limits: SandboxLimits) -> None:
+    def __init__(
+        self,
+        classes: list[str],
+        initial_config: dict[str, Any],
+        long_context: bool,
+        arm: str,
+        limits: SandboxLimits,
+        scratch_root: Path | None = None,
+        require_boundary: bool = True,
+    ) -> None:
         self.start_request = {
             "op": "start",
             "classes": classes,
@@ -86,37 +207,55 @@ class EpisodeSandbox:
             "cpu_seconds": limits.cpu_seconds,
         }
         self.limits = limits
+        self.require_boundary = require_boundary and arm == "codeact"  # only codeact runs model-written code
         self.executed: list[dict[str, Any]] = []  # every call run so far: what a restart replays
         self.restarts = 0
-        self.network_isolated = False
-        self.scratch = Path(tempfile.mkdtemp(prefix="slm-agent-"))
+        self.isolation: dict[str, Any] = {}
+        root = Path(scratch_root) if scratch_root is not None else sandbox_dir(Layout(PACKAGE_ROOT).eval_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        sweep_scratch(root)
+        self.scratch = root / f"{os.getpid()}-{next(_counter)}-{os.urandom(4).hex()}"
+        (self.scratch / "root").mkdir(parents=True)
+        (self.scratch / "home").mkdir()
+        self._ids = itertools.count(1)
+        self._request_id = 0
+        self._offered: set[str] = set()
+        self._refused: dict[str, Any] | None = None
         self._buffer = b""
         self._deadline = 0.0
         self._limit = 0.0
-        self._start()
+        try:
+            self._start()
+            self._ensure_started()
+        except BaseException:
+            self.close()
+            raise
 
     def _start(self) -> None:
         self._buffer = b""
         # nothing of this process's environment (keys, endpoints); a fixed hash seed, so that an observation
         # that lists a set comes out in the same order in every run
-        env = {"PATH": os.defpath, "PYTHONPATH": worker_python_path(), "HOME": str(self.scratch), "PYTHONHASHSEED": "0"}
+        home = str(self.scratch / "home")  # the worker moves HOME to /scratch once it is confined
+        env = {"PATH": os.defpath, "PYTHONPATH": worker_python_path(), "HOME": home, "TMPDIR": home, "PYTHONHASHSEED": "0"}
         with open(self.scratch / "worker.stderr", "ab") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "slm_swap.agent.worker"],
+                [sys.executable, "-m", "slm_swap.agent.worker", str(self.scratch / "root")],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                cwd=self.scratch,
+                cwd=home,
                 env=env,
+                start_new_session=True,  # its own process group, so a kill reaches what it started
             )
         self._send(self.start_request, self.limits.start_seconds)
         self._started = False
 
     def _send(self, request: dict[str, Any], seconds: float) -> None:
         self._limit = seconds
+        self._request_id = next(self._ids)
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
+            self.process.stdin.write((json.dumps({**request, "id": self._request_id}) + "\n").encode("utf-8"))
             self.process.stdin.flush()
         except BrokenPipeError:
             pass  # the worker is gone; the read that follows says so
@@ -126,6 +265,8 @@ class EpisodeSandbox:
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
         while b"\n" not in self._buffer:
+            if len(self._buffer) > MAX_REPLY_BYTES:
+                raise WorkerGone(f"protocol: a reply longer than {MAX_REPLY_BYTES} bytes")
             left = self._deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 raise WorkerGone(f"no reply within {self._limit:g} s (wall-clock limit)")
@@ -134,39 +275,54 @@ class EpisodeSandbox:
                 raise WorkerGone(f"the sandbox process ended (exit {self.process.wait()}){self._stderr_tail()}")
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return json.loads(line)
+        if len(line) > MAX_REPLY_BYTES:
+            raise WorkerGone(f"protocol: a reply longer than {MAX_REPLY_BYTES} bytes")
+        if self._buffer:
+            raise WorkerGone("protocol: more than one reply to a request")
+        return parse_reply(line, self._request_id)
+
+    def _stray_output(self) -> bool:
+        """Bytes the worker wrote after its reply: a second reply, or anything else."""
+        assert self.process.stdout is not None
+        return bool(self._buffer) or bool(select.select([self.process.stdout.fileno()], [], [], 0)[0])
 
     def _stderr_tail(self) -> str:
-        text = (self.scratch / "worker.stderr").read_text(encoding="utf-8", errors="replace").strip()
+        path = self.scratch / "worker.stderr"
+        text = path.read_text(encoding="utf-8", errors="replace").strip() if path.exists() else ""
         return f": {text[-300:]}" if text else ""
 
     def _ensure_started(self) -> None:
-        if not self._started:
-            self.network_isolated = bool(self._receive().get("network_isolated"))
-            self._started = True
+        if self._started:
+            return
+        self.isolation = checked_isolation(self._receive())
+        self._started = True
+        gaps = boundary_gaps(self.isolation)
+        if self.require_boundary and gaps:
+            missing = "; ".join(self.isolation.get("missing", [])) or ", ".join(gaps)
+            raise SandboxUnavailable(
+                f"the codeact arm runs model-written code only inside the sandbox boundary, and this machine "
+                f"lacks {', '.join(gaps)} ({missing}): {UNSAFE_HINT}"
+            )
 
     def submit(self, request: dict[str, Any]) -> None:
         """Send one step (`{"op": "code", ...}` or `{"op": "calls", ...}`) without waiting for it."""
-        try:
-            self._ensure_started()
-        except WorkerGone:
+        self._offered = set(request["offered"])
+        if self._stray_output():  # the step is not run: the worker that would run it lied before
             self._restart()
+            self._refused = sandbox_failure("protocol: the worker wrote outside a reply; it was killed")
+            return
         self._send(request, self.limits.wall_seconds)
 
     def collect(self) -> dict[str, Any]:
-        """The submitted step's outcome (`StepRun.to_json()`); a dead or late worker is a `sandbox_error`."""
+        """The submitted step's outcome (`StepRun.to_json()`, checked); a dead, late or lying worker is a `sandbox_error`."""
+        if self._refused is not None:
+            refused, self._refused = self._refused, None
+            return refused
         try:
-            reply = self._receive()
+            reply = checked_step(self._receive(), self._offered)
         except WorkerGone as gone:
             self._restart()
-            return {
-                "calls": [],
-                "results": [],
-                "printed": "",
-                "returned": None,
-                "failure": AgentFailure.SANDBOX_ERROR.value,
-                "detail": str(gone),
-            }
+            return sandbox_failure(str(gone))
         self.executed.extend(reply["calls"])
         return reply
 
@@ -176,16 +332,20 @@ class EpisodeSandbox:
         self._start()
         self._ensure_started()
         self._send({"op": "replay", "calls": self.executed}, self.limits.start_seconds)
-        self._receive()
+        reply = self._receive()
+        if reply != {"id": self._request_id, "ok": True}:
+            raise WorkerGone("protocol: a replay reply that is not ok")
 
     def _kill(self) -> None:
         if self.process.poll() is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
 
     def close(self) -> None:
-        self._kill()
+        if hasattr(self, "process"):
+            self._kill()
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -24,7 +24,7 @@ from typing import Any
 from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
-from slm_swap.agent.environments import RecordedCall, render_call
+from slm_swap.agent.environments import CallRefused, RecordedCall, checked_call, render_call
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.scoring.outcomes import AgentFailure
@@ -35,6 +35,14 @@ _CHECKER_KINDS = {
     "multi_turn:execution_response_mismatch": AgentFailure.MISSING_RESULT,
 }
 _ENDED_KINDS = {"step_limit": AgentFailure.STEP_LIMIT, "model_error": AgentFailure.MODEL_ERROR}
+
+
+def checker_detail(verdict: dict[str, Any]) -> str:
+    """The checker's message, in our words where BFCL's mislead: its "Model response list is empty" means the turn
+    ran no tool call, though the model did reply (in prose, or with actions that failed before any call ran)."""
+    if verdict.get("error_type") == "multi_turn:empty_turn_model_response":
+        return "no tool call ran in this turn (the replies held no action that ran a call); its ground truth calls tools"
+    return str(verdict.get("error_message", ""))
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,27 @@ class TaskResult:
 
 
 def checker_input(trajectory: Trajectory, turns: int) -> list[list[list[str]]]:
-    """Per turn, per step that ran calls, the calls as BFCL's call strings; turns never reached are empty."""
+    """Per turn, per step that ran calls, the calls as BFCL's call strings; turns never reached are empty.
+    Only calls that passed `first_forged_call` may come here: `render_call` refuses anything else."""
     decoded = [
         [[render_call(RecordedCall(c["name"], c["arguments"])) for c in step.calls] for step in turn.steps if step.calls]
-        for turn in trajectory.turns
+        for turn in trajectory.turns[:turns]
     ]
-    return decoded[:turns] + [[] for _ in range(turns - len(decoded))]
+    return decoded + [[] for _ in range(turns - len(decoded))]
+
+
+def first_forged_call(task: MultiTurnTask, trajectory: Trajectory) -> tuple[int, int, str] | None:
+    """(turn, step, why) of the first recorded call that is not a tool offered in its turn with JSON arguments.
+    A stored or journalled trajectory is untrusted data: such a call is never rendered, so never run."""
+    for index, turn in enumerate(trajectory.turns):
+        offered = {doc["name"] for doc in task.functions_at(index)} if index < len(task.turns) else set()
+        for step in turn.steps:
+            for call in step.calls:
+                try:
+                    checked_call(call, offered)
+                except CallRefused as refused:
+                    return index, step.step, str(refused)
+    return None
 
 
 def run_checker(task: MultiTurnTask, decoded: list[list[list[str]]], turns: int) -> dict[str, Any]:
@@ -100,6 +123,18 @@ def score_trajectory(task: MultiTurnTask, trajectory: Trajectory) -> TaskResult:
         for key, value in step.usage.items():
             usage[key] = usage.get(key, 0) + value
     total = len(task.turns)
+    forged = first_forged_call(task, trajectory)
+    if forged is not None:
+        turn, step_index, detail = forged
+        failing, verdict = first_failing_turn(task, checker_input(trajectory, turn), turn) if turn else (None, {})
+        kind = AgentFailure.BAD_ACTION
+        if failing is None:
+            failing, step = turn, step_index
+        else:
+            kind = _CHECKER_KINDS.get(verdict.get("error_type", ""), AgentFailure.STATE_MISMATCH)
+            detail, step = checker_detail(verdict), None
+        turns_passed = [index < failing for index in range(total)]
+        return TaskResult(task.id, False, turns_passed, failing, step, kind, detail, usage=usage, **counts)
     cut = None if trajectory.ended == "complete" else len(trajectory.turns) - 1  # the turn the episode stopped in
     decoded = checker_input(trajectory, total)
     failing, verdict = first_failing_turn(task, decoded, total if cut is None else cut)
@@ -108,7 +143,7 @@ def score_trajectory(task: MultiTurnTask, trajectory: Trajectory) -> TaskResult:
     if failing is None:
         failing, kind, detail = cut, _ENDED_KINDS[trajectory.ended], trajectory.detail
     else:
-        kind, detail = _CHECKER_KINDS.get(verdict.get("error_type", ""), AgentFailure.STATE_MISMATCH), verdict.get("error_message", "")
+        kind, detail = _CHECKER_KINDS.get(verdict.get("error_type", ""), AgentFailure.STATE_MISMATCH), checker_detail(verdict)
     turn_steps = trajectory.turns[failing].steps if failing < len(trajectory.turns) else []
     bad = next((s for s in turn_steps if s.failure is not None), None)
     if bad is not None and kind not in _ENDED_KINDS.values():
@@ -137,6 +172,11 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _share(values: list[bool]) -> float | None:
+    """A rate over `values`; None (n/a) when there is nothing to count (no tasks, no turns): no rate at all, not 0."""
+    return sum(values) / len(values) if values else None
+
+
 def agent_metrics(results: list[TaskResult]) -> dict[str, Any]:
     """task_success_rate, turn_success_rate, valid_action_rate, mean steps and usage (tokens) per task, failures by kind."""
     turns = [passed for r in results for passed in r.turns_passed]
@@ -147,9 +187,9 @@ def agent_metrics(results: list[TaskResult]) -> dict[str, Any]:
             failures[r.failure.value] = failures.get(r.failure.value, 0) + 1
     return {
         "tasks": len(results),
-        "task_success_rate": _mean([float(r.passed) for r in results]),
-        "turn_success_rate": _mean([float(p) for p in turns]),
-        "valid_action_rate": sum(r.valid_actions for r in results) / actions if actions else 0.0,
+        "task_success_rate": _share([r.passed for r in results]),
+        "turn_success_rate": _share(turns),
+        "valid_action_rate": sum(r.valid_actions for r in results) / actions if actions else None,
         "mean_steps_per_task": _mean([float(r.steps) for r in results]),
         "mean_usage_per_task": {
             key: _mean([float(r.usage.get(key, 0)) for r in results]) for key in sorted({k for r in results for k in r.usage})

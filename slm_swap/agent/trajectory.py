@@ -50,6 +50,7 @@ class Trajectory:
     ended: str = ""  # "complete", "step_limit" or "model_error"
     detail: str = ""
     sandbox_restarts: int = 0
+    isolation: dict[str, Any] = field(default_factory=dict)  # the layers its sandbox ran inside (`confine.Isolation`)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,4 +70,5 @@ class Trajectory:
             data["ended"],
             data.get("detail", ""),
             data.get("sandbox_restarts", 0),
+            data.get("isolation", {}),
         )

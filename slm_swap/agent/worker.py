@@ -1,18 +1,19 @@
 """The sandbox process of one episode: holds the task's environment instances and runs its steps.
 
-Started by `sandbox.EpisodeSandbox` as `python -m slm_swap.agent.worker` in a scratch folder with an
-empty environment (no keys, no endpoints). It speaks JSON lines: requests on stdin, replies on the
-duplicated original stdout; fd 1 itself points at stderr, so an environment that prints cannot corrupt
-the protocol. Requests:
+Started by `sandbox.EpisodeSandbox` as `python -m slm_swap.agent.worker MOUNTPOINT` with an empty
+environment (no keys, no endpoints). Before it reads anything it confines itself (`confine`: namespaces,
+a read-only view of the file system with `/scratch` as the one writable place, no network, seccomp).
+It speaks JSON lines: requests on stdin, replies on the duplicated original stdout; fd 1 itself points at
+stderr, so an environment that prints cannot corrupt the protocol. Every request carries an `id` that its
+one reply repeats (`sandbox` checks both, and the reply's shape, as untrusted data). Requests:
 
     {"op": "start", "classes": [...], "initial_config": {...}, "long_context": bool, "arm": "codeact"|"toolcall",
-     "memory_bytes": int, "cpu_seconds": int}        -> {"ok": true, "network_isolated": bool}
+     "memory_bytes": int, "cpu_seconds": int}        -> {"ok": true, "isolation": {...}}
     {"op": "calls", "offered": [...], "calls": [{"name": ..., "arguments": {...}}]}    one toolcall step
     {"op": "code", "offered": [...], "code": "..."}                                     one codeact step
     {"op": "replay", "calls": [...]}                     rebuild the state after a restart, recording nothing
 
-First it moves into its own network namespace where the kernel allows it (`isolate_network`). Limits it
-sets on itself after its imports: RLIMIT_AS at what it uses then plus `memory_bytes`, and before
+Limits it sets on itself after its imports: RLIMIT_AS at what it uses then plus `memory_bytes`, and before
 each step a soft RLIMIT_CPU `cpu_seconds` past the CPU time used so far; the kernel's SIGXCPU ends the step
 as a `sandbox_error`. Wall time, and code stuck inside one C call, are the parent's to stop.
 """
@@ -20,7 +21,6 @@ as a `sandbox_error`. Wall time, and code stuck inside one C call, are the paren
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -29,15 +29,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import slm_swap
 from slm_swap.agent.codeact import StepRun, make_executor, run_code
+from slm_swap.agent.confine import confine
 from slm_swap.agent.environments import CallRefused, RecordedCall, bind_call, create_environments, invoke, result_text, tool_methods
+from slm_swap.layout import Layout
 from slm_swap.scoring.outcomes import AgentFailure
 
 # the whole episode's CPU time, in steps' worth of the per-step limit
 EPISODE_CPU_STEPS = 200
-
-
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000  # <sched.h>
 
 
 class CpuTimeExceeded(BaseException):
@@ -48,16 +48,13 @@ def _on_cpu_limit(signum: int, frame: Any) -> None:
     raise CpuTimeExceeded()
 
 
-def isolate_network() -> bool:
-    """Move into new user and network namespaces: no interface but a loopback that is down, so no socket
-    reaches anything, whatever the code gets hold of. Only while the process has one thread; False where the
-    kernel refuses unprivileged user namespaces (the import allow-list is then the only barrier)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
+PACKAGE_ROOT = Path(slm_swap.__file__).resolve().parents[1]
+PRINTED_CHARS = 256 * 1024  # what a step may print or return; the rest is cut, so a reply stays under the parent's cap
+_statm: int | None = None  # /proc/self/statm, opened before the old root went away
 
 
 def limit_memory(extra_bytes: int) -> None:
-    pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[0])
+    pages = int((os.pread(_statm, 256, 0) if _statm is not None else b"0").split()[0])
     limit = pages * resource.getpagesize() + extra_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
@@ -112,7 +109,11 @@ class Session:
             run.fail(AgentFailure.SANDBOX_ERROR, "memory limit reached")
         finally:
             set_cpu_limit(None)
-        return run.to_json()
+        reply = run.to_json()
+        for key in ("printed", "returned", "detail"):
+            if isinstance(reply[key], str) and len(reply[key]) > PRINTED_CHARS:
+                reply[key] = reply[key][:PRINTED_CHARS] + f"... [cut at {PRINTED_CHARS} characters]"
+        return reply
 
     def replay(self, calls: list[dict[str, Any]]) -> dict[str, Any]:
         for raw in calls:
@@ -122,29 +123,33 @@ class Session:
         return {"ok": True}
 
 
-def serve(requests: Any, replies: Any, network_isolated: bool) -> None:
+def serve(requests: Any, replies: Any, isolation: dict[str, Any]) -> None:
     session: Session | None = None
     for line in requests:
         request = json.loads(line)
         if request["op"] == "start":
             session = Session(request)
-            reply: dict[str, Any] = {"ok": True, "network_isolated": network_isolated}
+            reply: dict[str, Any] = {"ok": True, "isolation": isolation}
         elif session is None:
             reply = {"error": "no session: the first request must be start"}
         elif request["op"] == "replay":
             reply = session.replay(request["calls"])
         else:
             reply = session.step(request)
-        replies.write(json.dumps(reply) + "\n")
+        replies.write(json.dumps({"id": request["id"], **reply}) + "\n")
         replies.flush()
 
 
 def main() -> None:
-    network_isolated = isolate_network()  # first: before anything could start a thread
+    global _statm
+    layout = Layout(PACKAGE_ROOT)
+    hidden = [str(folder) for folder in (layout.dataset_dir, layout.ft_dir, layout.eval_dir, layout.models_dir)]
+    # first: before anything could start a thread, and before any request is read
+    isolation, _statm = confine(PACKAGE_ROOT, sys.argv[1], hidden)
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
-    serve(sys.stdin, replies, network_isolated)
+    serve(sys.stdin, replies, isolation.to_json())
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class AgentFailure(_Named):
     TOOL_ERROR = "tool_error"  # the environment method raised
     CODE_ERROR = "code_error"  # the code raised by itself
     SANDBOX_ERROR = "sandbox_error"  # the boundary stopped it: a refused import or builtin, the operation cap, CPU, memory, wall time
+    # a call read back from a worker, a journal or a stored file that is not an offered tool's plain name with
+    # JSON arguments: never run, never rendered for BFCL's checker
+    BAD_ACTION = "bad_action"
     # a task
     STEP_LIMIT = "step_limit"
     MODEL_ERROR = "model_error"

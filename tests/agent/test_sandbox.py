@@ -132,9 +132,9 @@ def test_the_worker_runs_without_the_parents_secrets_in_its_scratch_folder(task,
     try:
         step(sandbox, ["ls"], op="calls", calls=[{"name": "ls", "arguments": {}}])
         assert b"canary-key-0451" not in Path(f"/proc/{pid}/environ").read_bytes()
-        assert os.readlink(f"/proc/{pid}/cwd") == str(scratch)
-        if sandbox.network_isolated:  # where the kernel allows unprivileged user namespaces
-            assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{pid}/cwd") == str(scratch / "home")
+        assert sandbox.isolation["network"] == "none"  # the project's machines allow unprivileged user namespaces
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
     finally:
         sandbox.close()
     assert not scratch.exists() and sandbox.process.poll() is not None
