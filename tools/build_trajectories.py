@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from slm_swap.agent.demonstrations import gold_demonstrations  # noqa: E402
 from slm_swap.agent.episode import EpisodeSettings  # noqa: E402
+from slm_swap.agent.recheck import recheck_records  # noqa: E402
 from slm_swap.data.bfcl_multi_turn import load_multi_turn  # noqa: E402
 from slm_swap.data.multi_turn_splits import load_split_tasks  # noqa: E402
 from slm_swap.data.rows import DatasetError  # noqa: E402
@@ -51,11 +52,13 @@ def main(args: argparse.Namespace) -> int:
     out_dir = args.out_dir or args.dataset_dir / training_set_name(args.arm)
     agent_dir = args.dataset_dir / "agent"
     inputs = list(args.inputs)
+    settings = EpisodeSettings(args.arm, args.max_steps_per_turn)
     try:
+        data = load_multi_turn()
+        tasks_by_id = {task.id: task for task in data.tasks}
         if args.gold:
-            data = load_multi_turn()
             tasks = [task for split in TRAINING_SPLITS for task in load_split_tasks(agent_dir / f"{split}.jsonl", data)[: args.limit_tasks]]
-            records = gold_demonstrations(tasks, EpisodeSettings(args.arm, args.max_steps_per_turn))
+            records = gold_demonstrations(tasks, settings)
             out_dir.mkdir(parents=True, exist_ok=True)
             write_trajectories(out_dir / GOLD_FILE, records)
             inputs.append(out_dir / GOLD_FILE)
@@ -63,7 +66,9 @@ def main(args: argparse.Namespace) -> int:
         if not inputs:
             print("error: give --inputs FILE ... or --gold", file=sys.stderr)
             return 2
-        manifest = build_training_records(inputs, agent_dir, out_dir, args.arm)
+        manifest = build_training_records(
+            inputs, agent_dir, out_dir, args.arm, lambda records: recheck_records(records, tasks_by_id, settings)
+        )
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

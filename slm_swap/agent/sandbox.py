@@ -264,8 +264,9 @@ class EpisodeSandbox:
     def _receive(self) -> dict[str, Any]:
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
-        while b"\n" not in self._buffer:
-            if len(self._buffer) > MAX_REPLY_BYTES:
+        buffer = bytearray(self._buffer)  # appended in place: a pipe gives 64 KiB a read, a reply may be megabytes
+        while (end := buffer.find(b"\n")) < 0:
+            if len(buffer) > MAX_REPLY_BYTES:
                 raise WorkerGone(f"protocol: a reply longer than {MAX_REPLY_BYTES} bytes")
             left = self._deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
@@ -273,8 +274,8 @@ class EpisodeSandbox:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 raise WorkerGone(f"the sandbox process ended (exit {self.process.wait()}){self._stderr_tail()}")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
+            buffer += chunk
+        line, self._buffer = bytes(buffer[:end]), bytes(buffer[end + 1 :])
         if len(line) > MAX_REPLY_BYTES:
             raise WorkerGone(f"protocol: a reply longer than {MAX_REPLY_BYTES} bytes")
         if self._buffer:

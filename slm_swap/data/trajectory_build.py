@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,11 @@ class BuildResult:
     rejected: list[TrajectoryRecord] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
     read: int = 0
+    recheck_failures: dict[str, str] = field(default_factory=dict)  # record id -> why a claimed acceptance did not hold
+
+
+# positions of records that claim acceptance -> None when the re-check confirms it, else why not
+Recheck = Callable[[Sequence[TrajectoryRecord]], Mapping[int, "str | None"]]
 
 
 def task_splits(agent_dir: Path) -> dict[str, str]:
@@ -62,12 +67,15 @@ def content_key(record: TrajectoryRecord) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def select(records: Sequence[TrajectoryRecord], splits: Mapping[str, str], arm: str) -> BuildResult:
-    """The records of `arm` sorted into train / val / rejected, with a counted reason for every one left out."""
+def select(
+    records: Sequence[TrajectoryRecord], splits: Mapping[str, str], arm: str, rechecked: Mapping[int, str | None] | None = None
+) -> BuildResult:
+    """The records of `arm` sorted into train / val / rejected, with a counted reason for every one left out.
+    With `rechecked`, a record that claims acceptance counts as accepted only if its re-check confirms it."""
     result = BuildResult(read=len(records))
     best: dict[str, TrajectoryRecord] = {}
     seen: set[str] = set()
-    for record in records:
+    for position, record in enumerate(records):
         if record.arm != arm:
             result.dropped[f"other arm ({record.arm})"] += 1
             continue
@@ -87,6 +95,10 @@ def select(records: Sequence[TrajectoryRecord], splits: Mapping[str, str], arm: 
             result.rejected.append(record)
             result.dropped["rejected by the verifier"] += 1
             continue
+        if rechecked is not None and rechecked.get(position, "not re-checked") is not None:
+            result.recheck_failures[record.id] = str(rechecked.get(position, "not re-checked"))
+            result.dropped["claims acceptance but fails the re-check"] += 1
+            continue
         kept = best.get(record.task_id)
         if kept is None or (record.assistant_turns, record.characters) < (kept.assistant_turns, kept.characters):
             if kept is not None:
@@ -99,15 +111,20 @@ def select(records: Sequence[TrajectoryRecord], splits: Mapping[str, str], arm: 
     return result
 
 
-def build_training_records(inputs: Sequence[Path], agent_dir: Path, out_dir: Path, arm: str) -> dict[str, Any]:
-    """Read, select and write `<out_dir>/{train,val}.jsonl`, `rejected.jsonl` and the manifest; returns the manifest.
+def build_training_records(inputs: Sequence[Path], agent_dir: Path, out_dir: Path, arm: str, recheck: Recheck) -> dict[str, Any]:
+    """Read, re-check, select and write `<out_dir>/{train,val}.jsonl`, `rejected.jsonl` and the manifest; returns
+    the manifest. `recheck` replays the records that claim acceptance (`slm_swap.agent.recheck`): a claim is data.
 
     Nothing is written unless every input reads cleanly (a broken record stops with its file and line)."""
     splits = task_splits(agent_dir)
     records: list[TrajectoryRecord] = []
     for path in inputs:
         records.extend(read_trajectories(path))
-    result = select(records, splits, arm)
+    eligible = [r.accepted and r.arm == arm and splits.get(r.task_id) in TRAINING_SPLITS for r in records]
+    replayed = recheck([r for r, keep in zip(records, eligible, strict=True) if keep])
+    positions = [i for i, keep in enumerate(eligible) if keep]
+    rechecked = {positions[i]: reason for i, reason in replayed.items()}
+    result = select(records, splits, arm, rechecked)
     if not any(result.splits.values()):
         raise DatasetError(
             f"no accepted {arm} trajectory of a train or val task among the {len(records)} records read; left out: {dict(result.dropped)}"
@@ -124,6 +141,7 @@ def build_training_records(inputs: Sequence[Path], agent_dir: Path, out_dir: Pat
         "records_read": result.read,
         "counts": {split: len(kept) for split, kept in result.splits.items()} | {"rejected": len(result.rejected)},
         "dropped": dict(sorted(result.dropped.items())),
+        "recheck_failures": dict(sorted(result.recheck_failures.items())),
         "sources": dict(Counter(str(r.source.get("model", "?")) for kept in result.splits.values() for r in kept)),
         "outputs": {name: sha256_file(out_dir / name) for name in (*(f"{s}.jsonl" for s in TRAINING_SPLITS), REJECTED)},
     }

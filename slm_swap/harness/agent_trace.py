@@ -11,7 +11,19 @@ from slm_swap.harness.trace import eval_run_trace
 from slm_swap.tracing.agent_runs import TaskTrace, record_agent_run
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
 
-SUMMARY_KEYS = ("n", "errors", "passed", "failures", "totals", "mean_steps_per_task", "mean_usage_per_task", "usage", "ended", "excluded")
+SUMMARY_KEYS = (
+    "n",
+    "errors",
+    "passed",
+    "failures",
+    "totals",
+    "mean_steps_per_task",
+    "mean_usage_per_task",
+    "usage",
+    "ended",
+    "excluded",
+    "sandbox",
+)
 
 
 def trace_agent_run(

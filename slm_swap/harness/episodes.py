@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from slm_swap import layout
 from slm_swap.agent.episode import EpisodeSettings, run_episodes
+from slm_swap.agent.sandbox import SandboxUnavailable
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import DatasetError
@@ -24,15 +26,25 @@ from slm_swap.harness.agent_policy import AgentPolicy
 from slm_swap.harness.agent_records import TaskRecord, read_task_records
 from slm_swap.harness.context import run_context
 from slm_swap.harness.factory import ModelSetupError
+from slm_swap.harness.progress import AgentProgress
+from slm_swap.harness.records import load_metric_file
 from slm_swap.harness.settings import EvalSettings
 from slm_swap.harness.shares import tasks_to_run
+from slm_swap.harness.stops import stop_run
+from slm_swap.layout import metric_for_predictions
 from slm_swap.tracks import AGENT
 
 PolicyFactory = Callable[[EvalSettings, Mapping[str, str]], AgentPolicy]
 
 
 def episode_settings(settings: EvalSettings) -> EpisodeSettings:
-    return EpisodeSettings(settings.arm, max_steps_per_turn=settings.max_steps_per_turn, max_active=settings.max_active)
+    return EpisodeSettings(
+        settings.arm,
+        max_steps_per_turn=settings.max_steps_per_turn,
+        max_active=settings.max_active,
+        scratch_root=layout.sandbox_dir(settings.out_dir),
+        unsafe_local_executor=settings.unsafe_local_executor,
+    )
 
 
 def stored_trajectories(settings: EvalSettings, tasks: list[MultiTurnTask]) -> dict[str, Trajectory]:
@@ -42,11 +54,23 @@ def stored_trajectories(settings: EvalSettings, tasks: list[MultiTurnTask]) -> d
     missing = [task.id for task in tasks if task.id not in records]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DatasetError(f"{settings.predictions}: no trajectory for {len(missing)} selected task(s): {shown}")
+        raise DatasetError(
+            f"{settings.predictions}: no trajectory for {len(missing)} selected task(s): {shown}; {replay_hint(settings, len(records))}"
+        )
     arms = {records[task.id].trajectory.arm for task in tasks}
     if arms - {settings.arm}:
         raise DatasetError(f"{settings.predictions}: trajectories of arm {', '.join(sorted(arms))}; this run is --arm {settings.arm}")
     return {task.id: records[task.id].trajectory for task in tasks}
+
+
+def replay_hint(settings: EvalSettings, stored: int) -> str:
+    """Which task list the stored run used: its metric file, written beside the predictions, names it."""
+    assert settings.predictions is not None
+    try:
+        dataset = load_metric_file(metric_for_predictions(settings.predictions))["dataset"]["path"]
+    except (ValueError, KeyError, TypeError):
+        return f"the predictions hold {stored} task(s): pass the `--dataset` of the run that wrote them"
+    return f"the predictions hold {stored} task(s), from a run over `--dataset {dataset}`: run with `--dataset {dataset}`"
 
 
 class EpisodePool:
@@ -68,8 +92,8 @@ class EpisodePool:
                 queued.insert(0, task)
             try:
                 self.trajectories.update(self.run(queued))
-            except (ModelSetupError, DatasetError) as exc:
-                pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            except (ModelSetupError, DatasetError, SandboxUnavailable) as exc:
+                stop_run(str(exc))
             except Exception as exc:
                 self.failure = exc
                 raise
@@ -86,7 +110,8 @@ class EpisodePool:
             return stored_trajectories(settings, tasks)
         if self.policy is None:
             self.policy = self.build_policy(settings, run_context(self.session.config).environ)
-        trajectories = run_episodes(tasks, self.policy.act, episode_settings(settings))
+        progress = AgentProgress(self.session.config, f"{settings.model} agent {settings.arm}")
+        trajectories = run_episodes(tasks, self.policy.act, episode_settings(settings), on_step=progress.step)
         if settings.capture and settings.samples:
             if self.policy.sample is None:
                 raise ModelSetupError(f"--samples: --model={settings.model} does not sample; the hosted model (azure) does")

@@ -61,6 +61,11 @@ class EvalSettings:
     arm: str = option("codeact", "agent track: the action format, a ```python block (codeact) or <tool_call> elements (toolcall)")
     max_steps_per_turn: int = option(10, "agent track: replies that act per user turn at most; the episode stops there")
     max_active: int = option(16, "agent track: episodes (sandbox processes) open at once, the SLM's batch per step")
+    unsafe_local_executor: bool = option(
+        False,
+        "agent track, codeact arm: run model-written code even where the operating-system sandbox cannot be set up "
+        "(no user namespaces); the interpreter's allow-list is then the only barrier",
+    )
     capture: bool = option(
         False, "agent track: also write every trajectory, accepted or rejected by the verifier, to <run>.trajectories.jsonl"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from slm_swap.agent.confine import describe_isolation
 from slm_swap.harness.invariance import summary_line as invariance_summary
 
 
@@ -13,8 +14,13 @@ def format_interval(bounds: list[float]) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
+def rate_text(value: float | None, bounds: list[float] | None) -> str:
+    """`0.750 [0.409, 0.929]`, or `n/a` for a rate over a zero denominator (no actions: no rate at all)."""
+    return "n/a" if value is None else f"{value:.3f} {format_interval(bounds)}" if bounds else f"{value:.3f}"
+
+
 def run_summary_lines(doc: dict[str, Any], metric_path: Path) -> list[str]:
-    rates = "  ".join(f"{k}={v:.3f} {format_interval(doc['intervals'][k])}" for k, v in doc["metrics"].items())
+    rates = "  ".join(f"{k}={rate_text(v, doc['intervals'].get(k))}" for k, v in doc["metrics"].items())
     arm = f" {doc['arm']}" if "arm" in doc else ""
     lines = [f"{doc['track']}{arm} [{doc['model']}] n={doc['n']} errors={doc['errors']}  {rates}"]
     trace = doc.get("langfuse", {})
@@ -22,6 +28,8 @@ def run_summary_lines(doc: dict[str, Any], metric_path: Path) -> list[str]:
         lines.append(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
     if "mean_steps_per_task" in doc:
         lines.append(f"  mean steps per task {doc['mean_steps_per_task']:.2f}  failures {doc['failures']}  excluded {len(doc['excluded'])}")
+        if "sandbox" in doc:
+            lines.append(f"  sandbox: {describe_isolation(doc['sandbox'])}")
         if "written_observations" in doc:
             written = doc["written_observations"]
             lines.append(f"  steps whose reply writes an observation: {written['steps_writing_observations']} of {written['steps']}")

@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
+from slm_swap.agent.confine import run_isolation
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_flags, task_from_report
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
-from slm_swap.harness.gate import GateCheck, compare_paired, compare_to_reference, gate_passes, load_reference_flags
+from slm_swap.harness.gate import GateCheck, gate_passes, load_reference_flags, run_gate
 from slm_swap.harness.invariance import ALONE_PROPERTY, compare_alone, invariance_block
 from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
+from slm_swap.harness.stops import stop_run
 from slm_swap.harness.summary import run_summary_lines
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
@@ -47,6 +49,7 @@ class RunWriter:
         self.written: dict[str, dict[str, Any]] = {}
         self.gate: list[GateCheck] | None = None
         self.gate_error: str | None = None
+        self.gate_warnings: list[str] = []
         self.error_rate_breaches: list[str] = []
         self.langfuse: LangfuseSettings | None = None
         self.langfuse_checked = False
@@ -62,18 +65,18 @@ class RunWriter:
         try:
             check_model_config(self.settings, self.context.environ)
         except ModelSetupError as exc:
-            pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            raise pytest.UsageError(str(exc)) from None
         try:
             self.langfuse = settings_from_env(self.context.environ)
         except TracingError as exc:
-            pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            raise pytest.UsageError(f"Langfuse: {exc}") from None
 
     def check_langfuse(self) -> None:
         self.langfuse_checked = True
         try:
             check_connection(self.langfuse)
         except TracingError as exc:
-            pytest.exit(f"error: Langfuse: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            stop_run(f"Langfuse: {exc}")
         # the trace's modules (the SDK's exporter stack) load now, while a hosted run's requests are in flight,
         # not once the last answer is in (about 0.2 s at the end of a hosted run on the 2-core machine)
         import slm_swap.harness.agent_trace  # noqa: F401
@@ -162,6 +165,7 @@ class RunWriter:
             "split": settings.split_name(),
             **summarize_tasks(records, self.excluded),
             "episode_settings": {"max_steps_per_turn": settings.max_steps_per_turn, "max_active": settings.max_active},
+            "sandbox": run_isolation([r.trajectory.isolation for r in records]),
             "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
             "model_description": self.models.get(AGENT.name, {}),
             "started_at": self.started_at,
@@ -221,13 +225,10 @@ class RunWriter:
             track = reference["track"]
             if track not in self.written:
                 raise ValueError(f"{settings.gate_against}: reference is for track {track!r}, which this run did not evaluate")
-            if settings.gate_rule == "interval":
-                reference_flags = load_reference_flags(settings.gate_against, reference)
-                current = task_flags(self.tasks) if track == AGENT.name else {i: r.flags for i, r in self.records[track].items()}
-                metrics = self.written[track]["metrics"]
-                self.gate = compare_paired(track, reference_flags, current, reference["metrics"], metrics, settings.delta)
-            else:
-                self.gate = compare_to_reference(track, reference["metrics"], self.written[track]["metrics"], settings.delta)
+            reference_flags = load_reference_flags(settings.gate_against, reference)
+            current = task_flags(self.tasks) if track == AGENT.name else {i: r.flags for i, r in self.records[track].items()}
+            rule, metrics = settings.gate_rule, self.written[track]["metrics"]
+            self.gate, self.gate_warnings = run_gate(track, rule, reference, reference_flags, current, metrics, settings.delta)
         except ValueError as exc:
             self.gate_error = str(exc)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
@@ -278,6 +279,8 @@ class RunWriter:
         elif self.gate is not None:
             for check in self.gate:
                 tr.write_line(check.summary())
+            for warning in self.gate_warnings:
+                tr.write_line(f"gate: warning: {warning}", yellow=True)
             tr.write_line(
                 "gate: PASSED (exit status follows the metrics)" if gate_passes(self.gate) else "gate: FAILED",
                 green=gate_passes(self.gate),

@@ -5,12 +5,15 @@ request, the step's reply and observation)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from slm_swap.agent.confine import describe_isolation
 from slm_swap.data.rows import DatasetError
 from slm_swap.harness.agent_records import TaskRecord, read_task_records
 from slm_swap.layout import predictions_for_metric
+from slm_swap.report.inputs import check_against_predictions
 from slm_swap.report.markdown import code, escape, table
 from slm_swap.tracks import AGENT
 
@@ -45,18 +48,25 @@ def where_it_went_wrong(record: TaskRecord) -> list[str]:
     return lines
 
 
+def rate_cells(value: float | None, bounds: list[float] | None) -> list[str]:
+    """A rate and its interval; n/a for a rate over a zero denominator (no actions: no rate at all)."""
+    if value is None:
+        return ["n/a", "n/a"]
+    return [f"{value:.3f}", "[{:.3f}, {:.3f}]".format(*bounds) if bounds else "-"]
+
+
 def run_section(path: Path) -> list[str]:
     document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    check_against_predictions(path, document, predictions_for_metric(path))
     lines = [f"### {escape(path.stem)}", ""]
-    rows = [
-        [escape(name), f"{value:.3f}", "[{:.3f}, {:.3f}]".format(*document["intervals"][name])]
-        for name, value in document["metrics"].items()
-    ]
+    rows = [[escape(name), *rate_cells(value, document["intervals"].get(name))] for name, value in document["metrics"].items()]
     lines += table(["metric", "rate", "95 % interval"], rows)
     steps = document.get("mean_steps_per_task", 0.0)
     written = document.get("written_observations")
     wrote = f", steps whose reply writes an observation {written['steps_writing_observations']} of {written['steps']}" if written else ""
     lines += ["", f"n={document['n']} tasks, {len(document.get('excluded', {}))} excluded, mean steps per task {steps:.2f}{wrote}", ""]
+    if "sandbox" in document:
+        lines += [f"Sandbox: {escape(describe_isolation(document['sandbox']))}", ""]
     failures = document.get("failures", {})
     if not failures:
         return lines + ["No task failed.", ""]
@@ -72,9 +82,13 @@ def run_section(path: Path) -> list[str]:
     return lines + [""]
 
 
-def agent_section(eval_dir: Path) -> list[str]:
-    """Nothing when no agent run is in `eval_dir`."""
-    paths = agent_metric_files(eval_dir)
+def agent_section(eval_dir: Path, runs: Sequence[Path] | None = None) -> list[str]:
+    """The runs given (those that exist), else every agent run in `eval_dir` except replays: a replay re-scores another
+    run's stored trajectories, so it is no run of this report's models. Nothing when no run is left."""
+    if runs is None:
+        paths = [p for p in agent_metric_files(eval_dir) if json.loads(p.read_text(encoding="utf-8")).get("model") != "replay"]
+    else:
+        paths = [p for p in agent_metric_files(eval_dir) if p in {Path(r) for r in runs}]
     if not paths:
         return []
     lines = ["## Agent track", "", "Each run: BFCL multi-turn tasks as episodes, scored turn by turn by BFCL's checker.", ""]

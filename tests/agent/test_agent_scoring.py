@@ -87,12 +87,12 @@ def test_a_rendered_call_reads_back_as_exactly_the_recorded_values(arguments: di
     assert (call.name, call.arguments) == ("echo", arguments)
 
 
-def test_metrics_over_no_results_are_zero() -> None:
+def test_rates_over_no_results_are_na_not_zero() -> None:
     assert agent_metrics([]) == {
         "tasks": 0,
-        "task_success_rate": 0.0,
-        "turn_success_rate": 0.0,
-        "valid_action_rate": 0.0,
+        "task_success_rate": None,
+        "turn_success_rate": None,
+        "valid_action_rate": None,
         "mean_steps_per_task": 0.0,
         "mean_usage_per_task": {},
         "failures": {},

@@ -15,6 +15,11 @@ from slm_swap.files import sha256_file
 SPLITS = {"train": ["t_1", "t_2", "t_3"], "val": ["v_1"], "test": ["x_1"]}
 
 
+def confirm_all(records) -> dict[int, None]:
+    """The selection tests' re-check: every claim holds (the real replay is tested in tests/agent/test_recheck.py)."""
+    return {index: None for index in range(len(records))}
+
+
 def record(task: str, sample: int, replies: list[str], accepted: bool = True, arm: str = "toolcall") -> dict:
     messages = [{"role": "system", "content": "act"}, {"role": "user", "content": f"do {task}"}]
     for reply in replies:
@@ -58,7 +63,7 @@ def test_the_shortest_accepted_trajectory_of_each_train_and_val_task_is_kept(tmp
         ],
     )
     out = tmp_path / "agent_toolcall"
-    manifest = build_training_records([teacher], agent_dir, out, "toolcall")
+    manifest = build_training_records([teacher], agent_dir, out, "toolcall", confirm_all)
     train, val, rejected = (read_trajectories(out / f"{name}.jsonl") for name in ("train", "val", "rejected"))
     assert [r.id for r in train] == ["t_1#1", "t_3#0"]
     assert [r.id for r in val] == ["v_1#0"]
@@ -81,7 +86,7 @@ def test_the_shortest_accepted_trajectory_of_each_train_and_val_task_is_kept(tmp
 def test_ties_keep_the_first_read_and_fewer_characters_win(tmp_path: Path, agent_dir: Path) -> None:
     teacher = write(tmp_path / "t.jsonl", [record("t_1", 0, ["long reply"]), record("t_1", 1, ["short"]), record("t_2", 0, ["same"])])
     other = write(tmp_path / "u.jsonl", [record("t_2", 5, ["SAME"])])
-    build_training_records([teacher, other], agent_dir, tmp_path / "out", "toolcall")
+    build_training_records([teacher, other], agent_dir, tmp_path / "out", "toolcall", confirm_all)
     assert [r.id for r in read_trajectories(tmp_path / "out" / "train.jsonl")] == ["t_1#1", "t_2#0"]
 
 
@@ -105,18 +110,18 @@ def test_a_broken_record_stops_the_build_with_file_and_line_and_writes_nothing(
     teacher = write(tmp_path / "teacher.jsonl", [record("t_1", 0, ["a"]), line])
     out = tmp_path / "out"
     with pytest.raises(DatasetError, match=f"{teacher}: {message}"):
-        build_training_records([teacher], agent_dir, out, "toolcall")
+        build_training_records([teacher], agent_dir, out, "toolcall", confirm_all)
     assert not out.exists()
 
 
 def test_nothing_to_train_on_is_an_error_that_says_why(tmp_path: Path, agent_dir: Path) -> None:
     teacher = write(tmp_path / "teacher.jsonl", [record("x_1", 0, ["a"]), record("t_1", 0, ["a"], accepted=False)])
     with pytest.raises(DatasetError, match="no accepted toolcall trajectory of a train or val task among the 2 records read"):
-        build_training_records([teacher], agent_dir, tmp_path / "out", "toolcall")
+        build_training_records([teacher], agent_dir, tmp_path / "out", "toolcall", confirm_all)
 
 
 def test_a_task_in_two_splits_is_refused(tmp_path: Path, agent_dir: Path) -> None:
     (agent_dir / "val.jsonl").write_text(json.dumps({"id": "t_1"}) + "\n")
     teacher = write(tmp_path / "teacher.jsonl", [record("t_1", 0, ["a"])])
     with pytest.raises(DatasetError, match="val.jsonl: line 1: task 't_1' is already in the train split"):
-        build_training_records([teacher], agent_dir, tmp_path / "out", "toolcall")
+        build_training_records([teacher], agent_dir, tmp_path / "out", "toolcall", confirm_all)
