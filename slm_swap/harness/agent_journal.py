@@ -29,7 +29,15 @@ class JournalledPolicy:
 
     def reusable(self, request: PolicyRequest) -> PolicyReply | None:
         record = self.file.reusable(messages_key(request.messages))
-        return None if record is None else PolicyReply(record["text"] or "", dict(record.get("usage") or {}), record.get("error"))
+        if record is None:
+            return None
+        text, usage, error = record.get("text") or "", record.get("usage") or {}, record.get("error")
+        # a journal is a file: a line whose fields are not what this class wrote is asked again, never used
+        if not isinstance(text, str) or not isinstance(usage, dict) or not (error is None or isinstance(error, str)):
+            return None
+        if not all(isinstance(k, str) and type(v) is int for k, v in usage.items()):
+            return None
+        return PolicyReply(text, dict(usage), error)
 
     def __call__(self, requests: list[PolicyRequest]) -> list[PolicyReply | str]:
         replies: list[PolicyReply | str | None] = [self.reusable(request) for request in requests]

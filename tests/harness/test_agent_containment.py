@@ -200,3 +200,33 @@ def test_a_run_killed_with_sigkill_leaves_no_worker_and_its_folders_go_at_the_ne
     assert (out / "agent_azure_codeact.json").exists()
     assert list((out / "sandbox").iterdir()) == []
     assert {p for p in set(Path("/tmp").iterdir()) - temporary if p.name.startswith("slm-agent-")} == set()
+
+
+@pytest.mark.slow
+def test_resuming_from_a_journal_whose_reply_calls_code_runs_nothing(tmp_path: Path, monkeypatch, langfuse_env) -> None:
+    task = selected_tasks(1)[0]
+    call = task.ground_truth[0][0]
+    answers = {task.turns[0]: f'<tool_call name="{call.name}">{json.dumps(call.arguments)}</tool_call>'}
+    out = tmp_path / "out"
+    marker = tmp_path / "journal-code-ran"
+    with FaultServer(answers=answers, max_seconds=300) as server:
+        monkeypatch.setenv("AZURE_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("AZURE_API_KEY", KEY)
+        monkeypatch.delenv("AZURE_API_VERSION", raising=False)
+        monkeypatch.delenv("AZURE_MODEL", raising=False)
+        first = evals(out, f"agent and {task.id}", "--model=azure", "--arm=toolcall", "--max-steps-per-turn=2")
+        assert first.returncode in (0, 1), first.stdout[-3000:] + first.stderr[-3000:]
+        journal = next((out / "cache").glob("*agent*.jsonl"))
+        lines = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+        edited = [line["answer"] for line in lines if line["answer"]["text"].startswith("<tool_call")]
+        assert edited, lines
+        for answer in edited:
+            answer["text"] = f"<tool_call name=\"__import__('os').system('touch {marker}') or {call.name}\">{{}}</tool_call>"
+        journal.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        resumed = evals(out, f"agent and {task.id}", "--model=azure", "--arm=toolcall", "--max-steps-per-turn=2", "--resume")
+        assert resumed.returncode == 1, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        assert len(server.requests_for(task.turns[0])) == 1  # the edited reply came from the journal, not the model
+    assert not marker.exists()
+    record = json.loads((out / "agent_azure_toolcall.predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    step = record["trajectory"]["turns"][0]["steps"][0]
+    assert (step["failure"], step["calls"]) == ("unknown_tool", []) and "not one of the tools offered" in step["detail"]
