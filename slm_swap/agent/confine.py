@@ -23,12 +23,10 @@ unprivileged user namespaces (no setuid helper, no daemon, nothing to install):
   program or a process (`execve`, `fork`, `clone`), sending a signal to another process, opening a
   socket, mounting, entering or making namespaces, tracing, and reaching kernel keyrings, BPF, io_uring.
 
-The filter is a deny list of a few dozen instructions written here with `ctypes`: libseccomp's Python
-binding is not a wheel on the registries (it builds against the system's headers), and the list is what
-we need to read in review. Landlock is not used: the mount namespace already leaves nothing else visible.
+The filter is `seccomp.py`'s. Landlock is not used: the mount namespace already leaves nothing else visible.
 
 `confine` reports which layers it set (`Isolation`); the parent refuses to run model-written code
-unless the required ones are there (`sandbox.require_boundary`), or the user passed
+unless the required ones are there (`isolation.boundary_gaps`), or the user passed
 `--unsafe-local-executor`.
 """
 
@@ -39,11 +37,12 @@ import os
 import platform
 import resource
 import signal
-import struct
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from slm_swap.agent.isolation import Isolation
+from slm_swap.agent.seccomp import install_seccomp
 
 # <sched.h>
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
@@ -59,67 +58,10 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_NOATIME, MS_NODIRATIME
 MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 4096, 16384, 1 << 18, 1 << 21
 MNT_DETACH = 2
 # <sys/prctl.h>, <linux/seccomp.h>, <linux/capability.h>
-PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 22, 38
-SECCOMP_MODE_FILTER = 2
-SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
-AUDIT_ARCH_X86_64 = 0xC000003E
-X32_SYSCALL_BIT = 0x40000000
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
-
-# x86_64 system calls the worker never needs and code that escaped the interpreter would
-DENIED_SYSCALLS_X86_64 = {
-    "fork": 57,
-    "vfork": 58,
-    "clone": 56,
-    "clone3": 435,
-    "execve": 59,
-    "execveat": 322,
-    "kill": 62,
-    "tkill": 200,
-    "tgkill": 234,
-    "rt_sigqueueinfo": 129,
-    "rt_tgsigqueueinfo": 297,
-    "pidfd_open": 434,
-    "pidfd_send_signal": 424,
-    "pidfd_getfd": 438,
-    "ptrace": 101,
-    "process_vm_readv": 310,
-    "process_vm_writev": 311,
-    "socket": 41,
-    "socketpair": 53,
-    "mount": 165,
-    "umount2": 166,
-    "pivot_root": 155,
-    "chroot": 161,
-    "unshare": 272,
-    "setns": 308,
-    "open_tree": 428,
-    "move_mount": 429,
-    "fsopen": 430,
-    "fsconfig": 431,
-    "fsmount": 432,
-    "fspick": 433,
-    "mount_setattr": 442,
-    "keyctl": 250,
-    "add_key": 248,
-    "request_key": 249,
-    "bpf": 321,
-    "perf_event_open": 298,
-    "userfaultfd": 323,
-    "io_uring_setup": 425,
-    "io_uring_enter": 426,
-    "io_uring_register": 427,
-    "init_module": 175,
-    "finit_module": 313,
-    "delete_module": 176,
-    "kexec_load": 246,
-    "reboot": 169,
-    "swapon": 167,
-    "swapoff": 168,
-    "personality": 135,
-}
 
 SCRATCH = "/scratch"  # the one writable place inside the boundary
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom")
@@ -132,26 +74,6 @@ class BoundaryLimits:
     open_files: int = 64  # RLIMIT_NOFILE
     file_bytes: int = 16 * 1024 * 1024  # RLIMIT_FSIZE: the largest file it may write
     scratch_bytes: int = 64 * 1024 * 1024  # the size of the scratch tmpfs
-
-
-@dataclass
-class Isolation:
-    """Which layers a worker runs inside; recorded in the metric file, the trace and the report."""
-
-    namespaces: list[str] = field(default_factory=list)  # of user, pid, mount, network, ipc, uts
-    filesystem: str = "host"  # "read-only view" once the new root is in place
-    network: str = "host"  # "none" inside a network namespace
-    seccomp: bool = False
-    no_new_privs: bool = False
-    capabilities_dropped: bool = False
-    limits: dict[str, int] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)  # what could not be set, and why
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-REQUIRED_NAMESPACES = ("user", "pid", "mount", "network")
 
 
 class BoundaryError(OSError):
@@ -235,34 +157,6 @@ def build_root(libc: ctypes.CDLL, mountpoint: str, package_root: Path, limits: B
     os.chdir(SCRATCH)
 
 
-def seccomp_program(denied: list[int], arch: int) -> bytes:
-    """A classic-BPF filter: kill on a foreign architecture, EPERM for x32 calls and `denied`, allow the rest."""
-    ld_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    errno = SECCOMP_RET_ERRNO | 1  # EPERM
-
-    def op(code: int, jt: int, jf: int, k: int) -> bytes:
-        return struct.pack("HBBI", code, jt, jf, k)
-
-    body = [op(ld_abs, 0, 0, 4), op(jeq, 1, 0, arch), op(ret, 0, 0, SECCOMP_RET_KILL_PROCESS), op(ld_abs, 0, 0, 0)]
-    checks = [X32_SYSCALL_BIT, *denied]
-    for index, number in enumerate(checks):
-        to_deny = len(checks) - index  # past the remaining checks and the allow
-        body.append(op(jge if index == 0 else jeq, to_deny, 0, number))
-    body += [op(ret, 0, 0, SECCOMP_RET_ALLOW), op(ret, 0, 0, errno)]
-    return b"".join(body)
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def install_seccomp(libc: ctypes.CDLL) -> None:
-    program = seccomp_program(sorted(DENIED_SYSCALLS_X86_64.values()), AUDIT_ARCH_X86_64)
-    buffer = ctypes.create_string_buffer(program)
-    fprog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
-    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp filter")
-
-
 def drop_capabilities(libc: ctypes.CDLL) -> None:
     header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; two words each: all empty
@@ -340,45 +234,10 @@ def confine(package_root: Path, mountpoint: str, hidden: list[str], limits: Boun
             isolation.missing.append(f"capabilities: {exc}")
     if platform.machine() == "x86_64":
         try:
-            install_seccomp(libc)
+            _check(install_seccomp(libc), "seccomp filter")
             isolation.seccomp = True
         except BoundaryError as exc:
             isolation.missing.append(str(exc))
     else:
         isolation.missing.append(f"seccomp: no filter written for {platform.machine()}")
     return isolation, statm
-
-
-def boundary_gaps(isolation: dict[str, Any]) -> list[str]:
-    """What a worker's reported isolation lacks of the boundary model-written code needs; empty when complete."""
-    gaps = [f"{name} namespace" for name in REQUIRED_NAMESPACES if name not in isolation.get("namespaces", [])]
-    if isolation.get("filesystem") != "read-only view":
-        gaps.append("read-only file system view")
-    if not isolation.get("no_new_privs"):
-        gaps.append("no_new_privs")
-    return gaps
-
-
-def run_isolation(isolations: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a run's metric file and trace say of its sandboxes: the one isolation every episode had, or each
-    distinct one; `{"episodes": 0}` when no episode ran code here (replay, or a toolcall run with no task)."""
-    distinct: list[dict[str, Any]] = []
-    for isolation in isolations:
-        if isolation and isolation not in distinct:
-            distinct.append(isolation)
-    episodes = sum(1 for isolation in isolations if isolation)
-    if len(distinct) == 1:
-        return {"episodes": episodes, **distinct[0]}
-    return {"episodes": episodes, "distinct": distinct} if distinct else {"episodes": 0}
-
-
-def describe_isolation(sandbox: dict[str, Any]) -> str:
-    """One line for the terminal and the report: the layers, or what was missing."""
-    if not sandbox.get("episodes"):
-        return "no code ran in a sandbox in this run"
-    if "distinct" in sandbox:
-        return f"{len(sandbox['distinct'])} different isolations across {sandbox['episodes']} episodes (see the metric file)"
-    layers = [f"namespaces {', '.join(sandbox.get('namespaces', [])) or 'none'}", f"file system {sandbox.get('filesystem')}"]
-    layers += [f"network {sandbox.get('network')}", f"seccomp {'on' if sandbox.get('seccomp') else 'off'}"]
-    gaps = boundary_gaps(sandbox)
-    return "; ".join(layers) + (f"; MISSING {', '.join(gaps)} (--unsafe-local-executor)" if gaps else "")

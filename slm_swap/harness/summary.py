@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slm_swap.agent.confine import describe_isolation
+from slm_swap.agent.isolation import describe_isolation
 from slm_swap.harness.invariance import summary_line as invariance_summary
 
 

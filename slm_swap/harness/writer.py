@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from slm_swap.agent.confine import run_isolation
+from slm_swap.agent.isolation import run_isolation
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
 from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_flags, task_from_report
 from slm_swap.harness.context import RunContext

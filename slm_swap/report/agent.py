@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from slm_swap.agent.confine import describe_isolation
+from slm_swap.agent.isolation import describe_isolation
 from slm_swap.data.rows import DatasetError
 from slm_swap.harness.agent_records import TaskRecord, read_task_records
 from slm_swap.layout import predictions_for_metric

@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from slm_swap.agent import sandbox as sandbox_module
-from slm_swap.agent.confine import boundary_gaps
 from slm_swap.agent.environments import CallRefused, checked_call, render_call
-from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits, WorkerGone, checked_step
+from slm_swap.agent.isolation import boundary_gaps
+from slm_swap.agent.protocol import WorkerGone, checked_step
+from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits
 from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.scoring.outcomes import AgentFailure
 
