@@ -10,7 +10,7 @@ import pytest
 
 from slm_swap.agent.scoring import TaskResult
 from slm_swap.agent.trajectory import Trajectory
-from slm_swap.backends.api import Answer, Model
+from slm_swap.backends.api import Answer, HarnessError, Model, answer_row
 from slm_swap.backends.journal import JournalError
 from slm_swap.backends.retry import CircuitOpen
 from slm_swap.data.bfcl_multi_turn import MultiTurnTask
@@ -25,6 +25,7 @@ from slm_swap.harness.invariance import ALONE_PROPERTY, choose_check_rows
 from slm_swap.harness.progress import RowProgress
 from slm_swap.harness.records import MODEL_PROPERTY, ROW_PROPERTY, make_row_record
 from slm_swap.harness.shares import rows_to_run
+from slm_swap.harness.stops import stop_run
 from slm_swap.scoring.scorers import RowResult
 
 
@@ -50,7 +51,7 @@ class ModelPool:
                     progress.emit(f"{context.settings.model} {track}: batch invariance check, rows again one at a time:")
                     model.generate_alone(choose_check_rows(rows, context.settings.check_batch_invariance))  # type: ignore[attr-defined]
             except (ModelSetupError, DatasetError, JournalError) as exc:
-                pytest.exit(f"error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+                stop_run(str(exc))
             except Exception as exc:
                 self.failures[track] = exc
                 raise
@@ -83,10 +84,15 @@ def model(models: ModelPool, row: Row) -> Model:
 def answer(model: Model, row: Row) -> Answer:
     started = time.time()
     try:
-        reply = model.answer(row)
+        reply = answer_row(model, row)
     except CircuitOpen as exc:
         # the same failure on row after row is an outage, not a model: stop instead of retrying for hours
-        pytest.exit(f"error: stopping the run early: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+        stop_run(f"stopping the run early: {exc}", pytest.ExitCode.INTERRUPTED)
+    except HarnessError as exc:
+        # not the model's failure, so never scored as one: the run stops with the cause (answers so far are journalled)
+        stop_run(f"stopping the run: the harness failed: {exc}", pytest.ExitCode.INTERNAL_ERROR)
+    except DatasetError as exc:  # replay holds no answer for this row
+        stop_run(str(exc))
     reply.started_at = reply.started_at or started
     return reply
 

@@ -39,11 +39,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], value: Any) -> None:
-    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    """ValueError on NaN or infinity: no JSON file of ours holds a number other readers cannot parse or compare."""
+    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n")
 
 
 def jsonl_text(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
 
 
 def write_jsonl_atomic(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> None:

@@ -82,6 +82,11 @@ def decision_path(eval_dir: Path) -> Path:
     return Path(eval_dir) / "decision.json"
 
 
+def route_path(output_dir: Path, track: str) -> Path:
+    """`route_<track>.json`: the offline routing evaluation of one track (`tools/route.py`)."""
+    return Path(output_dir) / f"route_{track}.json"
+
+
 # The Phase II loop (slm_swap.pipeline.phase2) on the agent track. Its metric files, adapters and training records
 # keep the names above, so tools/decide.py, tools/report.py and --adapter auto find them as after a manual run.
 AGENT_TRACK = "agent"  # slm_swap.tracks.AGENT.name, which sits above this module

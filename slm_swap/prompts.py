@@ -86,6 +86,26 @@ def build_prompt(track: str, user_text: str, tools: list[dict[str, Any]]) -> str
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], load_templates()[track])
 
 
+def offered_tools(track: str, prompt: str) -> list[dict[str, Any]]:
+    """The tool signatures a row's prompt offers, read back from the text `build_prompt` wrote.
+
+    Each tool is one compact JSON line (a JSON string never holds a raw line break), and the template's text after
+    `{tools}` begins with a blank line, so the block ends at the first one. ValueError when the prompt is not the
+    track's template or a tool line is not a JSON object."""
+    template = load_templates()[get_track(track).name]
+    head, rest = template.split("{tools}", 1)
+    after = rest.split("{user_text}", 1)[0]
+    if not prompt.startswith(head) or after not in prompt[len(head) :]:
+        raise ValueError(f"the prompt is not the {track} track's template")
+    tools = []
+    for line in prompt[len(head) :].split(after, 1)[0].split("\n"):
+        tool = json.loads(line)
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise ValueError(f"an offered tool is not an object with a name: {line[:80]}")
+        tools.append(tool)
+    return tools
+
+
 def build_messages(prompt: str) -> list[dict[str, str]]:
     """The chat messages every caller sends: hosted model, SLM, fine-tuning, Mastra."""
     return [{"role": "user", "content": prompt}]

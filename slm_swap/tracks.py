@@ -48,14 +48,15 @@ class AgentTrack:
     """The agent track: its name (also the split folder, the metric files' prefix) and the metrics the decision compares."""
 
     name: str
-    core_metrics: tuple[str, ...]
-    reported_metrics: tuple[str, ...]  # in the metric file and the report, not gated
-    # per-task flags two runs can be paired on (`<check>_rate`); valid_action_rate counts actions, which two models
-    # take different numbers of, so it has no paired flag and is compared by its point gap only
-    checks: tuple[str, ...] = ("task_success",)
+    core_metrics: tuple[str, ...]  # the verdict's and the gate's: exactly the rates two runs can be paired on
+    # in the metric file, the decision and the report beside the verdict, never in a rule: valid_action_rate counts
+    # actions, which two models take different numbers of, so no row of one run pairs with a row of the other
+    reported_metrics: tuple[str, ...]
+    # the flags two runs are paired on (`<check>_rate`): task success by task, turn success by turn
+    checks: tuple[str, ...] = ("task_success", "turn_success")
 
 
-AGENT = AgentTrack("agent", ("task_success_rate", "valid_action_rate"), ("turn_success_rate",))
+AGENT = AgentTrack("agent", ("task_success_rate", "turn_success_rate"), ("valid_action_rate",))
 DECIDABLE_TRACKS: tuple[str, ...] = (*TRACK_NAMES, AGENT.name)
 
 
@@ -67,3 +68,8 @@ def core_metrics(name: str) -> tuple[str, ...]:
 def paired_checks(name: str) -> tuple[str, ...]:
     """The per-row (per-task) flags two runs of a track are paired on."""
     return AGENT.checks if name == AGENT.name else get_track(name).checks
+
+
+def reported_metrics(name: str) -> tuple[str, ...]:
+    """Rates the decision reports beside its verdict but never rules on (none for a row track)."""
+    return AGENT.reported_metrics if name == AGENT.name else ()

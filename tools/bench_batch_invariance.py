@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
             "versions": versions(),
             "results": [dataclasses.asdict(r) for r in results],
         }
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        args.out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return 0
 
 

@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
     }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        args.out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     print(f"{report['machine']}; {report['model']}; engine {args.engine}; {args.new_tokens} new tokens per row")
     print(markdown_table(results))
     print(

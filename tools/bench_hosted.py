@@ -1,6 +1,7 @@
 """Benchmark hosted evaluation: one process with --max-connections against serial and against pytest-xdist.
 
     .venv/bin/python tools/bench_hosted.py --rows 200 --hold 0.5 --connections 16 --workers 16 --out bench_hosted.json
+    .venv/bin/python tools/bench_hosted.py --only-connections   # start-up and wind-down of the one-process runs only
 
 Builds a temporary project with the real conftest, evals and plugin and `--rows` toolcall rows, and
 serves every prompt its gold answer from a local OpenAI-compatible endpoint that holds each reply
@@ -10,7 +11,8 @@ folder on sys.path to import them. Langfuse goes to a local `LangfuseReceiver` s
 
 An untimed warm-up run first writes Python's bytecode caches, as any earlier run on a user's machine would
 have. Each run is a whole `python -m pytest evals -k toolcall --model=azure --no-cache -q ...` subprocess,
-timed from start to exit, with a fresh endpoint: serial (`--max-connections 1`),
+timed from start to exit (and, from the endpoint's log, from start to the first request and from the last reply
+to exit: the run's start-up and wind-down), with a fresh endpoint: serial (`--max-connections 1`),
 `--max-connections N` and `-n W --max-connections 1`, at `--hold` and at 0 s; then
 `--max-connections N` at `--hold` with `--rate-limit` of the requests answered 429 with
 `retry-after-ms` (at most 3 per row), reporting rows lost and the connections' start, minimum and final
@@ -69,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=16, help="pytest-xdist workers of the -n runs (default: 16)")
     parser.add_argument("--rate-limit", type=float, default=0.2, help="share of requests answered 429 in the last run (default: 0.2)")
     parser.add_argument("--retry-after-ms", type=int, default=50, help="retry-after-ms of each injected 429 (default: 50)")
+    parser.add_argument(
+        "--only-connections",
+        action="store_true",
+        help="only the one-process --max-connections runs, at --hold and at 0 s: start-up and wind-down, quickly",
+    )
     parser.add_argument("--out", type=Path, help="write every run's figures as JSON here")
     return parser
 
@@ -115,13 +122,16 @@ def run_case(case: Case, project: Path, answers: dict[str, str], args: argparse.
     try:
         receiver.clear()
         log = project / f"run-{len(list(project.glob('run-*.log'))):02d}.log"
-        wall, status = time_run(case, project, environment(project, server.endpoint, receiver), log, RUN_TIMEOUT_S)
+        wall, status, started = time_run(case, project, environment(project, server.endpoint, receiver), log, RUN_TIMEOUT_S)
         injected = sum(n for label, n in server.fault_counts().items() if label.startswith("rate_limit"))
-        requests = len(server.requests)
+        recorded = server.requests
     finally:
         server.stop()
     metric = project / "slm_swap" / "05_eval" / f"{TRACK}_azure.json"
-    outcome = read_outcome(case, wall, status, metric, requests, injected)
+    outcome = read_outcome(case, wall, status, metric, len(recorded), injected)
+    if recorded:  # the server's clock is this process's time.monotonic(), as time_run's start is
+        outcome.first_request_s = min(r.received_at for r in recorded) - started
+        outcome.exit_after_last_reply_s = started + wall - max(r.replied_at or r.received_at for r in recorded)
     metric.unlink(missing_ok=True)
     print(f"hold {case.hold_s:g} s, {case.label}: {wall:.1f} s, exit {status}, {outcome.answered}/{args.rows} rows answered", flush=True)
     if status != 0:
@@ -139,11 +149,12 @@ def main(args: argparse.Namespace) -> int:
         warm_up = Case("warm-up (not timed: writes the bytecode caches)", 0.0, ("--max-connections", "1"))
         run_case(warm_up, project, answers, args, receiver)
         for case in cases(args.hold, args.connections, args.workers, args.rate_limit):
-            outcomes.append(run_case(case, project, answers, args, receiver))
+            if not args.only_connections or (case.args == ("--max-connections", str(args.connections)) and not case.rate_limit):
+                outcomes.append(run_case(case, project, answers, args, receiver))
     print(f"load after {os.getloadavg()}\n")
     print("\n".join(report_lines(outcomes, args.rows, args.connections)))
     if args.out:
-        args.out.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n", encoding="utf-8")
+        args.out.write_text(json.dumps([asdict(o) for o in outcomes], indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return 0 if all(o.returncode == 0 and o.lost(args.rows) == 0 for o in outcomes) else 1
 
 

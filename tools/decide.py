@@ -9,9 +9,11 @@
 Per track and core metric it compares the two runs row by row (matched by row id): the gap hosted - SLM
 with its 95 % paired interval, the rows only one model passes, McNemar's exact p-value; then a verdict
 (no_baseline, slm_trails, slm_matches, inconclusive with the rows that would resolve it). For the agent track the
-rows are tasks: task_success_rate is paired by task; valid_action_rate counts actions, so it has no paired flag and
-only its point gap is compared (under --rule interval the agent track's verdict stays inconclusive).
-Writes slm_swap/05_eval/decision.json, prints `FINE_TUNE_<TRACK>=0|1` lines and a table,
+rows are tasks: task_success_rate is paired by task, turn_success_rate by turn; valid_action_rate counts actions, so
+it cannot be paired: it is reported beside the verdict and enters no rule. Every number comes from the predictions
+files: a metric file whose rates or counts disagree with its predictions, or are not finite, is refused (exit 2).
+Writes slm_swap/05_eval/decision.json, prints `FINE_TUNE_<TRACK>=0|1` lines (the agent track's name its arm:
+`FINE_TUNE_AGENT_<ARM>`) and a table,
 and logs one Langfuse event per track (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST).
 """
 

@@ -33,6 +33,7 @@ from slm_swap.finetune.guard import FinetuneRefused  # noqa: E402
 from slm_swap.finetune.hf import ModelLoadError  # noqa: E402
 from slm_swap.finetune.run import TraceFailedAfterTraining, run_finetune  # noqa: E402
 from slm_swap.layout import Layout, decision_path  # noqa: E402
+from slm_swap.noise import silence_third_party_noise  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
 
 
@@ -72,6 +73,7 @@ MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1
 
 
 def main(args: argparse.Namespace) -> int:
+    silence_third_party_noise()
     for name, value in MULTICAST_OFF.items():
         os.environ[name] = value
     # The model is always a local folder: never wait on the model hub for it.

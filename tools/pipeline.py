@@ -1,4 +1,5 @@
 """Run the whole pipeline: prepare -> evaluate hosted -> evaluate SLM -> decide -> fine-tune -> re-evaluate -> report.
+After the decision, and again after re-evaluation, tools/route.py writes route_<track>.json (partial swaps).
 
     python tools/pipeline.py --demo                 # offline, embedded models, CPU: under 30 minutes
     python tools/pipeline.py --demo --force-finetune
@@ -12,7 +13,8 @@ training records -> evaluate hosted and SLM -> decide -> fine-tune (assistant-on
     python tools/pipeline.py --phase2 --limit 50 --train-limit 100 --arms toolcall   # real run: the hosted teacher
     python tools/pipeline.py --phase2 --teacher gold     # the SLM before/after fine-tuning on gold demonstrations
 
-Steps whose outputs exist for the same inputs are skipped unless --fresh.
+Steps whose outputs are the ones they wrote, for the same inputs, are skipped unless --fresh; a step whose
+output another run overwrote runs again and says why.
 Writes slm_swap/05_eval/report.md and report.png (Phase II: report_phase2.md).
 """
 

@@ -3,6 +3,7 @@
     python tools/serve.py --track structured                        # serves until Ctrl-C
     python tools/serve.py --track toolcall --port 8011 --base-model slm_swap/models/smollm2-135m-instruct
     python tools/serve.py --track structured --parity-rows 5        # serve, compare with evaluation, stop
+    python tools/serve.py --track toolcall --routed --port 8000      # SLM first, the hosted deployment on rejection
 
 The base is --base-model, else SLM_MODEL_PATH, else evaluation's default. When the track
 has an adapter (slm_swap/04_ft/adapter_<track>/) the server loads the merged checkpoint
@@ -11,6 +12,11 @@ weights are unquantised (float32 on CPU, bfloat16 on CUDA, as `--model=slm
 --quantization none` runs them); callers send temperature 0 and max_tokens (evaluation's
 cap, printed below) with every request, as the Mastra client in slm_swap/mastra does.
 The vLLM command that serves the same adapter on GPUs is printed too (vLLM is not installed).
+
+--routed puts the routed endpoint on --port (slm_swap/serving/routed.py): each request goes to the served SLM (on a
+free port) first, its reply is validated against the request's tools (slm_swap/validation/), and a rejected one is
+asked again of the hosted deployment (AZURE_ENDPOINT, AZURE_API_KEY, AZURE_API_VERSION, AZURE_MODEL); one Langfuse
+trace per request with the route and the validator's reason (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST).
 
 --parity-rows N asks the server and `LocalSLM` (quantization none, batch-invariant) the first N rows of the
 split, writes slm_swap/05_eval/serve_parity_<track>.json and exits 0 only when every text
@@ -55,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parity-rows", type=int, default=0, help="compare N rows with LocalSLM (quantization none), then stop")
     parser.add_argument("--split", default="test", help="split the parity rows come from (default test)")
     parser.add_argument("--dataset-dir", type=Path, default=Layout(REPO).dataset_dir, help="root of the prepared splits")
+    parser.add_argument("--routed", action="store_true", help="serve the routed endpoint on --port: SLM first, hosted on rejection")
     parser.add_argument("--parity-out", type=Path, help="parity report path (default slm_swap/05_eval/serve_parity_<track>.json)")
     return parser
 
@@ -100,8 +107,45 @@ def run_parity(args: argparse.Namespace, plan: ServePlan, server: ServeProcess) 
     return 0 if report.all_same else 1
 
 
+def routed_sides(max_tokens: int) -> tuple[object, object]:
+    """(Langfuse settings, the hosted client) from the environment, checked before the SLM loads."""
+    from slm_swap.backends.hosted import HostedModel, hosted_settings_from_env
+    from slm_swap.tracing.client import check_connection, settings_from_env
+
+    langfuse = settings_from_env(os.environ)
+    check_connection(langfuse)
+    hosted = hosted_settings_from_env(os.environ)
+    model = os.environ.get("AZURE_MODEL") or None
+    return langfuse, HostedModel(hosted.endpoint, hosted.api_key, api_version=hosted.api_version, model=model, max_tokens=max_tokens)
+
+
+def serve_routed(args: argparse.Namespace, plan: ServePlan, server: ServeProcess, sides: tuple, port: int | None) -> int:
+    from slm_swap.backends.hosted import HostedModel
+    from slm_swap.serving.routed_server import RoutedServer
+
+    langfuse, hosted = sides
+    slm = HostedModel(server.base_url, PLACEHOLDER_KEY, model=server.model_id, max_tokens=plan.max_tokens, timeout_s=args.ready_timeout)
+    secrets = [key for key in [os.environ.get("AZURE_API_KEY")] if key]
+    with RoutedServer(plan.track, slm.answer_messages, hosted.answer_messages, langfuse, secrets, port or 0) as router:
+        print(f"routed endpoint: {router.base_url} (SLM first, the hosted deployment when the validator rejects its reply)", flush=True)
+        try:
+            return server.process.wait()
+        except KeyboardInterrupt:
+            return 0
+
+
 def main(args: argparse.Namespace) -> int:
     base = args.base_model or Path(slm_model_path(os.environ))
+    sides = None
+    if args.routed:
+        from slm_swap.backends.hosted import HostedSettingsError
+        from slm_swap.tracing.client import TracingError
+
+        try:
+            sides = routed_sides(args.max_tokens)
+        except (HostedSettingsError, TracingError) as exc:
+            print(f"error: --routed: {exc}", file=sys.stderr)
+            return 2
     # None asks for a free port: a parity check must not collide with a server already running.
     if args.port is not None:
         port = args.port or None
@@ -113,7 +157,12 @@ def main(args: argparse.Namespace) -> int:
         plan = plan_serving(args.track, base, args.ft_dir, args.models_dir, resolve_device(args.device), args.max_tokens)
         vllm = shell_line(vllm_command(args.track, base, args.ft_dir, port or DEFAULT_PORT))
         server = start_transformers_serve(
-            plan.checkpoint, port, environ=os.environ, device=plan.device, dtype=plan.dtype, ready_timeout_s=args.ready_timeout
+            plan.checkpoint,
+            None if sides else port,
+            environ=os.environ,
+            device=plan.device,
+            dtype=plan.dtype,
+            ready_timeout_s=args.ready_timeout,
         )
     except (ServingError, ServeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -122,6 +171,8 @@ def main(args: argparse.Namespace) -> int:
         print_plan(plan, server, vllm)
         if args.parity_rows > 0:
             return run_parity(args, plan, server)
+        if sides is not None:
+            return serve_routed(args, plan, server, sides, port)
         try:
             return server.process.wait()
         except KeyboardInterrupt:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from slm_swap.data.rows import Row
+from slm_swap.backends.retry import CircuitOpen
+from slm_swap.data.rows import DatasetError, Row
 from slm_swap.scoring.outcomes import ErrorClass, parse_error_class
 
 
@@ -53,3 +54,29 @@ class Model(Protocol):
     def answer(self, row: Row) -> Answer: ...
 
     def close(self) -> None: ...
+
+
+class HarnessError(RuntimeError):
+    """A row's answer failed inside the harness itself, twice: neither the model's reply nor the network (those come
+    back as error Answers). The run stops with the cause instead of scoring the row as the model's failure."""
+
+
+def answer_row(model: Model, row: Row) -> Answer:
+    """`model.answer(row)`, asked once more if it raised; `HarnessError` naming the row and the cause if it raised again.
+
+    A model never raises for a failed call (the row comes back as an error Answer), so an exception here is the
+    harness's own: once, such as a race between threads, it is worth one more try; twice, it is a fault to stop on.
+    `CircuitOpen` (an outage), `DatasetError` (bad input: replay lacks the row) and a `HarnessError` met before pass
+    through unchanged."""
+    try:
+        return model.answer(row)
+    except (CircuitOpen, DatasetError, HarnessError):
+        raise
+    except Exception:
+        pass
+    try:
+        return model.answer(row)
+    except (CircuitOpen, DatasetError, HarnessError):
+        raise
+    except Exception as exc:
+        raise HarnessError(f"row {row.id} ({row.track}): {type(exc).__name__}: {exc} (raised twice by the harness)") from exc

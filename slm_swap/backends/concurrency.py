@@ -12,7 +12,8 @@ given rows' requests, in order, through up to `max_connections` threads and retu
 answer journalled as it arrives; `answer` waits for its own row only, so the first rows are scored
 while later ones are still in flight. Rows not prepared (a pytest-xdist worker learns its share as
 it goes) are sent on first ask, together with the rows `more_rows` says come next. A `CircuitOpen`
-stops new requests at once: the rows not yet asked raise it, as the serial path would on its next row.
+stops new requests at once: the rows not yet asked raise it, as the serial path would on its next row. So does a
+`HarnessError` (`api.answer_row`: the harness itself failed on a row twice).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from slm_swap.backends.api import Answer, Model
+from slm_swap.backends.api import Answer, HarnessError, Model, answer_row
 from slm_swap.backends.retry import CircuitOpen
-from slm_swap.data.rows import Row
+from slm_swap.data.rows import DatasetError, Row
 from slm_swap.scoring.outcomes import ErrorClass
 
 Progress = Callable[[int, int, dict[str, int]], None]  # (rows answered, rows asked, errors by class)
@@ -109,7 +110,7 @@ class ConcurrentModel:
         self._done = 0
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._stopped: CircuitOpen | None = None
+        self._stopped: CircuitOpen | HarnessError | None = None
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "concurrency": self.limit.describe()}
@@ -164,11 +165,11 @@ class ConcurrentModel:
 
     def _call(self, row: Row) -> Answer | BaseException:
         if self._stopped is not None:
-            return self._stopped  # the circuit is open: no new request
+            return self._stopped  # the circuit is open, or the harness failed: no new request
         try:
-            return self.inner.answer(row)
-        except CircuitOpen as exc:
+            return answer_row(self.inner, row)
+        except (CircuitOpen, HarnessError) as exc:  # handed to the row's own test, which stops the run
             self._stopped = exc
             return exc
-        except Exception as exc:  # handed to the row's own test, as the serial path would raise it there
+        except DatasetError as exc:  # bad input for this row: its test stops the run naming it
             return exc

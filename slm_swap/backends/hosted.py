@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+# The request threads of a run with --max-connections touch these SDKs, so they are whole before the first thread
+# starts. openai answers on httpx2 but looks up `sys.modules["httpx"]` on every request (openai/_httpx2.py) without
+# importing it; the Langfuse SDK, imported while the first requests are in flight (harness/writer.py), imports httpx,
+# and a thread that found it half-initialised lost its row (issue 30: 4 runs of 15). Langfuse would import httpx
+# anyway: done here it moves about 0.07 s from beside the requests to before them (docs/benchmarks.md).
+import httpx  # noqa: F401
 import openai
 
 from slm_swap.backends.api import Answer

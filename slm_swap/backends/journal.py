@@ -101,7 +101,7 @@ class AnswerJournal:
 
     def append_record(self, record: dict[str, Any]) -> None:
         """One line `{"key": ..., ..., "answer": {...}}`, written whole."""
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
         with self._lock:  # hosted answers arrive from several threads; each line is written whole
             os.write(self._fd, line)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from slm_swap.backends.api import Answer
 from slm_swap.backends.checkpoints import CheckpointError, check_adapter_base, checkpoint_identity, require_checkpoint
-from slm_swap.backends.slm_engines import GeneratedRow, GenerationEngines, Progress
+from slm_swap.backends.slm_engines import GeneratedRow, GenerationEngines, Progress, TokenProgress
 from slm_swap.backends.slm_loading import QUANTIZATIONS, describe_quantization, load_model, package_versions
 from slm_swap.data.rows import Row
 from slm_swap.engine.static import StaticGenerator
@@ -76,6 +76,7 @@ class LocalSLM(GenerationEngines):
         engine: str = "static",
         progress: Progress | None = None,
         batch_invariant: bool = False,
+        token_progress: TokenProgress | None = None,
     ) -> None:
         import torch
 
@@ -104,6 +105,7 @@ class LocalSLM(GenerationEngines):
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.engine = engine
         self.progress = progress  # told (rows done, rows in all) as each batch finishes
+        self.token_progress = token_progress  # told tokens generated within a batch (static engine), each decode step
         self.batch_invariant = batch_invariant  # slm_swap.engine.invariant: a row's tokens do not depend on its batch
         if batch_invariant and engine != "static":
             raise ValueError("batch_invariant needs the static engine")

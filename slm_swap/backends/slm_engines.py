@@ -49,6 +49,8 @@ class GeneratedRow:
 
 
 Progress = Callable[[int, int], None]  # (rows generated, rows in all)
+# within a batch: (rows generated before it, rows in all, the batch's rows, tokens per row so far, the cap)
+TokenProgress = Callable[[int, int, int, int, int], None]
 
 
 class GenerationEngines:
@@ -72,11 +74,20 @@ class GenerationEngines:
     fused_kernels: list[str]
     _static: StaticGenerator | None
     progress: Progress | None
+    token_progress: TokenProgress | None
     batch_invariant: bool
 
     def report_progress(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
+
+    def tokens_reporter(self, done: int, total: int, batch: int) -> Callable[[int, int], None] | None:
+        """The static engine's decode-step callback for one batch: tokens per row so far, against the cap."""
+        report = self.token_progress
+        if report is None:
+            return None
+        # the first token comes from the prefill, so decode step k has made k + 1 tokens of each row still running
+        return lambda step, steps: report(done, total, batch, step + 1, steps + 1)
 
     def generate_static(self, todo: list[tuple[Row, list[int]]], requested: int | None) -> dict[str, GeneratedRow]:
         import torch
@@ -115,6 +126,7 @@ class GenerationEngines:
             batch = todo[plan.start : plan.end]
             prompts = [ids for _, ids in batch]
             started = time.perf_counter()
+            self._static.on_step = self.tokens_reporter(len(outputs), len(todo), len(batch))
             try:
                 generated = self._static.generate(prompts, self.max_new_tokens, self.min_new_tokens)
             except Exception as exc:

@@ -68,19 +68,23 @@ class Outcome:
     injected_429: int
     retries: dict[str, int] = field(default_factory=dict)
     concurrency: dict[str, int] | None = None
+    # start-up and wind-down, from the endpoint's log: process start to its first request, its last reply to exit
+    first_request_s: float | None = None
+    exit_after_last_reply_s: float | None = None
 
     def lost(self, expected: int) -> int:
         return expected - self.answered
 
 
-def time_run(case: Case, project: Path, environ: Mapping[str, str], log: Path, timeout_s: float) -> tuple[float, int]:
-    """Run the case's pytest command in `project`; (wall seconds, exit status). Its output goes to `log`."""
+def time_run(case: Case, project: Path, environ: Mapping[str, str], log: Path, timeout_s: float) -> tuple[float, int, float]:
+    """Run the case's pytest command in `project`; (wall seconds, exit status, `time.monotonic()` at its start, the
+    fault server's clock). Its output goes to `log`."""
     with log.open("w", encoding="utf-8") as out:
-        started = time.perf_counter()
+        started = time.monotonic()
         status = subprocess.run(
             eval_command(case), cwd=project, env=dict(environ), stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s
         ).returncode
-        return time.perf_counter() - started, status
+        return time.monotonic() - started, status, started
 
 
 def read_outcome(case: Case, wall_s: float, status: int, metric: Path, requests: int, injected_429: int) -> Outcome:
@@ -110,14 +114,16 @@ def _speedup(outcome: Outcome, outcomes: Sequence[Outcome]) -> str:
 
 def timing_table(outcomes: Sequence[Outcome], expected: int) -> list[str]:
     lines = [
-        "| hold per reply | run | wall s | speed-up over serial | rows answered | passed | requests | exit |",
-        "|---|---|---|---|---|---|---|---|",
+        "| hold per reply | run | wall s | speed-up over serial | first request s | exit after last reply s | rows answered "
+        "| passed | requests | exit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         if o.case.rate_limit:
             continue
         lines.append(
             f"| {o.case.hold_s:g} s | `{' '.join(o.case.args)}` | {o.wall_s:.1f} | {_speedup(o, outcomes)} | "
+            f"{_seconds(o.first_request_s)} | {_seconds(o.exit_after_last_reply_s)} | "
             f"{o.answered}/{expected} | {o.passed} | {o.requests} | {o.returncode} |"
         )
     return lines
@@ -159,6 +165,10 @@ def target_lines(outcomes: Sequence[Outcome], expected: int, connections: int) -
             minimum, start = c.get("minimum", "-"), c.get("start", "-")
             lines.append(f"- {o.case.rate_limit:.0%} 429s: connections minimum {minimum} below start {start}: {_met(lower)}")
     return lines
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _met(ok: bool) -> str:

@@ -92,7 +92,7 @@ def prepare_multi_turn_splits(
     for name, content in files.items():
         write_bytes_atomic(out_dir / name, content)
     # written last: a manifest means every split file it hashes is in place
-    write_bytes_atomic(out_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_bytes_atomic(out_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
     return manifest
 
 

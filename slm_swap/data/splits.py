@@ -182,6 +182,6 @@ def prepare_dataset(data: SourceData, out_dir: Path, seed: int = DEFAULT_SEED, s
     splits = assign_splits(usable, seed, sizes)
     files = render_files(splits)
     manifest = build_manifest(data, seed, sizes, dropped, len(usable), splits, files)
-    files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
     write_dataset(out_dir, files)
     return manifest

@@ -1,8 +1,9 @@
 """The paired comparison behind a decision: two runs' row-level flags, matched by row id, per core metric.
-For the agent track the rows are tasks and the flag is the task's success (`tracks.AGENT.checks`).
+For the agent track the rows are tasks: task success is paired by task, turn success by turn (`tracks.AGENT.checks`).
 
-Each metric file's predictions file (its sibling `<stem>.predictions.jsonl`) holds every row's flags. Two
-runs are compared only on the same rows: different row sets are refused, naming the rows.
+Each metric file's predictions file (its sibling `<stem>.predictions.jsonl`) holds every row's flags, and is the
+source of truth: a metric file whose numbers disagree with it is refused (`harness.paired`). Two runs are compared
+only on the same rows: different row sets are refused, naming the rows.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from slm_swap.data.rows import DatasetError
-from slm_swap.harness.agent_records import read_task_records, task_flags
-from slm_swap.harness.records import read_row_records
+from slm_swap.harness.paired import Flags, unit_flags, verified_flags
 from slm_swap.layout import predictions_for_metric
 from slm_swap.stats.intervals import PairedComparison, paired_difference
-from slm_swap.tracks import AGENT, paired_checks
-
-Flags = dict[str, Mapping[str, bool]]  # row id -> check -> passed
+from slm_swap.tracks import paired_checks
 
 
 class DecisionInputError(ValueError):
     """The runs cannot be compared; the message names the files and rows."""
+
+
+class PredictionsMissing(DecisionInputError):
+    """A run's predictions file is not there: its rows cannot be paired, nor its numbers checked."""
 
 
 def predictions_file(metric_path: Path, document: Mapping[str, Any]) -> Path:
@@ -36,16 +37,13 @@ def predictions_file(metric_path: Path, document: Mapping[str, Any]) -> Path:
 def load_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
     path = predictions_file(metric_path, document)
     if not path.is_file():
-        raise DecisionInputError(
+        raise PredictionsMissing(
             f"{path}: predictions file not found; the paired comparison needs each row's flags (re-run the evaluation of {metric_path})"
         )
     try:
-        if document.get("track") == AGENT.name:
-            return task_flags(read_task_records(path))
-        records = read_row_records(path)
-    except (ValueError, DatasetError) as exc:
+        return verified_flags(metric_path, document, path)
+    except ValueError as exc:
         raise DecisionInputError(str(exc)) from None
-    return {row_id: record.flags for row_id, record in records.items()}
 
 
 def shown(ids: set[str]) -> str:
@@ -63,11 +61,16 @@ def same_rows(a: Flags, b: Flags, a_name: str, b_name: str) -> list[str]:
 
 
 def compare(track: str, a: Flags, b: Flags, rows: list[str]) -> dict[str, PairedComparison]:
-    """Per core metric (`<check>_rate`), run a against run b on the same rows: gap = a - b."""
-    try:
-        return {
-            f"{check}_rate": paired_difference([bool(a[row][check]) for row in rows], [bool(b[row][check]) for row in rows])
-            for check in paired_checks(track)
-        }
-    except KeyError as exc:
-        raise DecisionInputError(f"a predictions file of track {track} has a row without the flag {exc}") from None
+    """Per core metric (`<check>_rate`), run a against run b on the same rows (turns): gap = a - b."""
+    compared = {}
+    for check in paired_checks(track):
+        try:
+            a_units, b_units = unit_flags(a, check, rows), unit_flags(b, check, rows)
+        except KeyError as exc:
+            raise DecisionInputError(f"a predictions file of track {track} has a row without the flag {exc}") from None
+        if a_units.keys() != b_units.keys():
+            differ = set(a_units) ^ set(b_units)
+            raise DecisionInputError(f"the runs' {check} flags cover different units ({shown(differ)}): evaluate the same tasks")
+        units = sorted(a_units)
+        compared[f"{check}_rate"] = paired_difference([a_units[u] for u in units], [b_units[u] for u in units])
+    return compared

@@ -5,7 +5,9 @@ when any core metric's gap hosted - SLM exceeds delta. The verdict reads the sam
 paired intervals (`slm_swap.stats.intervals`): `slm_trails` only when an interval lies wholly above delta,
 `slm_matches` only when every interval lies at or below it, `no_baseline` when the hosted model passes no
 row, `inconclusive` otherwise, with the rows that would resolve it. Under the interval rule `fine_tune`
-follows the verdict.
+follows the verdict. Both rules read only the core metrics, the rates two runs can be paired on; a rate that
+cannot be paired (`tracks.reported_metrics`: the agent track's valid_action_rate) is reported beside them, and a
+rate over a zero denominator (None, shown "n/a") enters no rule.
 
 `decide_track` is pure: two metric documents, their paired comparisons and the rule in, a TrackDecision out.
 """
@@ -22,7 +24,7 @@ from slm_swap.decision.compare import DecisionInputError
 from slm_swap.files import sha256_file
 from slm_swap.harness.records import load_metric_file
 from slm_swap.stats.intervals import Interval, PairedComparison, Verdict, rows_needed, verdict_for, wilson_interval
-from slm_swap.tracks import core_metrics
+from slm_swap.tracks import AGENT, core_metrics, reported_metrics
 
 RULES = ("point", "interval")
 EPSILON = 1e-9  # keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
@@ -59,6 +61,7 @@ class TrackDecision:
     rule: str = "point"
     intervals: Mapping[str, Mapping[str, Interval]] = field(default_factory=dict)  # role -> metric -> Wilson interval
     caveats: tuple[str, ...] = ()  # why the verdict may not hold (slm_swap.decision.caveats)
+    reported: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)  # metric -> (hosted, SLM), no rule
 
     @property
     def rows_needed(self) -> int | None:
@@ -78,6 +81,7 @@ class TrackDecision:
             "metrics": {g.metric: self.metric_json(g) for g in self.gaps},
             "reasons": list(self.reasons),
             "caveats": list(self.caveats),
+            "reported": {m: reported_json(hosted, slm) for m, (hosted, slm) in self.reported.items()},
         }
 
     def metric_json(self, g: MetricGap) -> dict[str, Any]:
@@ -96,6 +100,12 @@ class TrackDecision:
         return doc
 
 
+def reported_json(hosted: float | None, slm: float | None) -> dict[str, Any]:
+    """A rate beside the verdict: both sides and the point gap, None (n/a) where either side has no rate."""
+    gap = None if hosted is None or slm is None else round(hosted - slm, 6)
+    return {"hosted": hosted, "slm": slm, "gap": gap}
+
+
 def significant(p: float) -> float:
     """A p-value to three significant digits: small ones stay readable instead of rounding to 0."""
     return float(f"{p:.3g}")
@@ -103,20 +113,21 @@ def significant(p: float) -> float:
 
 def verdict_text(decision: TrackDecision) -> str:
     delta, verdict = decision.delta, decision.verdict
+    row = "task" if decision.track == AGENT.name else "row"  # the agent track's cases are tasks
     if verdict is Verdict.NO_BASELINE:
         return (
-            "no_baseline: the hosted model passes no row of this track, so no comparison means anything; "
+            f"no_baseline: the hosted model passes no {row} of this track, so no comparison means anything; "
             "check the prompt and the output format before deciding"
         )
     if verdict is Verdict.SLM_TRAILS:
         worse = [g.metric for g in decision.gaps if g.paired is not None and g.paired.interval.low > delta]
-        return f"slm_trails: the SLM trails the hosted model by more than delta {delta} on {', '.join(worse)}, beyond the rows' noise"
+        return f"slm_trails: the SLM trails the hosted model by more than delta {delta} on {', '.join(worse)}, beyond the {row}s' noise"
     if verdict is Verdict.SLM_MATCHES:
-        return f"slm_matches: on every core metric the SLM is within delta {delta} of the hosted model, beyond the rows' noise"
-    open_metrics = [g.metric for g in decision.gaps if g.unsettled(delta)] or ["a metric without row-level flags"]
+        return f"slm_matches: on every core metric the SLM is within delta {delta} of the hosted model, beyond the {row}s' noise"
+    open_metrics = [g.metric for g in decision.gaps if g.unsettled(delta)] or [f"a metric without {row}-level flags"]
     needed = decision.rows_needed
-    tail = f"; about {needed} rows would resolve it (80 % power)" if needed is not None else "; the observed gap equals delta"
-    return f"inconclusive: the rows cannot tell whether the SLM trails by more than delta {delta} on {', '.join(open_metrics)}{tail}"
+    tail = f"; about {needed} {row}s would resolve it (80 % power)" if needed is not None else "; the observed gap equals delta"
+    return f"inconclusive: the {row}s cannot tell whether the SLM trails by more than delta {delta} on {', '.join(open_metrics)}{tail}"
 
 
 def check_comparable(track: str, hosted: dict[str, Any], slm: dict[str, Any], hosted_path: Path, slm_path: Path) -> None:
@@ -144,7 +155,11 @@ def rate_intervals(document: Mapping[str, Any], metrics: tuple[str, ...]) -> dic
     """Each rate's 95 % Wilson interval: from the metric file, or from its rate and n for older files."""
     stored = document.get("intervals", {})
     n = int(document["n"])
-    return {m: Interval(*stored[m]) if m in stored else wilson_interval(round(float(document["metrics"][m]) * n), n) for m in metrics}
+    return {
+        m: Interval(*stored[m]) if stored.get(m) else wilson_interval(round(float(document["metrics"][m]) * n), n)
+        for m in metrics
+        if document["metrics"].get(m) is not None
+    }
 
 
 def decide_track(
@@ -162,10 +177,14 @@ def decide_track(
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     paired = paired or {}
-    metrics = core_metrics(track)
+    rated = [m for m in core_metrics(track) if hosted["metrics"].get(m) is not None and slm["metrics"].get(m) is not None]
+    metrics = tuple(rated)
     gaps = tuple(MetricGap(m, float(hosted["metrics"][m]), float(slm["metrics"][m]), paired.get(m)) for m in metrics)
+    beside = (*(m for m in core_metrics(track) if m not in rated), *reported_metrics(track))
+    reported = {m: (hosted["metrics"].get(m), slm["metrics"].get(m)) for m in beside}
     hosted_passes = int(hosted.get("passed", 1)) > 0
-    verdict = verdict_for(hosted_passes, paired, delta) if len(paired) == len(metrics) else Verdict.INCONCLUSIVE
+    ruled = {m: paired[m] for m in metrics if m in paired}
+    verdict = verdict_for(hosted_passes, ruled, delta) if metrics and len(ruled) == len(metrics) else Verdict.INCONCLUSIVE
     if rule == "point":
         reasons = tuple(
             f"{g.metric}: SLM {g.slm:.3f} trails hosted {g.hosted:.3f} by {g.gap:.3f} > {delta}" for g in gaps if g.gap > delta + EPSILON
@@ -176,15 +195,18 @@ def decide_track(
         reasons = (f"interval rule: verdict {verdict.value}",) if fine_tune else ()
     intervals = {"hosted": rate_intervals(hosted, metrics), "slm": rate_intervals(slm, metrics)}
     caveats = batch_caveats(track, slm, {g.metric: g.gap for g in gaps}, delta)
-    return TrackDecision(track, fine_tune, delta, gaps, reasons, verdict, rule, intervals, caveats)
+    return TrackDecision(track, fine_tune, delta, gaps, reasons, verdict, rule, intervals, caveats, reported)
 
 
 def load_pair(track: str, hosted_path: Path, slm_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         hosted, slm = load_metric_file(hosted_path), load_metric_file(slm_path)
     except ValueError as exc:
-        raise DecisionInputError(f"{exc} (track {track}: evaluate it first, e.g. `pytest evals -k {track} --model=...`)") from None
-    check_comparable(track, hosted, slm, hosted_path, slm_path)
+        hint = f"track {track}: evaluate it first, e.g. `pytest evals -k {track} --model=...`"
+        if track == AGENT.name and not Path(hosted_path).exists():
+            # the Phase II loop's demo (and --teacher gold) evaluates the gold policy as the hosted side, not azure
+            hint += "; after `tools/pipeline.py --phase2 --demo` the hosted side is `gold`: add `--hosted-model gold`"
+        raise DecisionInputError(f"{exc} ({hint})") from None
     return hosted, slm
 
 

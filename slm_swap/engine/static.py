@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +89,9 @@ class StaticGenerator:
         self.prefill_tokens = prefill_tokens
         self.graphs_failed: str | None = None  # why capture failed once; later batches run eagerly
         self.timings: list[BatchTiming] = []
+        # told (decode steps run, steps at most) after every decode step: progress within a long batch; the step
+        # already waits for the device (`unfinished.any()`), so the call adds no synchronisation
+        self.on_step: Callable[[int, int], None] | None = None
         register_attention()
 
     def base(self) -> Any:
@@ -213,6 +216,8 @@ class StaticGenerator:
             else:
                 state.step(self.model)
             done += 1
+            if self.on_step is not None:
+                self.on_step(done, steps)
         return done
 
     def capture(self, state: DecodeState) -> Any:

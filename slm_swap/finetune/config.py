@@ -164,4 +164,5 @@ def choose_backend(requested: str, *, cuda: bool, world_size: int, unsloth_insta
 
 
 def describe_recipe(knobs: Knobs) -> dict[str, Any]:
-    return {"fixed": asdict(RECIPE), "knobs": asdict(knobs)}
+    """The recipe as this run used it: `fixed.max_seq_length` is the length applied (`--max-seq-len` when given)."""
+    return {"fixed": asdict(RECIPE) | {"max_seq_length": knobs.seq_limit}, "knobs": asdict(knobs)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,8 +48,13 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def finite(value: float | None) -> float | None:
+    """A loss as the manifest keeps it: None for NaN or infinity (a diverged run), which JSON files never hold."""
+    return value if value is None or math.isfinite(value) else None
+
+
 def loss_curve(result: TrainResult) -> list[dict[str, Any]]:
-    return [asdict(step) for step in result.steps]
+    return [{**asdict(step), "train_loss": finite(step.train_loss)} for step in result.steps]
 
 
 def build_manifest(
@@ -89,14 +95,14 @@ def build_manifest(
             "peak_gpu_memory_bytes": peak,
             "peak_gpu_memory_gib": round(peak / 2**30, 3) if peak else None,
             "peak_gpu_memory_per_process_bytes": result.peak_memory_bytes,
-            "final_train_loss": result.steps[-1].train_loss if result.steps else None,
+            "final_train_loss": finite(result.steps[-1].train_loss) if result.steps else None,
             "loss_curve": loss_curve(result),
         },
         "validation": {
-            "loss": round(result.val_loss, 6) if result.val_loss is not None else None,
+            "loss": finite(round(result.val_loss, 6)) if result.val_loss is not None else None,
             "rows": len(val.rows),
             "loss_tokens": val.n_loss_tokens,
-            "curve": list(result.evals),
+            "curve": [{**point, "val_loss": finite(point["val_loss"])} for point in result.evals],
             "when": (f"every {request.knobs.eval_steps} optimizer steps and " if request.knobs.eval_steps else "") + "after training",
             "how": "the Trainer's evaluation loss: the mean over validation micro-batches of each one's token-mean loss",
         },

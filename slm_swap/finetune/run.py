@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from slm_swap.backends.checkpoints import checkpoint_identity, record_adapter_base, require_checkpoint
+from slm_swap.data.rows import DatasetError
 from slm_swap.files import write_json_atomic
 from slm_swap.finetune.config import CONVERSATION_TRACKS, MANIFEST_NAME, BackendChoice, FinetuneRequest, choose_backend, describe_recipe
 from slm_swap.finetune.conversations import prepare_conversations
@@ -103,6 +104,20 @@ def report_over_length(split: PreparedSplit, say: Callable[[str], None]) -> None
         )
 
 
+def require_inputs(request: FinetuneRequest) -> None:
+    """The training splits, then the base checkpoint: a missing dataset is named as such, not as the model it would
+    have trained (issue 30)."""
+    for path in (request.train_path, request.val_path):
+        if not path.is_file():
+            how = (
+                f"build it with `python tools/build_trajectories.py --arm {request.track.removeprefix('agent_')}`"
+                if request.track in CONVERSATION_TRACKS
+                else "prepare it with `python tools/prepare_data.py`"
+            )
+            raise DatasetError(f"{path}: dataset file not found; {how}, or pass --dataset-dir")
+    require_checkpoint(request.model_path)
+
+
 def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say: Callable[[str], None] = print) -> FinetuneOutcome:
     from accelerate import PartialState
 
@@ -113,7 +128,7 @@ def run_finetune(request: FinetuneRequest, tracing: LangfuseSettings | None, say
         raise FinetuneRefused(f"fine-tuning needs {' and '.join(missing)}: pip install -e '.[train]'")
     gate = check_decision(request.decision_path, request.track, request.force)
     check_output_free(request.adapter_dir, request.overwrite)
-    require_checkpoint(request.model_path)
+    require_inputs(request)
     cuda = torch.cuda.is_available()
     accelerator = PartialState(cpu=not cuda)  # the processes; the trainer makes its own Accelerator over them
     main = accelerator.is_main_process

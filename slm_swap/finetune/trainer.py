@@ -111,13 +111,29 @@ def training_log(result: TrainResult) -> Any:
     return TrainingLog()
 
 
-def sft_config(knobs: Knobs, output_dir: Path, cuda: bool) -> Any:
-    """The fixed recipe and the knobs as TRL's `SFTConfig`."""
+# Below this many optimizer steps there is no warm-up: the scheduler rounds the ratio's share up to one whole step, and a
+# 2-step run (the demo's) would spend half its steps at learning rate 0
+MIN_STEPS_FOR_WARMUP = 20
+
+
+def warmup_ratio(knobs: Knobs, optimizer_steps: int | None) -> float:
+    return 0.0 if optimizer_steps is not None and optimizer_steps < MIN_STEPS_FOR_WARMUP else knobs.warmup_ratio
+
+
+def optimizer_steps(lengths: list[int], knobs: Knobs) -> int:
+    """Optimizer steps of the run: its micro-batches (planned as the trainer will) over gradient accumulation, per epoch."""
+    micro_batches = len(TokenBudgetBatches(lengths, knobs.batch_size, knobs.max_batch_tokens, seed=knobs.seed))
+    return -(-micro_batches // knobs.grad_accum) * RECIPE.num_epochs
+
+
+def sft_config(knobs: Knobs, output_dir: Path, cuda: bool, steps: int | None = None) -> Any:
+    """The fixed recipe and the knobs as TRL's `SFTConfig`; `steps`: the run's optimizer steps, when known."""
     from trl import SFTConfig
 
     names = {f.name for f in dataclasses.fields(SFTConfig)}
+    ratio = warmup_ratio(knobs, steps)
     # transformers 5 folds the warm-up ratio into `warmup_steps` (a float below 1 is a ratio); 4.x has `warmup_ratio`
-    warmup = {"warmup_ratio": knobs.warmup_ratio} if "warmup_ratio" in names else {"warmup_steps": knobs.warmup_ratio}
+    warmup = {"warmup_ratio": ratio} if "warmup_ratio" in names else {"warmup_steps": ratio}
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=RECIPE.num_epochs,
@@ -200,7 +216,7 @@ def make_trainer(
 
     return ProjectSFTTrainer(
         model=model,
-        args=sft_config(knobs, output_dir, cuda),
+        args=sft_config(knobs, output_dir, cuda, optimizer_steps(lengths, knobs)),
         train_dataset=to_dataset(train.rows),
         eval_dataset=to_dataset(val.rows),
         processing_class=tokenizer,

@@ -2,12 +2,14 @@
 
 Strict means RFC 8259 as Python's parser reads it, minus its extensions: no NaN or
 Infinity, and no duplicate object keys (the RFC leaves their meaning open, so a
-reply that repeats a key has no single meaning to compare).
+reply that repeats a key has no single meaning to compare). Records read back (replayed predictions)
+are checked for numbers that are not finite or not of their field's type.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import canonicaljson
@@ -56,3 +58,47 @@ def canonical_bytes(value: Any) -> bytes:
 
 def canonical_text(value: Any) -> str:
     return canonical_bytes(value).decode("utf-8")
+
+
+def non_finite_number(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first NaN or infinite number inside a parsed JSON value, with where it sits (`usage.total_tokens`,
+    `trajectory.turns[0].steps[1].usage.prompt_tokens`); None when every number is finite. Python's parser reads
+    `NaN`, `Infinity` and `1e400` without a word."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "the value", value)
+    if isinstance(value, dict):
+        inner = [(f"{path}.{key}" if path else str(key), item) for key, item in value.items()]
+    elif isinstance(value, list):
+        inner = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None
+    for where, item in inner:
+        found = non_finite_number(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def typed_problem(record: dict[str, Any], numbers: tuple[str, ...], counts: tuple[str, ...], path: str = "") -> str | None:
+    """What is wrong with `record`'s numeric fields, or None: each of `numbers` absent, null or a number; each of
+    `counts` absent, null or an object of integer counts (token usage, retries)."""
+    prefix = f"{path}." if path else ""
+    for name in numbers:
+        value = record.get(name)
+        if value is not None and not is_number(value):
+            return f"{prefix}{name} must be a number, got {value!r}"
+    for name in counts:
+        found = record.get(name)
+        if found is None:
+            continue
+        if not isinstance(found, dict):
+            return f"{prefix}{name} must be an object of integer counts, got {found!r}"
+        for key, value in found.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                return f"{prefix}{name}.{key} must be an integer count, got {value!r}"
+    return None

@@ -22,6 +22,7 @@ from slm_swap.agent.observations import written_observations
 from slm_swap.agent.scoring import TaskResult, agent_metrics
 from slm_swap.agent.trajectory import Trajectory
 from slm_swap.data.rows import DatasetError, read_lines
+from slm_swap.formats.jsontext import non_finite_number, typed_problem
 from slm_swap.harness.capture import CAPTURE_PROPERTY
 from slm_swap.harness.records import MODEL_PROPERTY
 from slm_swap.scoring.outcomes import AgentFailure
@@ -108,9 +109,12 @@ def task_from_report(report: pytest.TestReport) -> tuple[str, TaskRecord | None,
     return None
 
 
-def task_flags(records: Mapping[str, TaskRecord]) -> dict[str, dict[str, bool]]:
-    """Each task's paired flags (`tracks.AGENT.checks`): whether every turn passed."""
-    return {task_id: {"task_success": record.result.passed} for task_id, record in records.items()}
+def task_flags(records: Mapping[str, TaskRecord]) -> dict[str, dict[str, Any]]:
+    """Each task's paired flags (`tracks.AGENT.checks`): whether every turn passed, and each turn's flag (paired by turn)."""
+    return {
+        task_id: {"task_success": record.result.passed, "turn_success": tuple(record.result.turns_passed)}
+        for task_id, record in records.items()
+    }
 
 
 def read_task_records(path: Path) -> dict[str, TaskRecord]:
@@ -123,13 +127,35 @@ def read_task_records(path: Path) -> dict[str, TaskRecord]:
             data = json.loads(line)
             if not isinstance(data, dict) or data.get("track") != AGENT.name:
                 raise ValueError(f"not an agent task's line (track {data.get('track') if isinstance(data, dict) else None!r})")
+            problem = agent_number_problem(data)
             record = TaskRecord.from_json(data)
         except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
             raise DatasetError(f"{path}: line {number}: not an agent predictions line ({type(exc).__name__}: {exc})") from None
+        if problem is not None:
+            raise DatasetError(f"{path}: line {number}: {problem}")
         if record.id in records:
             raise DatasetError(f"{path}: line {number}: task {record.id!r} appears twice")
         records[record.id] = record
     return records
+
+
+def agent_number_problem(data: dict[str, Any]) -> str | None:
+    """A number that is not finite anywhere in an agent predictions line, or a step's usage or timing of the wrong
+    type; None if none. Replay hands them on to the metric file and the trace (a NaN in a step's usage once
+    crashed the trace after every test had passed, issue 30)."""
+    found = non_finite_number(data)
+    if found is not None:
+        return f"{found[0]} is {found[1]}, not a finite number"
+    problem = typed_problem(data, numbers=(), counts=("usage",))
+    trajectory = data.get("trajectory")
+    turns = trajectory.get("turns") if isinstance(trajectory, dict) else None
+    for i, turn in enumerate(turns if isinstance(turns, list) else []):
+        steps = turn.get("steps") if isinstance(turn, dict) else None
+        for j, step in enumerate(steps if isinstance(steps, list) else []):
+            if problem is None and isinstance(step, dict):
+                where = f"trajectory.turns[{i}].steps[{j}]"
+                problem = typed_problem(step, numbers=("started_at", "generation_s", "execution_s"), counts=("usage",), path=where)
+    return problem
 
 
 def summarize_tasks(records: list[TaskRecord], excluded: dict[str, str]) -> dict[str, Any]:
@@ -153,10 +179,10 @@ def summarize_tasks(records: list[TaskRecord], excluded: dict[str, str]) -> dict
         "n": len(records),
         "errors": metrics["failures"].get(AgentFailure.MODEL_ERROR.value, 0),
         "error_classes": {},
-        "metrics": {name: metrics[name] for name in counts},
+        "metrics": {name: metrics[name] for name in counts},  # None (n/a) over a zero total
         "counts": counts,
         "totals": totals,  # tasks, turns, actions: what each rate's interval is over
-        "intervals": {name: wilson_interval(counts[name], totals[name]).as_list() for name in counts},
+        "intervals": {name: wilson_interval(counts[name], totals[name]).as_list() if totals[name] else None for name in counts},
         "passed": counts["task_success_rate"],
         "failures": metrics["failures"],
         "mean_steps_per_task": metrics["mean_steps_per_task"],

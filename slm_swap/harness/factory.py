@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from slm_swap import layout
 from slm_swap.backends.api import Model
 from slm_swap.backends.concurrency import AdaptiveLimit, ConcurrentModel
 from slm_swap.backends.journal import CachedModel
-from slm_swap.data.rows import Row
+from slm_swap.data.rows import DatasetError, Row
+from slm_swap.harness.progress import ReportedModel, RowProgress
 from slm_swap.harness.settings import EvalSettings
+from slm_swap.tracks import AGENT
 
 DEFAULT_SLM_PATH = str(layout.Layout().default_slm_path)  # relative to the folder pytest runs in
 
@@ -34,13 +39,26 @@ def build_cached_model(
     each answer journalled as it arrives (`ConcurrentModel` outside the journal); `more_rows` says which
     rows come next when it is asked for one it has not answered (a pytest-xdist worker's share).
     """
+    if settings.model == "routed":
+        return build_routed_model(settings, track, environ, progress)
     limit = AdaptiveLimit(settings.max_connections) if settings.model == "azure" and settings.max_connections > 1 else None
     model = build_model(settings, track, environ, progress, gate=limit)
     if settings.cache_dir is not None and settings.model != "replay":
         model = CachedModel(model, settings.cache_dir, settings.reuse)
     if limit is None:
-        return model
+        # one connection: each row's test asks for its own answer; the progress line comes per row all the same
+        return ReportedModel(model, progress) if settings.model == "azure" and progress is not None else model
     return ConcurrentModel(model, limit, more_rows=more_rows, progress=progress)
+
+
+def build_routed_model(settings: EvalSettings, track: str, environ: Mapping[str, str], progress: Progress | None = None) -> Model:
+    """`--model=routed`: the SLM first, the hosted model on the rows the validator rejects; each side built (journal,
+    batching, connections) exactly as `--model=slm` and `--model=azure` build it."""
+    from slm_swap.backends.routed import RoutedModel
+
+    slm = build_cached_model(dataclasses.replace(settings, model="slm"), track, environ, progress)
+    hosted = build_cached_model(dataclasses.replace(settings, model="azure"), track, environ)
+    return RoutedModel(track, slm, hosted)
 
 
 def build_model(
@@ -88,6 +106,7 @@ def build_model(
                 engine=settings.engine,
                 progress=progress,
                 batch_invariant=settings.batch_invariant,
+                token_progress=progress.tokens if isinstance(progress, RowProgress) else None,
             )
         except CheckpointError as exc:
             raise ModelSetupError(str(exc)) from None
@@ -100,6 +119,9 @@ def slm_model_path(environ: Mapping[str, str]) -> str:
 
 def check_model_config(settings: EvalSettings, environ: Mapping[str, str]) -> None:
     """Fail before any row runs when the chosen model cannot be reached or loaded."""
+    if settings.model == "routed":  # both sides, each as when it runs alone
+        for side in ("azure", "slm"):
+            check_model_config(dataclasses.replace(settings, model=side), environ)
     if settings.model == "azure":
         from slm_swap.backends.hosted import HostedSettingsError, hosted_settings_from_env
 
@@ -118,3 +140,31 @@ def check_model_config(settings: EvalSettings, environ: Mapping[str, str]) -> No
                 resolve_adapter(settings.adapter, "structured", settings.ft_dir)
         except CheckpointError as exc:
             raise ModelSetupError(f"SLM_MODEL_PATH: {exc}") from None
+    elif settings.model == "replay" and settings.predictions is not None:
+        check_replayed(settings.predictions)
+
+
+def check_replayed(path: Path) -> None:
+    """Read a replayed predictions file whole before any row runs: a bad line (a number that is not finite or not of
+    its field's type, a malformed record) stops the run naming the file and line, not a test or the trace halfway."""
+    from slm_swap.backends.replay import load_predictions
+    from slm_swap.harness.agent_records import read_task_records
+
+    try:
+        if predictions_track(path) == AGENT.name:
+            read_task_records(path)
+        else:
+            load_predictions(path)
+    except DatasetError as exc:
+        raise ModelSetupError(str(exc)) from None
+
+
+def predictions_track(path: Path) -> str | None:
+    """The track its first line names (agent lines and row lines are read differently); None if it names none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        track = json.loads(first).get("track") if first else None
+    except (OSError, ValueError, AttributeError):
+        return None  # the loader then says what is wrong, naming the file
+    return track if isinstance(track, str) else None

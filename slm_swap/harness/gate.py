@@ -1,9 +1,14 @@
 """The regression gate: compare a run's core metrics with a reference run's.
 
-Two rules. `point` compares the rates in the reference metric file with this run's: a core metric fails
-when it dropped by more than delta. `interval` pairs the reference run's predictions with this run's row
-records by row id and fails a metric only when the paired drop's 95 % interval lies wholly above delta,
-so a drop that the rows cannot tell from noise does not fail the gate.
+Two rules. `point` compares the reference's rates with this run's: a core metric fails when it dropped by more
+than delta. `interval` pairs the reference run's predictions with this run's row records by row id (the agent
+track's turn success by turn) and fails a metric only when the paired drop's 95 % interval lies wholly above
+delta, so a drop that the rows cannot tell from noise does not fail the gate.
+
+Under both rules the reference's predictions are read, its metric file is checked against them (`harness.paired`:
+a file whose rates disagree with its rows is refused), and the two runs must cover the same rows. A reference that
+passes no row cannot show a drop: the gate says so beside its verdict. A rate over a zero denominator (None) is
+not gated.
 """
 
 from __future__ import annotations
@@ -15,13 +20,12 @@ from typing import Any
 
 import pytest
 
-from slm_swap.harness.agent_records import read_task_records, task_flags
-from slm_swap.harness.records import load_metric_file, read_row_records
+from slm_swap.harness.paired import Flags, unit_flags, verified_flags
+from slm_swap.harness.records import load_metric_file
 from slm_swap.layout import predictions_for_metric
 from slm_swap.stats.intervals import Interval, paired_difference
 from slm_swap.tracks import AGENT, core_metrics, paired_checks
 
-Flags = Mapping[str, Mapping[str, bool]]  # row (or task) id -> check -> passed
 SHOWN_IDS = 3  # row ids named when the two runs' rows differ
 
 
@@ -58,10 +62,14 @@ class GateCheck:
         return f"gate {self.metric}: {numbers} {bounds} {shown_p} (delta {self.delta}, interval rule) {verdict}"
 
 
-def compare_to_reference(track: str, reference: dict[str, float], current: dict[str, float], delta: float) -> list[GateCheck]:
+def compare_to_reference(
+    track: str, reference: Mapping[str, float | None], current: Mapping[str, float | None], delta: float
+) -> list[GateCheck]:
+    """The point rule, per core metric with a rate on both sides (a rate over zero rows is n/a and not gated)."""
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
-    return [GateCheck(m, float(reference[m]), float(current[m]), delta) for m in core_metrics(track)]
+    rated = [m for m in core_metrics(track) if reference.get(m) is not None and current.get(m) is not None]
+    return [GateCheck(m, float(reference[m]), float(current[m]), delta) for m in rated]
 
 
 def gate_passes(checks: list[GateCheck]) -> bool:
@@ -82,15 +90,12 @@ def reference_predictions_path(metric_path: Path, document: Mapping[str, Any]) -
 
 
 def load_reference_flags(metric_path: Path, document: Mapping[str, Any]) -> Flags:
-    """The interval rule's reference: each row's (each task's) flags, from the predictions file beside the metric file."""
-    path = reference_predictions_path(metric_path, document)
-    if document.get("track") == AGENT.name:
-        return task_flags(read_task_records(path))
-    return {row_id: record.flags for row_id, record in read_row_records(path).items()}
+    """The reference's flags per row (task), from its predictions, once its metric file agrees with them."""
+    return verified_flags(metric_path, document, reference_predictions_path(metric_path, document))
 
 
 def check_same_rows(reference: Mapping[str, Any], current: Mapping[str, Any]) -> None:
-    """The interval rule pairs rows by id: both runs must cover the same rows."""
+    """Both rules compare the same rows: a run over other rows than the reference's is refused, naming some."""
     missing_here = sorted(set(reference) - set(current))
     missing_there = sorted(set(current) - set(reference))
     if not missing_here and not missing_there:
@@ -104,33 +109,39 @@ def check_same_rows(reference: Mapping[str, Any], current: Mapping[str, Any]) ->
         parts.append(f"{len(missing_here)} reference row(s) missing from this run ({some(missing_here)})")
     if missing_there:
         parts.append(f"{len(missing_there)} row(s) of this run missing from the reference ({some(missing_there)})")
-    raise ValueError("the interval rule pairs rows by id, but the runs' rows differ: " + "; ".join(parts))
+    raise ValueError("the gate compares the same rows, but the runs' rows differ: " + "; ".join(parts) + "; evaluate the reference's rows")
 
 
-def compare_paired(
-    track: str,
-    reference: Flags,
-    current: Flags,
-    reference_metrics: Mapping[str, float],
-    current_metrics: Mapping[str, float],
-    delta: float,
-) -> list[GateCheck]:
-    """The interval rule: per paired check (`tracks.paired_checks`), the paired drop reference - current with its
-    95 % interval; a core metric without a per-row flag (the agent track's valid actions, which two runs take
-    different numbers of) by its point rates."""
+def compare_paired(track: str, reference: Flags, current: Flags, delta: float) -> list[GateCheck]:
+    """The interval rule: per paired check (`tracks.paired_checks`: the agent track's turn success by turn), the
+    paired drop reference - current with its 95 % interval."""
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
     check_same_rows(reference, current)
     ids = sorted(current)
     checks = []
     for check in paired_checks(track):
-        ref_flags = [bool(reference[i].get(check, False)) for i in ids]
-        cur_flags = [bool(current[i].get(check, False)) for i in ids]
-        pc = paired_difference(ref_flags, cur_flags)
+        ref_units, cur_units = unit_flags(reference, check, ids), unit_flags(current, check, ids)
+        check_same_rows(ref_units, cur_units)
+        units = sorted(cur_units)
+        pc = paired_difference([ref_units[u] for u in units], [cur_units[u] for u in units])
         checks.append(GateCheck(f"{check}_rate", pc.a_rate, pc.b_rate, delta, pc.interval, pc.mcnemar_p))
-    paired = {check.metric for check in checks}
-    unpaired = [m for m in core_metrics(track) if m not in paired]
-    return checks + [GateCheck(m, float(reference_metrics[m]), float(current_metrics[m]), delta) for m in unpaired]
+    return checks
+
+
+def run_gate(
+    track: str, rule: str, reference: Mapping[str, Any], reference_flags: Flags, current: Flags, metrics: Mapping[str, Any], delta: float
+) -> tuple[list[GateCheck], list[str]]:
+    """The gate's checks under `rule` over the same rows, and its warnings. ValueError: the rows differ."""
+    check_same_rows(reference_flags, current)
+    if rule == "interval":
+        checks = compare_paired(track, reference_flags, current, delta)
+    else:
+        checks = compare_to_reference(track, reference["metrics"], metrics, delta)
+    warnings = []
+    if reference.get("passed") == 0:  # checked against the reference's predictions (harness.paired)
+        warnings.append(f"the reference passes no row of {reference.get('n')}, so no drop can fail this gate: check the reference run")
+    return checks, warnings
 
 
 def check_gate_track(reference_path: Path, items: list[pytest.Item], arm: str) -> None:

@@ -20,6 +20,7 @@ from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
 from slm_swap.harness.environ import HiddenEnviron
 from slm_swap.harness.gate import check_gate_track, load_reference_flags
 from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
+from slm_swap.harness.selection import BROKEN_ID, parametrize_tasks, pytest_collection_modifyitems  # noqa: F401 (hook)
 from slm_swap.harness.settings import (
     ARM_CHOICES,
     ENGINE_CHOICES,
@@ -31,10 +32,10 @@ from slm_swap.harness.settings import (
     help_text,
 )
 from slm_swap.harness.startup import block_unused_plugins, freeze_startup_objects
+from slm_swap.harness.stops import StopRelay, pytest_cmdline_main, pytest_runtest_setup, pytest_runtestloop  # noqa: F401 (hooks)
 from slm_swap.harness.writer import RunWriter
+from slm_swap.noise import silence_third_party_noise, warning_filter_lines
 from slm_swap.tracks import AGENT
-
-BROKEN_ID = "dataset-error"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--arm", choices=ARM_CHOICES, default=default("arm"), help=help_text("arm"))
     group.addoption("--max-steps-per-turn", type=int, default=default("max_steps_per_turn"), help=help_text("max_steps_per_turn"))
     group.addoption("--max-active", type=int, default=default("max_active"), help=help_text("max_active"))
+    group.addoption("--unsafe-local-executor", action="store_true", help=help_text("unsafe_local_executor"))
     group.addoption("--capture-trajectories", action="store_true", help=help_text("capture"))
     group.addoption("--samples", type=int, default=default("samples"), help=help_text("samples"))
     group.addoption("--temperature", type=float, default=default("temperature"), help=help_text("temperature"))
@@ -115,18 +117,19 @@ def check_options(opt: Any) -> None:
             reference = load_metric_file(opt("--gate-against"))
         except ValueError as exc:
             raise pytest.UsageError(f"--gate-against: {exc}") from None
-    if opt("--gate-rule") == "interval":
-        check_interval_reference(opt("--gate-against"), reference)
+    if opt("--gate-rule") == "interval" or reference is not None:
+        check_reference(opt("--gate-against"), reference, opt("--gate-rule"))
 
 
-def check_interval_reference(reference_path: Path | None, reference: dict[str, Any] | None) -> None:
-    """The interval rule pairs rows with the reference run's predictions: they must be there before any row runs."""
+def check_reference(reference_path: Path | None, reference: dict[str, Any] | None, rule: str) -> None:
+    """Both rules compare the reference run's rows, read from its predictions and checked against its metric file:
+    they must be there, and agree, before any row runs."""
     if reference_path is None or reference is None:
         raise pytest.UsageError("--gate-rule interval needs --gate-against M.json")
     try:
         load_reference_flags(reference_path, reference)
     except ValueError as exc:
-        raise pytest.UsageError(f"--gate-rule interval: {exc}") from None
+        raise pytest.UsageError(f"--gate-rule {rule}: {exc}") from None
 
 
 def file_in_the_way(folder: Path | None) -> Path | None:
@@ -166,6 +169,7 @@ DIRECT_OPTIONS = {
     "arm": "--arm",
     "max_steps_per_turn": "--max-steps-per-turn",
     "max_active": "--max-active",
+    "unsafe_local_executor": "--unsafe-local-executor",
     "capture": "--capture-trajectories",
     "samples": "--samples",
     "temperature": "--temperature",
@@ -193,16 +197,22 @@ def is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    silence_third_party_noise()
+    for line in warning_filter_lines():  # pytest applies its own filters around each test, ours among them
+        config.addinivalue_line("filterwarnings", line)
     settings = settings_from_config(config)
-    if settings.model == "slm" and (is_worker(config) or getattr(config.option, "numprocesses", None)):
+    if settings.model in ("slm", "routed") and (is_worker(config) or getattr(config.option, "numprocesses", None)):
         # one model per device: N workers would load N copies and fight over the GPU
-        raise pytest.UsageError("--model=slm cannot run under pytest-xdist (-n): the SLM batches all rows in one process; drop -n")
+        raise pytest.UsageError(
+            f"--model={settings.model} cannot run under pytest-xdist (-n): the SLM batches all rows in one process; drop -n"
+        )
     context = RunContext(settings, HiddenEnviron(os.environ))  # the environment is read here, at the edge
     config.stash[CONTEXT_KEY] = context
     if settings.model is not None:
         block_unused_plugins(config)  # an evaluation holds no property-based test (harness/startup.py)
     if not is_worker(config):
         config.pluginmanager.register(RunWriter(context), "slm_swap_run_writer")
+        config.pluginmanager.register(StopRelay(), "slm_swap_stop_relay")  # a worker's stop stops the run here
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -227,20 +237,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("row", rows, ids=[row.id for row in rows])
 
 
-def parametrize_tasks(metafunc: pytest.Metafunc) -> None:
-    """One case per agent task, id the task id; a task whose ground truth cannot be scored is skipped with the reason."""
-    context = run_context(metafunc.config)
-    try:
-        tasks = context.selected_tasks(AGENT.name)
-    except DatasetError as exc:
-        context.broken[AGENT.name] = str(exc)
-        metafunc.parametrize("task", [None], ids=[BROKEN_ID])
-        return
-    marks = {task_id: pytest.mark.skip(reason=f"excluded: {reason}") for task_id, reason in context.excluded.items()}
-    params = [pytest.param(task, id=task.id, marks=[marks[task.id]] if task.id in marks else []) for task in tasks]
-    metafunc.parametrize("task", params)
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     context = run_context(session.config)
     for item in session.items:
@@ -253,6 +249,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError("choose the model that answers: --model=" + "|".join(MODEL_CHOICES))
     if has_rows and context.settings.model == "gold":
         raise pytest.UsageError("--model=gold answers the agent track only (-k agent)")
+    if has_tasks and context.settings.model == "routed":
+        raise pytest.UsageError("--model=routed answers the row tracks only (structured, toolcall): drop -k agent")
     if (has_rows or has_tasks) and context.settings.gate_against is not None:
         check_gate_track(context.settings.gate_against, session.items, context.settings.arm)
 

@@ -13,7 +13,9 @@ from slm_swap.tracks import AGENT
 DEFAULT_LAYOUT = layout.Layout()
 
 
-MODEL_CHOICES = ("azure", "slm", "replay", "gold")  # gold: the agent track's ground truth, labelled, never a model
+# gold: the agent track's ground truth, labelled, never a model; routed: the SLM first, the hosted model where the
+# validator rejects its answer (row tracks)
+MODEL_CHOICES = ("azure", "slm", "replay", "gold", "routed")
 ARM_CHOICES = AGENT_ARMS
 ENGINE_CHOICES = ("static", "padded", "continuous")
 QUANTIZATION_CHOICES = ("nf4", "none")

@@ -206,6 +206,7 @@ class Phase2Pipeline:
         """Decide again so the arm's decision carries the fine-tuned SLM's rates and paired gain beside the before."""
         started = time.time()
         self.steps.run_tool("decide", [*self.decide_args(arm), "--quiet"])
+        self.steps.state.refresh_outputs(f"decide {arm}")  # the decide step's own file, completed
         self.spans.append(StepSpan(f"decide {arm} after fine-tuning", "decision", started, time.time(), False))
 
     def report(self) -> Path:

@@ -1,8 +1,10 @@
-"""Which pipeline steps can be skipped: a step is done when its outputs exist for the same inputs.
+"""Which pipeline steps can be skipped: a step is done when its outputs are the ones it wrote, for the same inputs.
 
 Each finished step records a fingerprint (sha256 over its inputs: file hashes,
-model identities, sizes) and its outputs in `pipeline_state.json`. A later run
-skips the step only when the fingerprint matches and every output still exists.
+model identities, sizes) and each output's hash in `pipeline_state.json`. A later run
+skips the step only when the fingerprint matches and every output is still there with
+the hash the step recorded: an output another run overwrote (a gate run's `--limit 2`
+metric file over the pipeline's own) makes the step run again, and `why_run` says why.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def folder_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def output_hash(path: Path) -> str:
+    """A step's output as written: a file's sha256, a folder's (an adapter) over its files; "missing" when gone."""
+    return folder_hash(path) if path.is_dir() else file_hash_or_missing(path)
+
+
 @dataclass
 class PipelineState:
     path: Path
@@ -49,15 +56,35 @@ class PipelineState:
             steps = {}
         return cls(path, steps)
 
-    def is_done(self, step: str, inputs_fingerprint: str) -> bool:
+    def why_run(self, step: str, inputs_fingerprint: str) -> str | None:
+        """Why `step` must run, or None when its outputs are the ones it wrote for these inputs."""
         entry = self.steps.get(step)
-        if not entry or entry.get("fingerprint") != inputs_fingerprint:
-            return False
-        return all(Path(p).exists() for p in entry.get("outputs", []))
+        if not entry:
+            return "no finished run of this step is recorded"
+        if entry.get("fingerprint") != inputs_fingerprint:
+            return "its inputs changed"
+        outputs = entry.get("outputs")
+        if not isinstance(outputs, dict):
+            return "its outputs were recorded without their hashes"
+        for path, recorded in outputs.items():
+            current = output_hash(Path(path))
+            if current == "missing":
+                return f"{path} is missing"
+            if current != recorded:
+                return f"{path} changed since this step wrote it"
+        return None
 
     def mark_done(self, step: str, inputs_fingerprint: str, outputs: list[Path], wall_s: float) -> None:
-        self.steps[step] = {"fingerprint": inputs_fingerprint, "outputs": [str(p) for p in outputs], "wall_s": round(wall_s, 2)}
+        hashes = {str(p): output_hash(Path(p)) for p in outputs}
+        self.steps[step] = {"fingerprint": inputs_fingerprint, "outputs": hashes, "wall_s": round(wall_s, 2)}
         write_json_atomic(self.path, {"steps": self.steps})
+
+    def refresh_outputs(self, step: str) -> None:
+        """Record `step`'s outputs as they are now: the pipeline itself rewrote them (the decision's after-part)."""
+        entry = self.steps.get(step)
+        if entry and isinstance(entry.get("outputs"), dict):
+            entry["outputs"] = {path: output_hash(Path(path)) for path in entry["outputs"]}
+            write_json_atomic(self.path, {"steps": self.steps})
 
     def wall_times(self) -> dict[str, float]:
         return {step: entry.get("wall_s", 0.0) for step, entry in self.steps.items()}

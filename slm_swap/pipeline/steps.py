@@ -1,6 +1,6 @@
 """The whole pipeline in order: prepare, evaluate hosted and SLM, decide, fine-tune, re-evaluate, report.
 
-Each step is skipped when its outputs exist for the same inputs (see pipeline_state),
+Each step is skipped when its outputs are the ones it wrote for the same inputs (see state),
 unless `fresh`. A failing step stops the pipeline with that step's error; earlier
 outputs stay as they are. Evaluations run as pytest subprocesses, exactly as a user
 would run them, so their progress, traces and metric files are the harness's own; the
@@ -29,13 +29,14 @@ from slm_swap.layout import (
     decision_path,
     metric_path,
     pipeline_state_path,
+    route_path,
     run_name,
     split_path,
 )
 from slm_swap.pipeline.state import PipelineState, file_hash_or_missing, fingerprint, folder_hash
 from slm_swap.tracks import TRACK_NAMES
 
-PIPELINE_TOOLS = ("prepare_data", "decide", "finetune", "report")
+PIPELINE_TOOLS = ("prepare_data", "decide", "route", "finetune", "report")
 ToolRunner = Callable[[list[str]], int]  # runs one tool with an argv, returns its exit status
 
 
@@ -117,14 +118,19 @@ class Pipeline:
         # name -> runner of that tool with an argv; by default tools/<name>.py of the repo, each in its own process
         self.tools = tools if tools is not None else tool_processes(config.repo / "tools", config.environ)
         self.state = PipelineState.load(pipeline_state_path(config.eval_dir))
+        # the steps this pipeline passed through, run or skipped: its report times these only (the state file also
+        # holds the other loop's steps: v0's and Phase II's share it)
+        self.step_names: list[str] = []
 
     def step(self, name: str, inputs: dict, outputs: list[Path], action: Callable[[], None]) -> bool:
-        """Run `action` unless its outputs exist for the same inputs; True when it ran."""
+        """Run `action` unless its outputs are the ones it wrote for the same inputs; True when it ran."""
+        self.step_names.append(name)
         key = fingerprint(inputs)
-        if not self.config.fresh and self.state.is_done(name, key):
+        reason = "--fresh" if self.config.fresh else self.state.why_run(name, key)
+        if reason is None:
             banner(f"{name}: skipped, outputs exist for the same inputs")
             return False
-        banner(f"{name}: running")
+        banner(f"{name}: running ({reason})")
         started = time.monotonic()
         action()
         missing = [str(p) for p in outputs if not p.exists()]
@@ -213,7 +219,7 @@ class Pipeline:
     def report(self) -> None:
         banner("report")
         times = self.config.eval_dir / "step_times.json"
-        write_json_atomic(times, self.state.wall_times())
+        write_json_atomic(times, {k: v for k, v in self.state.wall_times().items() if k in self.step_names})
         self.run_tool("report", ["--eval-dir", str(self.config.eval_dir), "--ft-dir", str(self.config.ft_dir), "--step-times", str(times)])
 
     def run(self) -> dict[str, bool]:
@@ -223,6 +229,7 @@ class Pipeline:
         for track in self.config.tracks:
             self.evaluate(track, "slm")
         decision = json.loads(self.decide().read_text(encoding="utf-8"))
+        self.route()
         marked = {t: bool(decision["tracks"][t]["fine_tune"]) or self.config.force_finetune for t in self.config.tracks}
         if not any(marked.values()):
             banner("the decision marks no track for fine-tuning (use --force-finetune to train anyway); its verdicts follow at the end")
@@ -231,6 +238,7 @@ class Pipeline:
             self.evaluate(track, "slm", tag="ft")
         if any(marked.values()):
             self.decide_after()
+            self.route()  # again, with the SLM + adapter's runs beside the base's
         self.report()
         banner("verdicts")
         for line in verdict_lines(json.loads(decision_path(self.config.eval_dir).read_text(encoding="utf-8"))):
@@ -240,6 +248,15 @@ class Pipeline:
     def decide_after(self) -> None:
         """Decide again so decision.json carries the after-fine-tune metrics beside the before."""
         self.run_tool("decide", [*self.decide_args(), "--quiet"])
+        self.state.refresh_outputs("decide")  # the decide step's own file, completed: not an output another run changed
+
+    def route(self) -> None:
+        """Partial swaps offline (tools/route.py): the share the SLM could serve behind the validator, per track."""
+        cfg = self.config
+        metrics = [metric_path(cfg.eval_dir, t, *run) for t in cfg.tracks for run in (("azure",), ("slm",), ("slm", "ft"))]
+        inputs = {"metrics": [file_hash_or_missing(p) for p in metrics], "delta": cfg.delta}
+        argv = ["--tracks", *cfg.tracks, "--delta", str(cfg.delta), "--eval-dir", str(cfg.eval_dir)]
+        self.step("route", inputs, [route_path(cfg.eval_dir, t) for t in cfg.tracks], lambda: self.run_tool("route", argv))
 
     def decide_args(self) -> list[str]:
         cfg = self.config

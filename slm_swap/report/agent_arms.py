@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from slm_swap.layout import agent_run_tag, metric_path
+from slm_swap.layout import agent_run_tag, metric_path, predictions_for_metric
 from slm_swap.report.agent import agent_section
-from slm_swap.report.inputs import RunNames, read_json
+from slm_swap.report.inputs import ROLES, RunNames, check_against_predictions, read_json
 from slm_swap.report.markdown import code, escape, table
 from slm_swap.report.sections import steps_section
 from slm_swap.tracks import AGENT
@@ -29,15 +29,20 @@ def read_document(path: Path) -> dict[str, Any] | None:
 
 
 def rate_cell(document: Mapping[str, Any], rate: str) -> str:
-    value, interval = document.get("metrics", {}).get(rate), document.get("intervals", {}).get(rate)
-    if value is None:
+    metrics, interval = document.get("metrics", {}), document.get("intervals", {}).get(rate)
+    if rate not in metrics:
         return "-"
+    value = metrics[rate]
+    if value is None:
+        return "n/a"  # a rate over a zero denominator (no actions): no rate at all
     return f"{value:.3f}" + (" [{:.3f}, {:.3f}]".format(*interval) if interval else "")
 
 
 def gain_cell(pair: Mapping[str, Any], key: str) -> str:
     if key not in pair:
         return "-"
+    if pair[key] is None:
+        return "n/a"
     interval = pair.get(f"{key}_ci95")
     return f"{pair[key]:+.3f}" + (" [{:+.3f}, {:+.3f}]".format(*interval) if interval else "")
 
@@ -52,6 +57,8 @@ def arm_section(eval_dir: Path, arm: str, names: RunNames, decision: Mapping[str
     for label, model, tag in runs:
         path = metric_path(eval_dir, AGENT.name, model, agent_run_tag(arm, tag))
         document = read_document(path)
+        if document is not None:
+            check_against_predictions(path, document, predictions_for_metric(path))
         if document is None:
             rows.append([escape(label), *(["not run"] * (len(RATES) + 3))])
             continue
@@ -73,6 +80,7 @@ def arm_section(eval_dir: Path, arm: str, names: RunNames, decision: Mapping[str
         return lines + ["", "Decision: not run for this arm.", ""]
     lines += ["", f"Verdict: {escape(entry.get('verdict_text', 'no verdict recorded'))}", ""]
     gains = [[code(m, in_table=True), gain_cell(p, "gap"), gain_cell(p, "after_gain")] for m, p in entry.get("metrics", {}).items()]
+    gains += [[code(m, in_table=True) + " (beside the verdict)", gain_cell(p, "gap"), "-"] for m, p in entry.get("reported", {}).items()]
     lines += table(["metric", "gap hosted \u2212 SLM before [paired 95 %]", "gain after \u2212 before [paired 95 %]"], gains)
     return lines + [""]
 
@@ -95,5 +103,11 @@ def agent_report(eval_dir: Path, names: RunNames, decisions: Mapping[str, Path],
         "the paired (Bonett & Price) interval for a gap or gain between two runs on the same tasks.",
         "",
     ]
-    lines += arms_section(eval_dir, names, decisions) + steps_section(step_times) + agent_section(eval_dir)
+    # the loop's own runs only: per arm the hosted side, the SLM and the SLM + adapter (never a run made by hand)
+    own = [
+        metric_path(eval_dir, AGENT.name, model, agent_run_tag(arm, tag))
+        for arm in decisions
+        for model, tag in map(names.model_and_tag, ROLES)
+    ]
+    lines += arms_section(eval_dir, names, decisions) + steps_section(step_times) + agent_section(eval_dir, own)
     return "\n".join(lines).rstrip("\n") + "\n"

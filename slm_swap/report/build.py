@@ -22,6 +22,7 @@ from slm_swap.files import write_bytes_atomic, write_text_atomic
 from slm_swap.report.agent import agent_section
 from slm_swap.report.chart import ChartTrack, render_chart
 from slm_swap.report.inputs import ROLE_LABELS, ROLES, RunNames, TrackInputs, load_decision, load_track
+from slm_swap.report.routing import routing_section
 from slm_swap.report.sections import steps_section, summary_section, track_section
 from slm_swap.tracks import TRACK_NAMES, get_track
 
@@ -37,7 +38,12 @@ def chart_track(inputs: TrackInputs) -> ChartTrack:
 
 
 def render_markdown(
-    all_inputs: list[TrackInputs], step_times: Mapping[str, float] | None, chart_name: str, root: Path | None, agent: list[str] = ()
+    all_inputs: list[TrackInputs],
+    step_times: Mapping[str, float] | None,
+    chart_name: str,
+    root: Path | None,
+    agent: list[str] = (),
+    routing: list[str] = (),
 ) -> str:
     lines = [
         "# SLM Swap report",
@@ -53,6 +59,7 @@ def render_markdown(
     lines += summary_section(all_inputs) + steps_section(step_times)
     for inputs in all_inputs:
         lines += track_section(inputs, root)
+    lines += list(routing)
     lines += list(agent)
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -76,7 +83,8 @@ def write_report(
     all_inputs = [load_track(Path(eval_dir), Path(ft_dir), track, decision_doc, names) for track in tracks]
     png = render_chart([chart_track(inputs) for inputs in all_inputs])
     chart_name = Path(os.path.relpath(Path(out_png).resolve(), Path(out_md).resolve().parent)).as_posix()
-    markdown = render_markdown(all_inputs, step_times, chart_name, root, agent_section(Path(eval_dir)))
+    routing = routing_section(Path(eval_dir), tracks)
+    markdown = render_markdown(all_inputs, step_times, chart_name, root, agent_section(Path(eval_dir)), routing)
     # chart first, report last: a report on disk always has its chart beside it
     write_bytes_atomic(out_png, png)
     write_text_atomic(out_md, markdown)

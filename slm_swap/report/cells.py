@@ -141,7 +141,16 @@ def largest_gap(values: dict[str, float] | None, delta: float | None, inputs: Tr
     return text + (" within delta" if values[metric] <= delta + GAP_EPSILON else " exceeds delta")
 
 
+def settles_delta(inputs: TrackInputs) -> bool:
+    """Whether the verdict lets the report compare gaps with delta: `no_baseline` (nothing to match) and
+    `inconclusive` (the rows cannot tell) do not, so no "keep" or "within delta" is written beside them."""
+    verdict = (inputs.decision or {}).get("verdict")
+    return verdict not in (Verdict.NO_BASELINE.value, Verdict.INCONCLUSIVE.value)
+
+
 def decision_label(inputs: TrackInputs) -> str:
     if inputs.decision is None:
         return NOT_RUN
-    return "fine-tune" if inputs.decision.get("fine_tune") else "keep SLM as is"
+    if inputs.decision.get("fine_tune"):
+        return "fine-tune"
+    return "keep SLM as is" if settles_delta(inputs) else "no fine-tuning"

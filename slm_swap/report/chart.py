@@ -37,8 +37,8 @@ def draw_series(ax: Axes, chart: ChartTrack, index: int, label: str, nothing_ran
     values = chart.series[label]
     offsets = [m + (index - (len(chart.series) - 1) / 2) * width for m in range(len(chart.metrics))]
     color = SERIES_COLORS[index % len(SERIES_COLORS)]
-    if values is None:
-        ax.bar(offsets, [0.0] * len(chart.metrics), width * 0.95, label=label, color=color)
+    if values is None:  # nothing drawn, so nothing in the legend: the panel says "not run" instead
+        ax.bar(offsets, [0.0] * len(chart.metrics), width * 0.95, color=color)
         if not nothing_ran:
             for x in offsets:
                 ax.text(x, 0.02, "not run", rotation=90, ha="center", va="bottom", fontsize=7, color="grey")
@@ -67,9 +67,15 @@ def draw_track(ax: Axes, chart: ChartTrack) -> None:
         draw_series(ax, chart, index, label, nothing_ran)
     hosted = chart.series.get(labels[0]) if labels else None
     if chart.delta is not None and hosted is not None:
-        for m, metric in enumerate(chart.metrics):
-            line = ax.hlines(hosted[metric] - chart.delta, m - 0.42, m + 0.42, colors="black", linestyles="dashed", linewidth=1)
-        line.set_label(f"hosted \u2212 delta ({chart.delta:g}): the decision's bar")
+        # only where the bar is on the chart (a hosted rate below delta puts it under 0), and labelled only if drawn,
+        # so the legend never lists a line no panel shows
+        drawn = [
+            ax.hlines(hosted[metric] - chart.delta, m - 0.42, m + 0.42, colors="black", linestyles="dashed", linewidth=1)
+            for m, metric in enumerate(chart.metrics)
+            if hosted[metric] - chart.delta >= 0
+        ]
+        if drawn:
+            drawn[-1].set_label(f"hosted \u2212 delta ({chart.delta:g}): the decision's bar")
 
 
 def chart_figure(tracks: Sequence[ChartTrack]) -> Figure:

@@ -2,7 +2,8 @@
 
 A missing file is a normal state (a track that was not fine-tuned has no adapter run)
 and comes back as None. A file that exists but cannot be read raises
-`ReportInputError` naming it and the line, so a broken run never reads as "not run".
+`ReportInputError` naming it and the line, so a broken run never reads as "not run"; so does a metric
+file whose numbers disagree with its predictions or are not finite (`check_against_predictions`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from slm_swap.data.rows import DatasetError, Row, load_rows
 from slm_swap.files import sha256_file
+from slm_swap.harness.paired import check_metric_file, verified_flags
 from slm_swap.layout import adapter_dir, decision_path, metric_path, predictions_path
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import wilson_interval
@@ -117,6 +119,18 @@ def is_interval(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value) and value[0] <= value[1]
 
 
+def check_against_predictions(path: Path, doc: dict[str, Any], predictions: Path) -> None:
+    """The predictions are the source of truth: a metric file whose rates or counts disagree with them, or that holds
+    a non-finite number, is refused. Without predictions only the second can be checked."""
+    try:
+        if predictions.exists():
+            verified_flags(path, doc, predictions)
+        else:
+            check_metric_file(path, doc, {}, predictions)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
+
+
 def load_run(eval_dir: Path, track: str, role: str, names: RunNames) -> Run | None:
     model, tag = names.model_and_tag(role)
     path = metric_path(eval_dir, track, model, tag)
@@ -134,7 +148,9 @@ def load_run(eval_dir: Path, track: str, role: str, names: RunNames) -> Run | No
         raise ReportInputError(f"{path}: 'intervals' is not a [low, high] pair for {', '.join(broken) or 'any metric'}")
     # the predictions sit beside their metric file, so a copied evaluation folder still reports
     predictions = predictions_path(eval_dir, track, model, tag)
-    return Run(role, path, doc, predictions, load_predictions(predictions))
+    records = load_predictions(predictions)
+    check_against_predictions(path, doc, predictions)
+    return Run(role, path, doc, predictions, records)
 
 
 def load_decision(eval_dir: Path) -> dict[str, Any] | None:

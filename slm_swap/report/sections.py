@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from slm_swap.report.cells import GAP_EPSILON, NOT_RUN, decision_label, duration, gaps, largest_gap, verdict_label
+from slm_swap.report.cells import GAP_EPSILON, NOT_RUN, decision_label, duration, gaps, largest_gap, settles_delta, verdict_label
 from slm_swap.report.examples import failures_section
 from slm_swap.report.inputs import TrackInputs, stale_decision_notes
 from slm_swap.report.markdown import code, escape, table
@@ -25,8 +25,8 @@ def summary_section(all_inputs: list[TrackInputs]) -> list[str]:
                 verdict_label(inputs),
                 decision_label(inputs),
                 NOT_RUN if inputs.delta is None else f"{inputs.delta:g}",
-                largest_gap(gaps(hosted, inputs.runs.get("slm"), metrics), inputs.delta, inputs),
-                largest_gap(gaps(hosted, inputs.runs.get("slm_ft"), metrics), inputs.delta),
+                largest_gap(gaps(hosted, inputs.runs.get("slm"), metrics), inputs.delta if settles_delta(inputs) else None, inputs),
+                largest_gap(gaps(hosted, inputs.runs.get("slm_ft"), metrics), inputs.delta if settles_delta(inputs) else None),
             ]
         )
     header = ["track", "verdict", "decision", "delta", "largest gap hosted \u2212 SLM [95 %]", "largest gap hosted \u2212 SLM + adapter"]
@@ -60,6 +60,13 @@ def verdict_lines(inputs: TrackInputs) -> list[str]:
     return lines
 
 
+# fine_tune = 0 under a verdict that shows nothing to keep: say why nothing trains, never "keep"
+UNSETTLED_ACTIONS = {
+    Verdict.NO_BASELINE.value: "no fine-tuning: with no baseline there is nothing to match",
+    Verdict.INCONCLUSIVE.value: "no fine-tuning, yet the SLM is not shown to be close enough either",
+}
+
+
 def fine_tune_line(inputs: TrackInputs) -> str:
     decision = inputs.decision or {}
     rule, delta, trails = decision.get("rule"), inputs.delta, bool(decision.get("fine_tune"))
@@ -67,7 +74,13 @@ def fine_tune_line(inputs: TrackInputs) -> str:
         if trails:
             return f"Decision: **fine-tune** \u2014 the SLM trails the hosted model by more than delta = {delta:g}:"
         return f"Decision: **keep the SLM as is** \u2014 no core metric trails the hosted model by more than delta = {delta:g}."
-    action = "fine-tune the SLM" if trails else "keep the SLM as is"
+    action = (
+        "fine-tune the SLM"
+        if trails
+        else "keep the SLM as is"
+        if settles_delta(inputs)
+        else UNSETTLED_ACTIONS.get(decision.get("verdict"), "")
+    )
     return f"Decision: fine\\_tune = {int(trails)} ({action}), set by the {escape(rule)} rule with delta = {delta:g}" + (
         ":" if trails and decision.get("reasons") else "."
     )
@@ -81,7 +94,12 @@ def decision_lines(inputs: TrackInputs) -> list[str]:
     if inputs.decision.get("fine_tune"):
         lines += [f"- {escape(reason)}" for reason in inputs.decision.get("reasons", [])] + [""]
     after = gaps(inputs.runs.get("hosted"), inputs.runs.get("slm_ft"), get_track(inputs.track).core_metrics)
-    if after:
+    if after and not settles_delta(inputs):
+        lines += [
+            f"After fine-tuning: SLM + adapter measured (below); the verdict ({verdict_label(inputs)}) compares nothing with delta.",
+            "",
+        ]
+    elif after:
         over = [m for m, g in after.items() if g > inputs.delta + GAP_EPSILON]
         verdict = (
             f"still trails by more than delta on {', '.join(code(m) for m in over)}"

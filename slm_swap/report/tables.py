@@ -15,6 +15,7 @@ from slm_swap.report.cells import (
     identity,
     paired_cell,
     rate_cell,
+    settles_delta,
     short_sha,
     trace_link,
 )
@@ -121,7 +122,11 @@ def manifest_lines(inputs: TrackInputs) -> list[str]:
     if inputs.manifest is None:
         return [
             "Training manifest: "
-            + ("not run" if inputs.decision is None or inputs.decision.get("fine_tune") else "not needed (decision: keep)")
+            + (
+                "not run"
+                if inputs.decision is None or inputs.decision.get("fine_tune")
+                else ("not needed (decision: keep)" if settles_delta(inputs) else "not needed (decision: no fine-tuning)")
+            )
             + "."
         ]
     lines = [f"Training manifest: {code(inputs.manifest_path)}"]

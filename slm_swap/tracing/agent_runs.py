@@ -115,6 +115,8 @@ def record_agent_run(settings: LangfuseSettings, run: EvalRunTrace, tasks: Seque
                 _record_task(session, root, run.model_name, task, run.started_at)
             session.end(root, at=run.ended_at)
         for rate, value in run.rates.items():
+            if value is None:  # a rate over a zero denominator (no actions): n/a, no score
+                continue
             session.score(trace_id=root.trace_id, name=rate, value=value, data_type="NUMERIC", at=run.ended_at, **interval_note(run, rate))
         return root.trace_id
 

@@ -10,6 +10,7 @@ Every value passes through `redact` with the Langfuse secret and the caller's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from langfuse import LangfuseEvent, LangfuseGeneration, LangfuseSpan
 
 from slm_swap.data.rows import Row
+from slm_swap.formats.jsontext import is_number
 from slm_swap.prompts import build_messages
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
@@ -81,9 +83,10 @@ class TrainingRunTrace:
     details: Mapping[str, Any] = field(default_factory=dict)  # tokens/s, peak memory, manifest path, ...
 
 
-def usage_details(usage: Mapping[str, int]) -> dict[str, int]:
-    """OpenAI-style token counts under the names Langfuse uses (input, output, total)."""
-    return {USAGE_NAMES.get(key, key): int(value) for key, value in usage.items()}
+def usage_details(usage: Mapping[str, Any]) -> dict[str, int]:
+    """OpenAI-style token counts under the names Langfuse uses (input, output, total). A count that is not a finite
+    number is left out: replay refuses such files before a run, and a trace is never the place a run dies."""
+    return {USAGE_NAMES.get(key, key): int(value) for key, value in usage.items() if is_number(value) and math.isfinite(value)}
 
 
 def row_trace_from_record(row: Row, record: RowRecord, *, started_at: float) -> RowTrace:
@@ -96,7 +99,7 @@ def row_trace_from_record(row: Row, record: RowRecord, *, started_at: float) -> 
         output=record.output,
         gold=row.completion,
         started_at=started_at,
-        latency_s=float(record.latency_s or 0.0),
+        latency_s=float(record.latency_s) if is_number(record.latency_s) and math.isfinite(record.latency_s) else 0.0,
         checks=dict(record.flags),
         usage=dict(record.usage or {}),
         error=record.error,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import secrets
 import threading
 import time
@@ -128,7 +129,9 @@ def sdk_headers(settings: LangfuseSettings) -> dict[str, str]:
 
 
 def to_ns(epoch_s: float) -> int:
-    return round(epoch_s * 1_000_000_000)
+    """Nanoseconds since the epoch; a time that is not finite (never one of our clocks', only a bad record's) goes
+    out as 0, so one odd value cannot take the whole trace down with it."""
+    return round(epoch_s * 1_000_000_000) if math.isfinite(epoch_s) else 0
 
 
 class TracingSession:

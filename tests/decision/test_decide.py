@@ -19,12 +19,14 @@ RATES = {
 
 
 def metric_file(folder: Path, name: str, track: str, rates: list[float], sha: str = "a" * 64, split: str = "test", n: int = 200) -> Path:
-    """A metric file and its predictions file: row i passes a check when i < rate * n."""
+    """A metric file and its predictions file: row i passes a check when i < rate * n (a row failing one has a failure)."""
     checks = [rate.removesuffix("_rate") for rate in RATES[track]]
     lines = [
         {"id": f"{split}-{i:04d}", "track": track, "output": "x", "flags": {c: i < round(r * n) for c, r in zip(checks, rates)}}
         for i in range(n)
     ]
+    for line in lines:
+        line["failure"] = None if all(line["flags"].values()) else "wrong_name"
     doc = {
         "track": track,
         "model": name.split("_")[1],

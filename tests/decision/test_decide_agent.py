@@ -1,5 +1,5 @@
-"""The agent track in tools/decide.py: tasks paired by id on task success, valid_action_rate by its point gap,
-runs of different arms refused."""
+"""The agent track in tools/decide.py: task success paired by task, turn success by turn, valid_action_rate beside
+the verdict, runs of different arms refused."""
 
 from __future__ import annotations
 
@@ -46,10 +46,13 @@ def test_agent_track_pairs_tasks_and_fine_tunes_past_delta(tmp_path: Path, langf
     agent_run(tmp_path, "slm", [True] * 30 + [False] * 10)
     done = decide(tmp_path, "--arm", "toolcall")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["FINE_TUNE_AGENT=1"]
-    metrics = json.loads((tmp_path / "decision.json").read_text())["tracks"]["agent"]["metrics"]
+    assert done.stdout.splitlines() == ["FINE_TUNE_AGENT_TOOLCALL=1"]
+    entry = json.loads((tmp_path / "decision.json").read_text())["tracks"]["agent"]
+    metrics = entry["metrics"]
     assert metrics["task_success_rate"]["gap"] == 0.25 and "gap_ci95" in metrics["task_success_rate"]
-    assert metrics["valid_action_rate"]["gap"] == 0.125 and "gap_ci95" not in metrics["valid_action_rate"]  # not paired
+    assert metrics["turn_success_rate"]["gap"] == 0.25 and "gap_ci95" in metrics["turn_success_rate"]  # paired by turn
+    # valid actions cannot be paired: beside the verdict, in no rule
+    assert "valid_action_rate" not in metrics and entry["reported"]["valid_action_rate"] == {"hosted": 1.0, "slm": 0.875, "gap": 0.125}
     # the decision names its arm, and fine-tuning that arm's records (agent_toolcall) reads it; the other arm is refused
     assert json.loads((tmp_path / "decision.json").read_text())["tracks"]["agent"]["arm"] == "toolcall"
     assert "task_success_rate" in check_decision(tmp_path / "decision.json", "agent_toolcall", force=False)

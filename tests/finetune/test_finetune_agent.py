@@ -102,5 +102,6 @@ def test_the_agent_track_trains_an_adapter_per_arm_on_assistant_tokens_only(tmp_
     assert manifest["datasets"]["train"]["loss_tokens"] == train.n_loss_tokens
     assert manifest["datasets"]["train"]["tokens"] == train.n_tokens > train.n_loss_tokens > 0
     assert manifest["settings"]["knobs"]["max_seq_len"] == 4096
+    assert manifest["settings"]["fixed"]["max_seq_length"] == 4096  # the length this run used, not the recipe's default
     assert (adapter / "slm_swap_base.json").is_file()
     assert read_trajectories(data / "train.jsonl")[0].accepted

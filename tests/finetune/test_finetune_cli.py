@@ -229,6 +229,18 @@ def test_malformed_split_is_named_with_its_row(refusal_space, smollm2, capsys):
     assert code == 2 and f"{val}: row 1 (line 2): expected exactly the keys" in err
 
 
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_missing_split_is_named_before_a_missing_model(refusal_space, capsys, split):
+    # both are missing: the dataset is what the user asked to train on, so it is the one named (issue 30)
+    missing = refusal_space / "data" / TRACK / f"{split}.jsonl"
+    missing.unlink()
+    code, err = run_tool(tool_args(refusal_space, refusal_space / "no-model", "--force"), capsys)
+    assert (code, err) == (
+        2,
+        f"error: {missing}: dataset file not found; prepare it with `python tools/prepare_data.py`, or pass --dataset-dir\n",
+    )
+
+
 def test_a_base_that_does_not_load_in_4bit_is_refused(refusal_space, smollm2, capsys):
     broken = refusal_space / "broken-model"
     broken.mkdir()

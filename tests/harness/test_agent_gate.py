@@ -1,5 +1,5 @@
 """`--gate-against` on the agent track: the point rule on its core metrics, the interval rule pairing task success
-by task id, and a reference of the other arm refused before any task runs."""
+by task id and turn success by turn, and a reference of the other arm refused before any task runs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def test_the_gate_covers_the_agent_track(tmp_path: Path, langfuse_env) -> None:
         same = gold(tmp_path / f"same-{rule}", "--arm=toolcall", f"--gate-against={ref_file}", f"--gate-rule={rule}")
         assert same.returncode == 0, same.stdout[-3000:]
         assert "gate task_success_rate: reference 1.000 current 1.000" in same.stdout
-        assert "gate valid_action_rate: reference 1.000 current 1.000" in same.stdout
+        assert "gate turn_success_rate: reference 1.000 current 1.000" in same.stdout
+        assert "gate valid_action_rate" not in same.stdout  # not paired: beside the verdict, never gated
     # one reply per turn: every turn needs an action and then a closing answer, so the step cap ends both episodes
     capped = gold(tmp_path / "capped", "--arm=toolcall", "--max-steps-per-turn=1", f"--gate-against={ref_file}")
     assert capped.returncode == 1, capped.stdout[-3000:]
@@ -35,8 +36,7 @@ def test_the_gate_covers_the_agent_track(tmp_path: Path, langfuse_env) -> None:
     interval = gold(
         tmp_path / "capped-interval", "--arm=toolcall", "--max-steps-per-turn=1", f"--gate-against={ref_file}", "--gate-rule=interval"
     )
-    # the interval rule: two tasks lost of two is a drop the rows cannot tell from noise, so that metric holds;
-    # valid actions (no paired flag) still go by the point rule
+    # the interval rule: two tasks lost of two is a drop the rows cannot tell from noise, so that metric holds
     line = next(x for x in interval.stdout.splitlines() if x.startswith("gate task_success_rate:"))
     assert line.startswith("gate task_success_rate: reference 1.000 current 0.000 drop +1.000 [") and line.endswith("interval rule) ok")
     other_arm = gold(tmp_path / "codeact", "--arm=codeact", f"--gate-against={ref_file}")

@@ -97,31 +97,32 @@ def test_predictions_file_lists_every_row_with_flags(project):
     assert [r["id"] for r in records] == [f"test-{i:04d}" for i in range(8)] and records[1]["flags"]["args_exact"] is False
 
 
-def gate_reference(pytester: pytest.Pytester, rate: float) -> Path:
-    reference = {"track": "toolcall", "metrics": {"valid_call_rate": 1.0, "name_match_rate": 1.0, "args_exact_rate": rate}}
-    path = pytester.path / "reference.json"
-    path.write_text(json.dumps(reference))
-    return path
+def gate_reference(pytester: pytest.Pytester, rows: dict, wrong: set[int]) -> Path:
+    """A reference run of the toolcall track's 8 rows, `wrong` rows wrong: its metric file, its predictions beside."""
+    reference = write_jsonl(pytester.path / "reference.jsonl", predictions("toolcall", rows["toolcall"], wrong=wrong))
+    out_dir = pytester.path / "reference"  # not the run's own folder, which stays empty until a row runs
+    assert pytester.runpytest(*replay_args(reference, "-k", "toolcall", "--tag", "ref", f"--out-dir={out_dir}")).ret in (0, 1)
+    return out_dir / "toolcall_replay_ref.json"
 
 
 def test_gate_passes_on_metrics_although_rows_fail(project):
-    pytester, pred, _ = project
-    ref = gate_reference(pytester, 0.77)  # current 0.75: a drop of 0.02 is within delta 0.02
-    result = pytester.runpytest(*replay_args(pred, "-k", "toolcall", f"--gate-against={ref}", "--delta=0.02"))
+    pytester, pred, rows = project
+    ref = gate_reference(pytester, rows, {1})  # args_exact 0.875; current 0.75: a drop of 0.125 is within delta 0.125
+    result = pytester.runpytest(*replay_args(pred, "-k", "toolcall", f"--gate-against={ref}", "--delta=0.125"))
     assert result.ret == 0 and result.parseoutcomes()["failed"] == 2
 
 
 def test_gate_fails_when_a_core_metric_drops_more_than_delta(project):
-    pytester, pred, _ = project
-    ref = gate_reference(pytester, 0.80)
+    pytester, pred, rows = project
+    ref = gate_reference(pytester, rows, set())  # 1.000 against 0.750
     result = pytester.runpytest(*replay_args(pred, "-k", "toolcall", f"--gate-against={ref}", "--delta=0.02"))
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*gate args_exact_rate*FAIL*", "gate: FAILED"])
 
 
 def test_gate_against_a_track_not_run_is_a_usage_error(project):
-    pytester, pred, _ = project
-    ref = gate_reference(pytester, 0.5)
+    pytester, pred, rows = project
+    ref = gate_reference(pytester, rows, set())
     result = pytester.runpytest(*replay_args(pred, "-k", "structured", f"--gate-against={ref}"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
@@ -212,8 +213,7 @@ def test_out_dir_that_is_a_file_is_a_one_line_usage_error_before_any_row(project
     for out_dir, message in ((blocker, "is a file"), (blocker / "sub", f"{blocker} is a file")):
         result = pytester.runpytest(*replay_args(pred, "-k", "toolcall", f"--out-dir={out_dir}"))
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        errors = [line for line in result.stderr.lines if line.startswith("ERROR")]
-        assert errors == [f"ERROR: --out-dir {out_dir}: {message}, not a folder"]
+        assert result.stderr.lines == [f"error: --out-dir {out_dir}: {message}, not a folder"]
         assert "Traceback" not in result.stdout.str() + result.stderr.str()
         assert no_row_ran(result, pytester) and blocker.read_text() == "keep me\n"
 
@@ -235,8 +235,8 @@ def test_a_bad_gate_reference_stops_the_run_before_any_row(project, content, mes
 
 
 def test_a_gate_reference_for_an_unselected_track_stops_before_any_row(project):
-    pytester, pred, _ = project
-    ref = gate_reference(pytester, 0.5)
+    pytester, pred, rows = project
+    ref = gate_reference(pytester, rows, set())
     result = pytester.runpytest(*replay_args(pred, "-k", "structured", f"--gate-against={ref}"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "reference is for track 'toolcall', which this run does not evaluate" in result.stderr.str()

@@ -28,4 +28,6 @@ def test_slm_generation_prints_progress_past_the_capture(pytester: pytest.Pytest
     # one line per batch of at most two rows, counting up to every row
     assert done[-1] == 5 and all(0 < later - earlier <= 2 for earlier, later in zip([0, *done], done))
     assert all(float(match.group(2)) > 0 for line in result.stderr.lines if (match := PROGRESS.match(line)))
+    # within the first batch, before any batch ends: the tokens generated so far
+    assert re.search(r"^slm toolcall: batch of ([12]) rows \(rows 1-\1 of 5\): [1-4]/4 tokens, \d+ s$", result.stderr.str(), re.MULTILINE)
     assert (pytester.path / "slm_swap" / "05_eval" / "toolcall_slm.json").exists()

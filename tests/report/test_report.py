@@ -272,11 +272,11 @@ def test_older_files_without_intervals_get_wilson_and_the_point_gap(project: dic
     assert "| ` structured ` | not recorded | fine-tune | 0.05 | +0.600 (exact\\_match) exceeds delta |" in markdown
 
 
-def test_metric_file_interval_is_shown_as_written(project: dict[str, Path]) -> None:
-    edit_json(project["eval"] / "structured_azure.json", lambda doc: doc["intervals"].update(exact_match_rate=[0.5, 0.95]))
-    assert metric_row(section(build(project), "structured"), "exact_match_rate").startswith(
-        "| ` exact_match_rate ` | 0.900 [0.500, 0.950] | 0.300 [0.108, 0.603] |"
-    )
+def test_metric_file_interval_that_disagrees_with_its_rows_is_refused(project: dict[str, Path]) -> None:
+    hosted = project["eval"] / "structured_azure.json"
+    edit_json(hosted, lambda doc: doc["intervals"].update(exact_match_rate=[0.5, 0.95]))
+    with pytest.raises(ReportInputError, match=re.escape(f"{hosted}: intervals.exact_match_rate is [0.5, 0.95] but its predictions ")):
+        build(project)
 
 
 def test_failed_paired_after_comparison_is_said(project: dict[str, Path]) -> None:
@@ -517,3 +517,82 @@ def test_batch_invariance_check_is_a_line_per_run_and_its_caveat_follows_the_dec
     assert [c.split(":")[0] for c in entry["caveats"]] == ["args_exact_rate"]
     assert f"Caveat: {escape(entry['caveats'][0])}" in toolcall
     assert "Batch invariance" not in section(build(project), "structured")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "stated"),
+    [
+        (lambda d: d["metrics"].update(args_exact_rate=0.999), "metrics.args_exact_rate", "0.999"),  # higher
+        (lambda d: d["metrics"].update(args_exact_rate=0.0), "metrics.args_exact_rate", "0.0"),  # lower
+        (lambda d: d["metrics"].update(args_exact_rate=float("nan")), "metrics.args_exact_rate", "nan"),
+        (lambda d: d["metrics"].update(args_exact_rate=float("inf")), "metrics.args_exact_rate", "inf"),
+        (lambda d: d["counts"].update(args_exact=N + 1), "counts.args_exact", str(N + 1)),  # a count above n
+    ],
+    ids=["higher", "lower", "nan", "infinity", "count-above-n"],
+)
+def test_a_metric_file_that_disagrees_with_its_predictions_is_refused(project: dict[str, Path], change, field: str, stated: str) -> None:
+    slm = project["eval"] / "toolcall_slm.json"
+    document = json.loads(slm.read_text(encoding="utf-8"))
+    recomputed = document["counts"]["args_exact"] if field.startswith("counts") else document["metrics"]["args_exact_rate"]
+    change(document)
+    slm.write_text(json.dumps(document), encoding="utf-8")
+    predictions = project["eval"] / "toolcall_slm.predictions.jsonl"
+    expected = (
+        f"{slm}: {field} is {stated} but its predictions {predictions} give {recomputed}; "
+        "the predictions are the source of truth: re-run the evaluation or restore the metric file"
+    )
+    with pytest.raises(ReportInputError) as refused:
+        build(project)
+    assert str(refused.value) == expected
+    assert not project["md"].exists() and not project["png"].exists()
+
+
+def test_a_non_finite_number_without_predictions_to_check_is_still_refused(project: dict[str, Path]) -> None:
+    (project["eval"] / "toolcall_slm.predictions.jsonl").unlink()
+    slm = project["eval"] / "toolcall_slm.json"
+    edit_json(slm, lambda d: d.update(duration_s=None))  # write_json_atomic refuses NaN, so it goes in by hand
+    slm.write_text(slm.read_text(encoding="utf-8").replace('"duration_s": null', '"duration_s": NaN'), encoding="utf-8")
+    with pytest.raises(ReportInputError) as refused:
+        build(project)
+    assert str(refused.value) == f"{slm}: duration_s is nan, not a finite number"
+
+
+# The report says what the verdict says: "keep" and "within delta" only where the verdict supports them
+# (`slm_matches`, and a verdict-less old decision); `no_baseline` and `inconclusive` compare nothing with delta.
+
+
+def set_verdict(eval_dir: Path, track: str, verdict: str, fine_tune: int) -> None:
+    def edit(doc: dict) -> None:
+        doc["tracks"][track].update(verdict=verdict, fine_tune=fine_tune, verdict_text=f"{verdict}: as decided")
+
+    edit_json(eval_dir / "decision.json", edit)
+
+
+def summary_row(markdown: str, track: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith(f"| ` {track} ` |"))
+
+
+@pytest.mark.parametrize("verdict", ["no_baseline", "inconclusive"])
+def test_unsettled_verdict_never_reads_keep_or_within_delta(project: dict[str, Path], verdict: str) -> None:
+    # structured has an adapter run whose point gaps are at or below delta: the words the old report put beside them
+    set_verdict(project["eval"], "structured", verdict, 0)
+    markdown = build(project)
+    for text in (summary_row(markdown, "structured"), section(markdown, "structured")):
+        assert "keep" not in text.lower() and "within delta" not in text and "exceeds delta" not in text
+    assert "| no fine-tuning |" in summary_row(markdown, "structured")
+    assert "Decision: fine\\_tune = 0 (no fine-tuning" in section(markdown, "structured")
+
+
+def test_slm_matches_reads_keep_and_within_delta(project: dict[str, Path]) -> None:
+    set_verdict(project["eval"], "structured", "slm_matches", 0)
+    markdown = build(project)
+    assert "| keep SLM as is |" in summary_row(markdown, "structured") and "within delta" in summary_row(markdown, "structured")
+    assert "Decision: fine\\_tune = 0 (keep the SLM as is)" in section(markdown, "structured")
+
+
+def test_slm_trails_reads_fine_tune_and_compares_with_delta(project: dict[str, Path]) -> None:
+    set_verdict(project["eval"], "structured", "slm_trails", 1)
+    markdown = build(project)
+    row = summary_row(markdown, "structured")
+    assert "| fine-tune |" in row and "exceeds delta" in row and "keep" not in row
+    assert "(fine-tune the SLM)" in section(markdown, "structured")

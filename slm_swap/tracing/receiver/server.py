@@ -283,14 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     receiver = LangfuseReceiver([(args.public_key, args.secret_key)], port=args.port, dump_dir=args.dump_dir)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: stopped.set())
     receiver.start()
     write_json_atomic(args.dump_dir / "receiver.json", {"url": receiver.url, "project_id": receiver.project_id})
     print(f"Langfuse-compatible receiver listening on {receiver.url}; writing what it receives to {args.dump_dir}", flush=True)
     try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
+        while not stopped.wait(0.5):  # timed: an untimed wait once missed the SIGTERM handler's event and never ended
+            pass
     finally:
         receiver.stop()
     return 0
