@@ -28,7 +28,7 @@ class RowRoute:
 
     @property
     def route(self) -> str:
-        return "slm" if self.validation.accepted else "hosted"
+        return self.validation.route
 
 
 class RoutedModel:

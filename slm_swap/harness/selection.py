@@ -3,7 +3,7 @@
 `pytest evals --model=X` runs the row tracks (structured, toolcall) in the minutes README promises; the agent track
 (hundreds of multi-turn episodes) runs when the command selects it: with `-k` (`-k agent`; any keyword expression
 decides for every track, as pytest's own -k does) or by naming its test file or case
-(`pytest evals/test_agent.py`). Unselected, its tasks are not even loaded: one placeholder case stands for them
+(`pytest evals/test_agent.py`). Unselected, its tasks are not even loaded: one case with id `agent-track-not-selected` stands for them
 and is deselected, so the run's summary says `1 deselected`. The plugin module imports the hook here, so it is
 registered with it, and calls `parametrize_tasks` for the agent track's module.
 """

@@ -32,7 +32,7 @@ class RoutedRow:
 
     @property
     def route(self) -> str:
-        return "slm" if self.validation.accepted else "hosted"
+        return self.validation.route
 
     @property
     def routed_passed(self) -> bool:

@@ -52,6 +52,11 @@ class Validation:
         return self.rejection is None
 
     @property
+    def route(self) -> str:
+        """Where an SLM-first router sends the request: the SLM's answer stands when accepted, else the hosted model."""
+        return "slm" if self.accepted else "hosted"
+
+    @property
     def reason(self) -> str:
         """One line: `accepted`, or `<rule>: <what broke it>`."""
         return "accepted" if self.rejection is None else f"{self.rejection.value}: {self.detail}"

@@ -55,6 +55,14 @@ def evals(out: Path, selection: str, *args: str, prefix: tuple[str, ...] = ()) -
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
+def hosted_at(server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hosted model's endpoint and key for the runs this test starts: the fault server, the canary key."""
+    monkeypatch.setenv("AZURE_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("AZURE_API_KEY", KEY)
+    monkeypatch.delenv("AZURE_API_VERSION", raising=False)
+    monkeypatch.delenv("AZURE_MODEL", raising=False)
+
+
 def no_key_anywhere(out: Path, done: subprocess.CompletedProcess[str]) -> None:
     assert KEY not in done.stdout + done.stderr
     for path in out.rglob("*"):
@@ -74,10 +82,7 @@ def test_attacks_from_a_hosted_reply_run_nothing_outside_the_sandbox(tmp_path: P
     answers = {task.turns[0]: f"```python\n{ESCAPE}{code}\n```" for task, code in zip(tasks, codes, strict=True)}
     out = tmp_path / "out"
     with FaultServer(answers=answers, max_seconds=300) as server:
-        monkeypatch.setenv("AZURE_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("AZURE_API_KEY", KEY)
-        monkeypatch.delenv("AZURE_API_VERSION", raising=False)
-        monkeypatch.delenv("AZURE_MODEL", raising=False)
+        hosted_at(server, monkeypatch)
         selection = "agent and (" + " or ".join(task.id for task in tasks) + ")"
         done = evals(out, selection, "--model=azure", "--arm=codeact", "--max-steps-per-turn=2", "--max-connections=4")
         bodies = [json.dumps(request.body) for request in server.requests]
@@ -174,10 +179,7 @@ def test_a_run_killed_with_sigkill_leaves_no_worker_and_its_folders_go_at_the_ne
     out = tmp_path / "out"
     temporary = set(Path("/tmp").iterdir())
     with FaultServer(per_prompt={tasks[0].turns[0]: ["stall"]}, stall_s=120, max_seconds=300) as server:
-        monkeypatch.setenv("AZURE_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("AZURE_API_KEY", KEY)
-        monkeypatch.delenv("AZURE_API_VERSION", raising=False)
-        monkeypatch.delenv("AZURE_MODEL", raising=False)
+        hosted_at(server, monkeypatch)
         command = [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "-k", selection, f"--out-dir={out}"]
         command += ["--model=azure", "--arm=codeact", "--max-steps-per-turn=2", "--request-timeout=200", "--row-budget=300"]
         run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -210,10 +212,7 @@ def test_resuming_from_a_journal_whose_reply_calls_code_runs_nothing(tmp_path: P
     out = tmp_path / "out"
     marker = tmp_path / "journal-code-ran"
     with FaultServer(answers=answers, max_seconds=300) as server:
-        monkeypatch.setenv("AZURE_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("AZURE_API_KEY", KEY)
-        monkeypatch.delenv("AZURE_API_VERSION", raising=False)
-        monkeypatch.delenv("AZURE_MODEL", raising=False)
+        hosted_at(server, monkeypatch)
         first = evals(out, f"agent and {task.id}", "--model=azure", "--arm=toolcall", "--max-steps-per-turn=2")
         assert first.returncode in (0, 1), first.stdout[-3000:] + first.stderr[-3000:]
         journal = next((out / "cache").glob("*agent*.jsonl"))

@@ -27,7 +27,7 @@ def test_a_plain_run_collects_the_row_tracks_and_no_agent_task():
     cases, summary = lines[:-1], lines[-1]
     assert cases and not [line for line in cases if "test_agent" in line]
     assert {line.split("::")[0] for line in cases} == {"evals/test_structured.py", "evals/test_toolcall.py"}
-    assert "(1 deselected)" in summary  # the agent track's one placeholder, its tasks never loaded
+    assert "(1 deselected)" in summary  # the agent track's one stand-in case, its tasks never loaded
 
 
 def test_k_agent_collects_the_agent_tasks_only():
