@@ -8,18 +8,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from slm_swap.agent.scoring import TaskResult
-from slm_swap.agent.trajectory import Trajectory
 from slm_swap.backends.api import Answer, HarnessError, Model, answer_row
 from slm_swap.backends.journal import JournalError
 from slm_swap.backends.retry import CircuitOpen
-from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import DatasetError, Row
-from slm_swap.harness.agent_policy import build_policy
-from slm_swap.harness.agent_records import TASK_PROPERTY, TaskRecord
-from slm_swap.harness.capture import CAPTURE_PROPERTY, capture_lines
 from slm_swap.harness.context import run_context
-from slm_swap.harness.episodes import EpisodePool
 from slm_swap.harness.factory import ModelSetupError, build_cached_model
 from slm_swap.harness.invariance import ALONE_PROPERTY, choose_check_rows
 from slm_swap.harness.progress import RowProgress
@@ -27,6 +20,13 @@ from slm_swap.harness.records import MODEL_PROPERTY, ROW_PROPERTY, make_row_reco
 from slm_swap.harness.shares import rows_to_run
 from slm_swap.harness.stops import stop_run
 from slm_swap.scoring.scorers import RowResult
+from slm_swap.tracks.agent.data.bfcl_multi_turn import MultiTurnTask
+from slm_swap.tracks.agent.episodes.scoring import TaskResult
+from slm_swap.tracks.agent.episodes.trajectory import Trajectory
+from slm_swap.tracks.agent.run.capture import CAPTURE_PROPERTY, capture_lines
+from slm_swap.tracks.agent.run.policy import build_policy
+from slm_swap.tracks.agent.run.pool import EpisodePool
+from slm_swap.tracks.agent.run.records import TASK_PROPERTY, TaskRecord
 
 
 class ModelPool:

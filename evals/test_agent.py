@@ -2,9 +2,9 @@
 
 import pytest
 
-from slm_swap.agent.scoring import score_trajectory
-from slm_swap.harness.explain import explain_task_failure
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.agent.definition import AGENT
+from slm_swap.tracks.agent.episodes.scoring import score_trajectory
+from slm_swap.tracks.agent.run.explain import explain_task_failure
 
 TRACK = AGENT.name
 

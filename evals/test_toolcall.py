@@ -3,7 +3,7 @@
 import pytest
 
 from slm_swap.harness.explain import explain_failure
-from slm_swap.tracks import TOOLCALL
+from slm_swap.tracks.rows.definitions import TOOLCALL
 
 TRACK = TOOLCALL.name
 

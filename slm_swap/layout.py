@@ -87,7 +87,7 @@ def route_path(output_dir: Path, track: str) -> Path:
     return Path(output_dir) / f"route_{track}.json"
 
 
-# The Phase II loop (slm_swap.pipeline.phase2) on the agent track. Its metric files, adapters and training records
+# The Phase II loop (slm_swap.tracks.agent.loop.phase2) on the agent track. Its metric files, adapters and training records
 # keep the names above, so tools/decide.py, tools/report.py and --adapter auto find them as after a manual run.
 AGENT_TRACK = "agent"  # slm_swap.tracks.AGENT.name, which sits above this module
 

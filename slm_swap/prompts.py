@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from slm_swap.tracks import TRACK_NAMES, get_track
+from slm_swap.tracks.rows.definitions import TRACK_NAMES, get_track
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.json")
 AGENT_PROMPTS_FILE = Path(__file__).with_name("agent_prompts.json")

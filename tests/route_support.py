@@ -11,7 +11,7 @@ from slm_swap.files import sha256_file
 from slm_swap.harness.records import prediction_lines, summarize
 from slm_swap.prompts import build_prompt
 from slm_swap.scoring.outcomes import RowRecord
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 CITY = {"type": "string"}
 WEATHER = {"name": "get_weather", "parameters": {"type": "dict", "properties": {"city": CITY}, "required": ["city"]}}

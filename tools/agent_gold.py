@@ -20,11 +20,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from slm_swap.agent.episode import EpisodeSettings, run_episodes  # noqa: E402
-from slm_swap.agent.gold import gold_policy  # noqa: E402
-from slm_swap.agent.scoring import agent_metrics, ground_truth_rejection, score_trajectory  # noqa: E402
-from slm_swap.data.bfcl_multi_turn import MULTI_TURN_CATEGORIES, load_multi_turn  # noqa: E402
 from slm_swap.prompts import AGENT_ARMS  # noqa: E402
+from slm_swap.tracks.agent.data.bfcl_multi_turn import MULTI_TURN_CATEGORIES, load_multi_turn  # noqa: E402
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings, run_episodes  # noqa: E402
+from slm_swap.tracks.agent.episodes.gold import gold_policy  # noqa: E402
+from slm_swap.tracks.agent.episodes.scoring import agent_metrics, ground_truth_rejection, score_trajectory  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

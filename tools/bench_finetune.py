@@ -133,7 +133,7 @@ def quality(args: argparse.Namespace) -> dict:
     from slm_swap.backends.local_slm import LocalSLM
     from slm_swap.data.rows import load_rows
     from slm_swap.scoring.metrics import compute_rates, count_failures
-    from slm_swap.tracks import get_track
+    from slm_swap.tracks.rows.definitions import get_track
 
     rows = load_rows(split_path(args.dataset_dir, args.track, args.split), args.track)[: args.limit]
     report = {"track": args.track, "split": args.split, "rows": len(rows), "model": str(args.model)}

@@ -30,7 +30,7 @@ from slm_swap.bench.generation import bench_track, build_random_phi4_mini, markd
 from slm_swap.bench.machine import machine, versions
 from slm_swap.data.rows import DatasetError, load_rows
 from slm_swap.layout import Layout, split_path
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 

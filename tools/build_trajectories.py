@@ -22,16 +22,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from slm_swap.agent.demonstrations import gold_demonstrations  # noqa: E402
-from slm_swap.agent.episode import EpisodeSettings  # noqa: E402
-from slm_swap.agent.recheck import recheck_records  # noqa: E402
-from slm_swap.data.bfcl_multi_turn import load_multi_turn  # noqa: E402
-from slm_swap.data.multi_turn_splits import load_split_tasks  # noqa: E402
 from slm_swap.data.rows import DatasetError  # noqa: E402
-from slm_swap.data.trajectories import write_trajectories  # noqa: E402
-from slm_swap.data.trajectory_build import TRAINING_SPLITS, build_training_records, training_set_name  # noqa: E402
 from slm_swap.layout import Layout  # noqa: E402
 from slm_swap.prompts import AGENT_ARMS  # noqa: E402
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn  # noqa: E402
+from slm_swap.tracks.agent.data.splits import load_split_tasks  # noqa: E402
+from slm_swap.tracks.agent.data.trajectories import write_trajectories  # noqa: E402
+from slm_swap.tracks.agent.data.trajectory_build import TRAINING_SPLITS, build_training_records, training_set_name  # noqa: E402
+from slm_swap.tracks.agent.episodes.demonstrations import gold_demonstrations  # noqa: E402
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings  # noqa: E402
+from slm_swap.tracks.agent.episodes.recheck import recheck_records  # noqa: E402
 
 GOLD_FILE = "gold_demonstrations.jsonl"
 

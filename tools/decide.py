@@ -29,10 +29,11 @@ sys.path.insert(0, str(REPO))
 
 from slm_swap.decision.rules import RULES  # noqa: E402
 from slm_swap.decision.run import DecisionRequest, run_decision  # noqa: E402
-from slm_swap.layout import Layout, agent_run_tag, decision_path, metric_path  # noqa: E402
+from slm_swap.layout import Layout, decision_path  # noqa: E402
 from slm_swap.prompts import AGENT_ARMS  # noqa: E402
 from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
-from slm_swap.tracks import AGENT, DECIDABLE_TRACKS, TRACK_NAMES  # noqa: E402
+from slm_swap.tracks.registry import DECIDABLE_TRACKS, get_track  # noqa: E402
+from slm_swap.tracks.rows.definitions import TRACK_NAMES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,12 +77,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     pairs = {}
     for track in args.tracks:
-        tag, after_tag = (
-            (agent_run_tag(args.arm), agent_run_tag(args.arm, args.after_tag)) if track == AGENT.name else (None, args.after_tag)
-        )
-        hosted = getattr(args, f"{track}_hosted") or metric_path(args.eval_dir, track, args.hosted_model, tag)
-        slm = getattr(args, f"{track}_slm") or metric_path(args.eval_dir, track, "slm", tag)
-        pairs[track] = (hosted, slm, metric_path(args.eval_dir, track, "slm", after_tag))
+        hosted, slm, after = get_track(track).decision_runs(args.eval_dir, args.hosted_model, args.after_tag, args.arm)
+        pairs[track] = (getattr(args, f"{track}_hosted") or hosted, getattr(args, f"{track}_slm") or slm, after)
     output = args.output or decision_path(args.eval_dir)
     request = DecisionRequest(
         pairs=pairs,

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))  # run from a clone without installing
 from slm_swap.harness.factory import slm_model_path
 from slm_swap.layout import Layout, adapter_dir, merged_model_dir
 from slm_swap.serving.export import ExportError, export_merged
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,11 +33,11 @@ from slm_swap.harness.settings import default  # noqa: E402
 from slm_swap.layout import Layout, phase2_report_path, report_path  # noqa: E402
 from slm_swap.pipeline import demo as demo_defaults  # noqa: E402
 from slm_swap.pipeline.demo import DEMO_HOSTED, DEMO_MAX_NEW_TOKENS, DEMO_SLM, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, demo_environment  # noqa: E402
-from slm_swap.pipeline.phase2 import Phase2Config, Phase2Pipeline  # noqa: E402
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed, tool_process  # noqa: E402
 from slm_swap.prompts import AGENT_ARMS  # noqa: E402
 from slm_swap.tracing.client import TracingError, settings_from_env  # noqa: E402
-from slm_swap.tracks import TRACK_NAMES  # noqa: E402
+from slm_swap.tracks.agent.loop.phase2 import Phase2Config, Phase2Pipeline  # noqa: E402
+from slm_swap.tracks.rows.definitions import TRACK_NAMES  # noqa: E402
 
 TOOLS_DIR = REPO / "tools"
 # on a CPU, packed rows attend through a dense mask over the whole micro-batch: keep micro-batches to one row

@@ -19,14 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from slm_swap.data.bfcl import load_bfcl
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
-from slm_swap.data.multi_turn_splits import prepare_multi_turn_splits
 from slm_swap.data.rows import DatasetError
 from slm_swap.data.sources import SourceData
 from slm_swap.data.splits import DEFAULT_SEED, SplitSizes, prepare_dataset
 from slm_swap.data.xlam import download_xlam, load_xlam
 from slm_swap.layout import Layout, split_path
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.data.splits import prepare_multi_turn_splits
+from slm_swap.tracks.agent.definition import AGENT
 
 DEFAULT_OUT_DIR = Layout(Path(__file__).resolve().parents[1]).dataset_dir
 DEFAULT_SIZES = SplitSizes()

@@ -22,9 +22,9 @@ sys.path.insert(0, str(REPO))  # run from a clone without installing
 
 from slm_swap.files import write_text_atomic  # noqa: E402
 from slm_swap.layout import Layout, report_path  # noqa: E402
-from slm_swap.report.agent_arms import agent_report  # noqa: E402
 from slm_swap.report.build import write_report  # noqa: E402
 from slm_swap.report.inputs import ReportInputError, RunNames  # noqa: E402
+from slm_swap.tracks.agent.report.arms import agent_report  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

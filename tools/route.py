@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from slm_swap.layout import Layout, metric_path  # noqa: E402
 from slm_swap.routing.run import RouteRequest, run_routing  # noqa: E402
 from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
-from slm_swap.tracks import TRACK_NAMES  # noqa: E402
+from slm_swap.tracks.rows.definitions import TRACK_NAMES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

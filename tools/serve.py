@@ -40,7 +40,7 @@ from slm_swap.harness.settings import EvalSettings
 from slm_swap.layout import Layout, serve_parity_path, split_path
 from slm_swap.serving.launch import ServePlan, ServingError, plan_serving, resolve_device, shell_line, vllm_command
 from slm_swap.serving.process import ServeError, ServeProcess, start_transformers_serve
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 DEFAULT_PORT = 8000
 PLACEHOLDER_KEY = "unused"  # transformers serve checks no key; the OpenAI client insists on one

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slm_swap.agent.episode import EpisodeSettings, run_episodes
-from slm_swap.agent.gold import gold_policy
-from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits
-from slm_swap.agent.scoring import ground_truth_rejection, score_trajectory
-from slm_swap.data.bfcl_multi_turn import MultiTurnTask, load_multi_turn
-from slm_swap.data.multi_turn_splits import load_split_tasks
+from slm_swap.tracks.agent.data.bfcl_multi_turn import MultiTurnTask, load_multi_turn
+from slm_swap.tracks.agent.data.splits import load_split_tasks
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings, run_episodes
+from slm_swap.tracks.agent.episodes.gold import gold_policy
+from slm_swap.tracks.agent.episodes.sandbox import EpisodeSandbox, SandboxLimits
+from slm_swap.tracks.agent.episodes.scoring import ground_truth_rejection, score_trajectory
 
 
 @dataclass(frozen=True)

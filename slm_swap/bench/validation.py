@@ -19,7 +19,7 @@ from typing import Any
 from slm_swap.data.rows import Row, load_rows
 from slm_swap.layout import split_path
 from slm_swap.prompts import offered_tools
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 from slm_swap.validation.validator import validate_prompt_answer
 
 PROSE = "I am not sure which function to call."

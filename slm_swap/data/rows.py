@@ -9,7 +9,7 @@ from typing import Any
 
 from slm_swap.formats.jsontext import StrictJSONError, parse_strict_json
 from slm_swap.formats.toolcall import count_tool_call_openings, find_tool_calls
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 ROW_KEYS = {"prompt", "completion"}
 

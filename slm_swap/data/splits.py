@@ -25,7 +25,7 @@ from slm_swap.data.sources import Example, SourceData
 from slm_swap.files import jsonl_text, sha256_file
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.prompts import PROMPTS_FILE, build_prompt
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 DEFAULT_SEED = 13
 SPLITS = ("train", "val", "test")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 
 def flip_rates(block: Mapping[str, Any]) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """The paired comparison behind a decision: two runs' row-level flags, matched by row id, per core metric.
-For the agent track the rows are tasks: task success is paired by task, turn success by turn (`tracks.AGENT.checks`).
+For the agent track the rows are tasks: task success is paired by task, turn success by turn (`Track.checks`).
 
 Each metric file's predictions file (its sibling `<stem>.predictions.jsonl`) holds every row's flags, and is the
 source of truth: a metric file whose numbers disagree with it is refused (`harness.paired`). Two runs are compared
@@ -15,7 +15,7 @@ from typing import Any
 from slm_swap.harness.paired import Flags, unit_flags, verified_flags
 from slm_swap.layout import predictions_for_metric
 from slm_swap.stats.intervals import PairedComparison, paired_difference
-from slm_swap.tracks import paired_checks
+from slm_swap.tracks.registry import paired_checks
 
 
 class DecisionInputError(ValueError):

@@ -24,7 +24,7 @@ from slm_swap.decision.compare import DecisionInputError
 from slm_swap.files import sha256_file
 from slm_swap.harness.records import load_metric_file
 from slm_swap.stats.intervals import Interval, PairedComparison, Verdict, rows_needed, verdict_for, wilson_interval
-from slm_swap.tracks import AGENT, core_metrics, reported_metrics
+from slm_swap.tracks.registry import core_metrics, definition, reported_metrics
 
 RULES = ("point", "interval")
 EPSILON = 1e-9  # keeps float noise (0.72 - 0.70 = 0.0200000001) from turning an exact delta into a fine-tune
@@ -113,7 +113,7 @@ def significant(p: float) -> float:
 
 def verdict_text(decision: TrackDecision) -> str:
     delta, verdict = decision.delta, decision.verdict
-    row = "task" if decision.track == AGENT.name else "row"  # the agent track's cases are tasks
+    row = definition(decision.track).case_noun  # the agent track's cases are tasks
     if verdict is Verdict.NO_BASELINE:
         return (
             f"no_baseline: the hosted model passes no {row} of this track, so no comparison means anything; "
@@ -203,9 +203,8 @@ def load_pair(track: str, hosted_path: Path, slm_path: Path) -> tuple[dict[str, 
         hosted, slm = load_metric_file(hosted_path), load_metric_file(slm_path)
     except ValueError as exc:
         hint = f"track {track}: evaluate it first, e.g. `pytest evals -k {track} --model=...`"
-        if track == AGENT.name and not Path(hosted_path).exists():
-            # the Phase II loop's demo (and --teacher gold) evaluates the gold policy as the hosted side, not azure
-            hint += "; after `tools/pipeline.py --phase2 --demo` the hosted side is `gold`: add `--hosted-model gold`"
+        if definition(track).missing_hosted_hint and not Path(hosted_path).exists():
+            hint += f"; {definition(track).missing_hosted_hint}"
         raise DecisionInputError(f"{exc} ({hint})") from None
     return hosted, slm
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap import layout
-from slm_swap.data.trajectory_build import training_set_name
 from slm_swap.layout import Layout
 from slm_swap.prompts import AGENT_ARMS
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.agent.data.trajectory_build import training_set_name
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 BACKENDS = ("auto", "unsloth", "hf")
 DEFAULT_MODEL_PATH = Layout().default_slm_path

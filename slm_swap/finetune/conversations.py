@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.data.rows import DatasetError
-from slm_swap.data.trajectories import read_trajectories
 from slm_swap.files import sha256_file
 from slm_swap.finetune.data import PreparedSplit, TokenizedRow
+from slm_swap.tracks.agent.data.trajectories import read_trajectories
 
 CHATML_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 

@@ -13,22 +13,26 @@ import tempfile
 from pathlib import Path
 
 from slm_swap.backends.checkpoints import replace_folder
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.registry import DECIDABLE_TRACKS
 
 
 class FinetuneRefused(RuntimeError):
     """The run must not start; the message says why and what to do instead."""
 
 
-def agent_arm(track: str) -> str | None:
-    """The arm of an agent fine-tuning track (`agent_<arm>`, trained on that arm's trajectories), else None."""
-    prefix = f"{AGENT.name}_"
-    return track[len(prefix) :] if track.startswith(prefix) else None
+def decided_arm(track: str) -> tuple[str, str] | None:
+    """(track, arm) of a training set named `<track>_<arm>` (the agent track's `agent_<arm>`: one arm's
+    trajectories, decided per arm), else None."""
+    for name in DECIDABLE_TRACKS:
+        if track.startswith(f"{name}_"):
+            return name, track[len(name) + 1 :]
+    return None
 
 
 def decision_entry(tracks: dict, track: str) -> object:
-    """The decision that governs `track`: its own entry, or for `agent_<arm>` the agent track's (decided per arm)."""
-    return tracks.get(track) if track in tracks or agent_arm(track) is None else tracks.get(AGENT.name)
+    """The decision that governs `track`: its own entry, or for `<track>_<arm>` that track's (decided per arm)."""
+    arm = decided_arm(track)
+    return tracks.get(track) if track in tracks or arm is None else tracks.get(arm[0])
 
 
 def check_decision(decision_path: Path, track: str, force: bool) -> str:
@@ -46,11 +50,12 @@ def check_decision(decision_path: Path, track: str, force: bool) -> str:
     entry = decision_entry(tracks, track) if isinstance(tracks, dict) else None
     if not isinstance(entry, dict) or "fine_tune" not in entry:
         raise FinetuneRefused(f"{decision_path} holds no decision for track {track!r}; {hint}")
-    arm = agent_arm(track)
-    if arm is not None and entry.get("arm") != arm:
+    decided = decided_arm(track) if track not in tracks else None
+    if decided is not None and entry.get("arm") != decided[1]:
+        name, arm = decided
         raise FinetuneRefused(
-            f"{decision_path} decides the agent track's {entry.get('arm')!r} arm, not {arm!r}; "
-            f"run `python tools/decide.py --tracks agent --arm {arm} --output FILE` and pass --decision FILE, or --force"
+            f"{decision_path} decides the {name} track's {entry.get('arm')!r} arm, not {arm!r}; "
+            f"run `python tools/decide.py --tracks {name} --arm {arm} --output FILE` and pass --decision FILE, or --force"
         )
     if entry["fine_tune"] not in (1, True):
         delta = document.get("delta", entry.get("delta"))

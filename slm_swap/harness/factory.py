@@ -14,7 +14,8 @@ from slm_swap.backends.journal import CachedModel
 from slm_swap.data.rows import DatasetError, Row
 from slm_swap.harness.progress import ReportedModel, RowProgress
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.registry import DECIDABLE_TRACKS, get_track
+from slm_swap.tracks.rows.definitions import TRACK_NAMES as ROW_TRACK_NAMES
 
 DEFAULT_SLM_PATH = str(layout.Layout().default_slm_path)  # relative to the folder pytest runs in
 
@@ -147,20 +148,16 @@ def check_model_config(settings: EvalSettings, environ: Mapping[str, str]) -> No
 def check_replayed(path: Path) -> None:
     """Read a replayed predictions file whole before any row runs: a bad line (a number that is not finite or not of
     its field's type, a malformed record) stops the run naming the file and line, not a test or the trace halfway."""
-    from slm_swap.backends.replay import load_predictions
-    from slm_swap.harness.agent_records import read_task_records
-
+    track = predictions_track(path)
     try:
-        if predictions_track(path) == AGENT.name:
-            read_task_records(path)
-        else:
-            load_predictions(path)
+        # a file that names no track, or one no track has, is read as rows: the loader says what is wrong
+        get_track(track if track in DECIDABLE_TRACKS else ROW_TRACK_NAMES[0]).check_predictions(path)
     except DatasetError as exc:
         raise ModelSetupError(str(exc)) from None
 
 
 def predictions_track(path: Path) -> str | None:
-    """The track its first line names (agent lines and row lines are read differently); None if it names none."""
+    """The track its first line names (each track reads its own lines); None if it names none."""
     try:
         with open(path, encoding="utf-8") as handle:
             first = next((line for line in handle if line.strip()), "")

@@ -24,7 +24,7 @@ from slm_swap.harness.paired import Flags, unit_flags, verified_flags
 from slm_swap.harness.records import load_metric_file
 from slm_swap.layout import predictions_for_metric
 from slm_swap.stats.intervals import Interval, paired_difference
-from slm_swap.tracks import AGENT, core_metrics, paired_checks
+from slm_swap.tracks.registry import core_metrics, get_track, paired_checks
 
 SHOWN_IDS = 3  # row ids named when the two runs' rows differ
 
@@ -144,15 +144,17 @@ def run_gate(
     return checks, warnings
 
 
-def check_gate_track(reference_path: Path, items: list[pytest.Item], arm: str) -> None:
-    """The gate's reference must be for a track (and, for the agent track, an arm) this run evaluates:
-    say so before any row runs."""
+def check_gate_track(reference_path: Path, items: list[pytest.Item], settings: Any) -> None:
+    """The gate's reference must be for a track this run evaluates, and comparable with it (`Track.reference_problem`:
+    the agent track's arm): say so before any case runs."""
     reference = load_metric_file(reference_path)
     track = reference["track"]
-    if track == AGENT.name and reference.get("arm") != arm:
-        raise pytest.UsageError(
-            f"--gate-against {reference_path}: reference is for the agent track's {reference.get('arm')} arm, this run uses --arm {arm}"
-        )
+    try:
+        problem = get_track(track).reference_problem(reference, settings, reference_path)
+    except ValueError:
+        problem = None  # an unknown track: the check below names the tracks this run evaluates
+    if problem is not None:
+        raise pytest.UsageError(problem)
     selected = {getattr(getattr(item, "module", None), "TRACK", None) for item in items}
     if track not in selected:
         raise pytest.UsageError(f"--gate-against {reference_path}: reference is for track {track!r}, which this run does not evaluate")

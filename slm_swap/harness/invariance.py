@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from slm_swap.data.rows import Row
 from slm_swap.scoring.outcomes import RowRecord
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 ALONE_PROPERTY = "slm_swap_alone"
 CHOICE = "evenly spaced over the selected rows in dataset order: row floor(i * n / K) for i < K"

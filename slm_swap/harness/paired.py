@@ -7,7 +7,7 @@ Otherwise `MetricFileMismatch` says which file, which number, and both values, s
 decision. Fields an older metric file does not have (`counts`, `intervals`) are not asked for.
 
 Flags map a row (task) id to check -> passed. The agent track's `turn_success` holds one flag per turn
-(`agent_records.task_flags`); `unit_flags` spreads it into `<task id>#<turn>` units, so turns are paired by turn.
+(`Track.flags`); `unit_flags` spreads it into `<task id>#<turn>` units, so turns are paired by turn.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.data.rows import DatasetError
-from slm_swap.harness.agent_records import read_task_records, summarize_tasks, task_flags
-from slm_swap.harness.records import read_row_records, summarize
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.registry import get_track
 
 Flags = Mapping[str, Mapping[str, Any]]  # row (task) id -> check -> passed (a tuple of per-turn flags for turn_success)
 CHECKED_FIELDS = ("n", "passed", "metrics", "counts", "totals", "intervals")
@@ -45,11 +43,7 @@ def unit_flags(flags: Flags, check: str, ids: Sequence[str] | None = None) -> di
 
 def recompute(track: str, predictions: Path) -> tuple[dict[str, Any], Flags]:
     """The numbers a metric file of `track` should state, and each row's flags, from its predictions file."""
-    if track == AGENT.name:
-        tasks = read_task_records(predictions)
-        return summarize_tasks(list(tasks.values()), {}), task_flags(tasks)
-    rows = read_row_records(predictions)
-    return summarize(track, list(rows.values())), {row_id: record.flags for row_id, record in rows.items()}
+    return get_track(track).recompute(predictions)
 
 
 def shown(value: Any) -> str:

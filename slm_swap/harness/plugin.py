@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from slm_swap import layout
-from slm_swap.data.rows import DatasetError
 from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
 from slm_swap.harness.environ import HiddenEnviron
 from slm_swap.harness.gate import check_gate_track, load_reference_flags
 from slm_swap.harness.records import ROW_PROPERTY, load_metric_file
-from slm_swap.harness.selection import BROKEN_ID, parametrize_tasks, pytest_collection_modifyitems  # noqa: F401 (hook)
+from slm_swap.harness.selection import BROKEN_ID, pytest_collection_modifyitems  # noqa: F401 (hook)
 from slm_swap.harness.settings import (
     ARM_CHOICES,
     ENGINE_CHOICES,
@@ -35,7 +34,7 @@ from slm_swap.harness.startup import block_unused_plugins, freeze_startup_object
 from slm_swap.harness.stops import StopRelay, pytest_cmdline_main, pytest_runtest_setup, pytest_runtestloop  # noqa: F401 (hooks)
 from slm_swap.harness.writer import RunWriter
 from slm_swap.noise import silence_third_party_noise, warning_filter_lines
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.registry import get_track
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -216,25 +215,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "task" in metafunc.fixturenames and getattr(metafunc.module, "TRACK", None) == AGENT.name:
-        parametrize_tasks(metafunc)
-        return
-    if "row" not in metafunc.fixturenames:
-        return
     track = getattr(metafunc.module, "TRACK", None)
     if track is None:
-        return  # only evals modules (which set TRACK) get one case per dataset row
-    context = run_context(metafunc.config)
-    try:
-        rows = context.selected_rows(track)
-    except DatasetError as exc:
-        # reported only if this track's case survives -k: `-k toolcall` must not
-        # fail on a structured dataset it never reads
-        context.broken[track] = str(exc)
-        metafunc.parametrize("row", [None], ids=[BROKEN_ID])
-        return
-    # an ordered list, so every xdist worker collects the same cases in the same order
-    metafunc.parametrize("row", rows, ids=[row.id for row in rows])
+        return  # only evals modules (which set TRACK) get one case per case of their track
+    get_track(track).parametrize(metafunc, run_context(metafunc.config))
+
+
+def selected_tracks(items: list[pytest.Item]) -> list[str]:
+    """The tracks whose cases survived -k and node ids, in collection order."""
+    tracks = (getattr(getattr(item, "module", None), "TRACK", None) for item in items if hasattr(item, "callspec"))
+    return list(dict.fromkeys(track for track in tracks if track is not None))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -243,16 +233,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         track = getattr(getattr(item, "module", None), "TRACK", None)
         if track in context.broken and getattr(item, "callspec", None) and item.callspec.id == BROKEN_ID:
             raise pytest.UsageError(context.broken[track])
-    has_rows = any("row" in getattr(item, "fixturenames", ()) for item in session.items)
-    has_tasks = any(getattr(getattr(item, "module", None), "TRACK", None) == AGENT.name for item in session.items)
-    if (has_rows or has_tasks) and context.settings.model is None:
+    tracks = selected_tracks(session.items)
+    if tracks and context.settings.model is None:
         raise pytest.UsageError("choose the model that answers: --model=" + "|".join(MODEL_CHOICES))
-    if has_rows and context.settings.model == "gold":
-        raise pytest.UsageError("--model=gold answers the agent track only (-k agent)")
-    if has_tasks and context.settings.model == "routed":
-        raise pytest.UsageError("--model=routed answers the row tracks only (structured, toolcall): drop -k agent")
-    if (has_rows or has_tasks) and context.settings.gate_against is not None:
-        check_gate_track(context.settings.gate_against, session.items, context.settings.arm)
+    for track in tracks:
+        refusal = get_track(track).refusal(str(context.settings.model))
+        if refusal is not None:
+            raise pytest.UsageError(refusal)
+    if tracks and context.settings.gate_against is not None:
+        check_gate_track(context.settings.gate_against, session.items, context.settings)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -21,7 +21,7 @@ from slm_swap.data.rows import Row
 from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures, count_passes, rate_intervals
 from slm_swap.scoring.outcomes import ErrorClass, FailureKind, RowRecord
 from slm_swap.scoring.scorers import RowResult
-from slm_swap.tracks import TRACK_NAMES, get_track
+from slm_swap.tracks.rows.definitions import TRACK_NAMES, get_track
 
 ROW_PROPERTY = "slm_swap_row"
 MODEL_PROPERTY = "slm_swap_model"

@@ -8,7 +8,7 @@ from typing import Any
 
 from slm_swap import layout
 from slm_swap.prompts import AGENT_ARMS
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.registry import get_track
 
 DEFAULT_LAYOUT = layout.Layout()
 
@@ -87,8 +87,8 @@ class EvalSettings:
         return self.dataset.stem if self.dataset is not None else self.split
 
     def run_tag(self, track: str) -> str | None:
-        """The agent track's files name the arm: `agent_<model>_<arm>[_<tag>]`."""
-        return layout.agent_run_tag(self.arm, self.tag) if track == AGENT.name else self.tag
+        """The tag in the run's file names, as the track writes it (`Track.run_tag`: the agent track's names the arm)."""
+        return get_track(track).run_tag(self)
 
     def run_name(self, track: str) -> str:
         return layout.run_name(track, self.model, self.run_tag(track))

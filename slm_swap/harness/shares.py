@@ -9,14 +9,13 @@ which is not public API: where it cannot be read, a worker answers one row at a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from slm_swap.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.data.rows import Row
 
-Case = TypeVar("Case", Row, MultiTurnTask)
+Case = TypeVar("Case", bound=Any)  # a track's case: a row, an agent task; each has an `id`
 
 
 def worker_interactor(config: pytest.Config) -> object | None:
@@ -36,7 +35,7 @@ def queued_indices(interactor: object) -> list[int]:
 
 
 def track_cases(items: Sequence[pytest.Item], track: str, param: str, kind: type[Case]) -> list[Case]:
-    """The cases (`row` or `task` parameters) of the given items that belong to a track's evals module, in order, without repeats."""
+    """The cases (the `param` parameters: `row`, `task`) of the items in a track's evals module, in order, once each."""
     cases: dict[str, Case] = {}
     for item in items:
         if getattr(getattr(item, "module", None), "TRACK", None) == track and hasattr(item, "callspec"):
@@ -58,8 +57,3 @@ def items_to_run(session: pytest.Session) -> list[pytest.Item]:
 def rows_to_run(session: pytest.Session, track: str) -> list[Row]:
     """Every selected row of the track; in an xdist worker, the rows queued to it now."""
     return track_cases(items_to_run(session), track, "row", Row)
-
-
-def tasks_to_run(session: pytest.Session, track: str) -> list[MultiTurnTask]:
-    """The agent track's selected tasks that are not skipped (excluded); in an xdist worker, those queued to it now."""
-    return track_cases(items_to_run(session), track, "task", MultiTurnTask)

@@ -1,12 +1,12 @@
-"""The terminal summary's lines for one written metric file: rates with intervals, trace, errors, connections."""
+"""The terminal summary's lines for one written metric file: rates with intervals, trace, the track's own lines
+(`Track.summary_lines`), errors, connections."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from slm_swap.agent.isolation import describe_isolation
-from slm_swap.harness.invariance import summary_line as invariance_summary
+from slm_swap.tracks.registry import get_track
 
 
 def format_interval(bounds: list[float]) -> str:
@@ -26,20 +26,12 @@ def run_summary_lines(doc: dict[str, Any], metric_path: Path) -> list[str]:
     trace = doc.get("langfuse", {})
     if "trace_id" in trace:
         lines.append(f"  langfuse trace {trace['trace_id']}: {trace['trace_url']}")
-    if "mean_steps_per_task" in doc:
-        lines.append(f"  mean steps per task {doc['mean_steps_per_task']:.2f}  failures {doc['failures']}  excluded {len(doc['excluded'])}")
-        if "sandbox" in doc:
-            lines.append(f"  sandbox: {describe_isolation(doc['sandbox'])}")
-        if "written_observations" in doc:
-            written = doc["written_observations"]
-            lines.append(f"  steps whose reply writes an observation: {written['steps_writing_observations']} of {written['steps']}")
+    lines += get_track(doc["track"]).summary_lines(doc)
     if doc["errors"] or doc.get("retries") or doc.get("cached_rows"):
         lines.append(
             f"  errors by class {doc['error_classes']}  retries by class {doc.get('retries', {})}"
             f"  rows from cache {doc.get('cached_rows', 0)}"
         )
-    if "batch_invariance" in doc:
-        lines.append("  " + invariance_summary(doc["batch_invariance"]))
     concurrency = doc["model_description"].get("concurrency")
     if concurrency:
         lines.append(

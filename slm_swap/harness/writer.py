@@ -1,4 +1,7 @@
-"""The controller's side of a run: gathers row records from reports, writes files, applies the gate.
+"""The controller's side of a run: gathers each track's records from reports, writes files, applies the gate.
+
+Each track's part (its records, its metric document's own part, its predictions, its trace) comes from its
+implementation of the track protocol (`slm_swap.tracks.registry.get_track`); this module never asks which track.
 
 Registered by the plugin only in the controlling process (never in an xdist worker), so exactly
 one process writes metric files, whatever `-n` is. It is handed the run's context (settings,
@@ -8,24 +11,25 @@ environment, selected rows) and imports nothing from the plugin.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
 import pytest
 
-from slm_swap.agent.isolation import run_isolation
 from slm_swap.files import sha256_file, write_json_atomic, write_jsonl_atomic
-from slm_swap.harness.agent_records import TaskRecord, captured_from_report, summarize_tasks, task_flags, task_from_report
 from slm_swap.harness.context import RunContext
 from slm_swap.harness.factory import ModelSetupError, check_model_config
 from slm_swap.harness.gate import GateCheck, gate_passes, load_reference_flags, run_gate
-from slm_swap.harness.invariance import ALONE_PROPERTY, compare_alone, invariance_block
-from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file, prediction_lines, record_from_report, summarize
+from slm_swap.harness.records import METRIC_SCHEMA, load_metric_file
 from slm_swap.harness.stops import stop_run
 from slm_swap.harness.summary import run_summary_lines
-from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.protocol import CollectedRun
+from slm_swap.tracks.registry import DECIDABLE_TRACKS, get_track
+
+# the node id of one case: `evals/test_<track>.py::test_<track>[<case id>]`
+CASE_NODE = re.compile(r"::test_(\w+)\[[^\]]+\]$")
 
 SECRET_VARIABLES = ("AZURE_API_KEY",)
 
@@ -38,12 +42,7 @@ class RunWriter:
     def __init__(self, context: RunContext) -> None:
         self.context = context
         self.settings = context.settings
-        self.records: dict[str, dict[str, RowRecord]] = {}
-        self.models: dict[str, dict[str, Any]] = {}
-        self.tasks: dict[str, TaskRecord] = {}  # the agent track's tasks by id
-        self.excluded: dict[str, str] = {}  # agent task id -> why its ground truth cannot be scored
-        self.captured: dict[str, list[dict[str, Any]]] = {}  # agent task id -> its --capture-trajectories lines
-        self.alone: dict[str, dict[str, str | None]] = {}  # track -> row id -> text generated alone (batch invariance check)
+        self.runs: dict[str, CollectedRun] = {}  # track -> what its cases' reports carried
         self.started_at = utc_now()
         self.started_clock = time.monotonic()
         self.written: dict[str, dict[str, Any]] = {}
@@ -79,7 +78,6 @@ class RunWriter:
             stop_run(f"Langfuse: {exc}")
         # the trace's modules (the SDK's exporter stack) load now, while a hosted run's requests are in flight,
         # not once the last answer is in (about 0.2 s at the end of a hosted run on the 2-core machine)
-        import slm_swap.harness.agent_trace  # noqa: F401
         import slm_swap.harness.trace  # noqa: F401
 
     @pytest.hookimpl(tryfirst=True)
@@ -104,36 +102,16 @@ class RunWriter:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        task = task_from_report(report)
-        if task is not None:
-            task_id, record, model, excluded = task
-            if record is not None:
-                self.tasks[task_id] = record
-                self.captured[task_id] = captured_from_report(report)
-            if excluded is not None:
-                self.excluded[task_id] = excluded
-            if model and AGENT.name not in self.models:
-                self.models[AGENT.name] = model
+        match = CASE_NODE.search(report.nodeid)
+        if match is None or match.group(1) not in DECIDABLE_TRACKS:
             return
-        found = record_from_report(report)
-        if found is None:
-            return
-        track, record, model = found
-        self.records.setdefault(track, {})[record.id] = record
-        if model and track not in self.models:
-            self.models[track] = model
-        properties = dict(report.user_properties)
-        if ALONE_PROPERTY in properties:
-            self.alone.setdefault(track, {})[record.id] = properties[ALONE_PROPERTY]
+        track = get_track(match.group(1))
+        collected = track.collect(report)
+        if collected is not None:
+            self.runs.setdefault(track.name, CollectedRun()).add(collected)
 
-    def invariance(self, track: str) -> dict[str, Any]:
-        """The `batch_invariance` block (only in runs with --check-batch-invariance)."""
-        settings = self.settings
-        comparison = compare_alone(track, self.records[track], self.alone.get(track, {}), self.context.rows_by_id(track))
-        block = invariance_block(settings.check_batch_invariance, settings.engine, settings.batch_invariant, comparison)
-        return {"batch_invariance": block}
-
-    def metric_document(self, track: str, records: list[RowRecord], finished_at: str) -> dict[str, Any]:
+    def metric_document(self, track: str, run: CollectedRun, finished_at: str) -> dict[str, Any]:
+        """The run's identity and timing around the track's own part (`Track.metric_part`)."""
         settings = self.settings
         dataset = settings.dataset_path(track)
         return {
@@ -142,81 +120,40 @@ class RunWriter:
             "model": settings.model,
             "tag": settings.tag,
             "split": settings.split_name(),
-            **summarize(track, records),
+            **get_track(track).metric_part(run, settings, self.context),
             "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
-            "model_description": self.models.get(track, {}),
+            "model_description": dict(run.model),
             "started_at": self.started_at,
             "finished_at": finished_at,
             "duration_s": round(time.monotonic() - self.started_clock, 3),
             "pytest_args": list(settings.pytest_args),
             "predictions_path": str(settings.predictions_path(track)),
-            **(self.invariance(track) if settings.check_batch_invariance else {}),
         }
 
-    def agent_metric_document(self, records: list[TaskRecord], finished_at: str) -> dict[str, Any]:
-        settings = self.settings
-        dataset = settings.dataset_path(AGENT.name)
-        return {
-            "schema": METRIC_SCHEMA,
-            "track": AGENT.name,
-            "model": settings.model,
-            "arm": settings.arm,
-            "tag": settings.tag,
-            "split": settings.split_name(),
-            **summarize_tasks(records, self.excluded),
-            "episode_settings": {"max_steps_per_turn": settings.max_steps_per_turn, "max_active": settings.max_active},
-            "sandbox": run_isolation([r.trajectory.isolation for r in records]),
-            "dataset": {"path": str(dataset), "sha256": sha256_file(dataset)},
-            "model_description": self.models.get(AGENT.name, {}),
-            "started_at": self.started_at,
-            "finished_at": finished_at,
-            "duration_s": round(time.monotonic() - self.started_clock, 3),
-            "pytest_args": list(settings.pytest_args),
-            "predictions_path": str(settings.predictions_path(AGENT.name)),
-        }
-
-    def trace(self, document: dict[str, Any], records: list[Any]) -> dict[str, Any]:
+    def trace(self, document: dict[str, Any], run: CollectedRun) -> dict[str, Any]:
         if self.langfuse is None:
             return {"error": "Langfuse was not configured for this run"}
         environ = self.context.environ
         secrets = [environ[name] for name in SECRET_VARIABLES if environ.get(name)]
-        # the Langfuse SDK comes with these: loaded once the run is under way (pytest_runtestloop's docstring)
-        from slm_swap.harness.agent_trace import trace_agent_run
-        from slm_swap.harness.trace import trace_eval_run
-
+        track = document["track"]
         try:
-            if document["track"] == AGENT.name:
-                ref = trace_agent_run(self.langfuse, self.settings, document, records, secrets)
-            else:
-                rows = self.context.rows_by_id(document["track"])
-                ref = trace_eval_run(self.langfuse, self.settings, document, records, rows, secrets)
+            ref = get_track(track).trace(self.langfuse, self.settings, document, run, self.context, secrets)
         except TracingError as exc:
-            self.tracing_errors.append(f"{document['track']}: {exc}")
+            self.tracing_errors.append(f"{track}: {exc}")
             return {"error": str(exc)}
         return {"trace_id": ref.trace_id, "trace_url": ref.url}
 
     def write_files(self) -> None:
         finished_at = utc_now()
-        for track in sorted(self.records):
-            records = sorted(self.records[track].values(), key=lambda r: r.id)
-            document = self.metric_document(track, records, finished_at)
-            document["langfuse"] = self.trace(document, records)
+        for name in sorted(self.runs):
+            track, run = get_track(name), self.runs[name]
+            document = self.metric_document(name, run, finished_at)
+            document["langfuse"] = self.trace(document, run)
             # predictions first, metrics last: a metric file on disk means its run finished
-            write_jsonl_atomic(self.settings.predictions_path(track), prediction_lines(records))
-            write_json_atomic(self.settings.metric_path(track), document)
-            self.written[track] = document
-        if self.tasks or self.excluded:
-            tasks = sorted(self.tasks.values(), key=lambda r: r.id)
-            document = self.agent_metric_document(tasks, finished_at)
-            document["langfuse"] = self.trace(document, tasks)
-            write_jsonl_atomic(self.settings.predictions_path(AGENT.name), [record.to_json() for record in tasks])
-            if self.settings.capture:
-                lines = [line for task_id in sorted(self.captured) for line in self.captured[task_id]]
-                write_jsonl_atomic(self.settings.trajectories_path(AGENT.name), lines)
-                document["trajectories"] = {"path": str(self.settings.trajectories_path(AGENT.name)), "lines": len(lines)}
-                document["trajectories"]["accepted"] = sum(line["verifier"]["accepted"] for line in lines)
-            write_json_atomic(self.settings.metric_path(AGENT.name), document)
-            self.written[AGENT.name] = document
+            write_jsonl_atomic(self.settings.predictions_path(name), track.prediction_lines(run.sorted_records()))
+            track.write_more(run, self.settings, document)
+            write_json_atomic(self.settings.metric_path(name), document)
+            self.written[name] = document
 
     def apply_gate(self, session: pytest.Session) -> None:
         settings = self.settings
@@ -226,7 +163,7 @@ class RunWriter:
             if track not in self.written:
                 raise ValueError(f"{settings.gate_against}: reference is for track {track!r}, which this run did not evaluate")
             reference_flags = load_reference_flags(settings.gate_against, reference)
-            current = task_flags(self.tasks) if track == AGENT.name else {i: r.flags for i, r in self.records[track].items()}
+            current = get_track(track).flags(self.runs[track].records)
             rule, metrics = settings.gate_rule, self.written[track]["metrics"]
             self.gate, self.gate_warnings = run_gate(track, rule, reference, reference_flags, current, metrics, settings.delta)
         except ValueError as exc:
@@ -237,7 +174,7 @@ class RunWriter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not (self.records or self.tasks or self.excluded):
+        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not self.runs:
             return  # interrupted or broken runs leave no file that looks complete
         self.write_files()
         if self.settings.gate_against is not None:

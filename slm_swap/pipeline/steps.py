@@ -34,7 +34,7 @@ from slm_swap.layout import (
     split_path,
 )
 from slm_swap.pipeline.state import PipelineState, file_hash_or_missing, fingerprint, folder_hash
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 PIPELINE_TOOLS = ("prepare_data", "decide", "route", "finetune", "report")
 ToolRunner = Callable[[list[str]], int]  # runs one tool with an argv, returns its exit status

@@ -1,3 +1,3 @@
 """The report: its inputs (`inputs`), markdown helpers (`markdown`), values (`cells`), tables (`tables`),
-failure examples (`examples`), sections (`sections`), chart (`chart`) and the whole (`build`); the agent track's
-runs (`agent`) and, for the Phase II loop, each arm before and after fine-tuning (`agent_arms`)."""
+failure examples (`examples`), sections (`sections`), chart (`chart`) and the whole (`build`), which adds each
+track's own section (`Track.report_section`)."""

@@ -8,8 +8,9 @@ delta, n and errors, dataset and model identities, wall times, Langfuse links, a
 failure kinds with one example each. Whatever did not run is
 written as "not run". The report carries no clock time of its own, so the same inputs
 give the same bytes. The pieces: `cells` (one value), `tables` (a track's tables),
-`examples` (failure kinds and examples), `sections` (the summary and each track); `agent` (the agent track's runs,
-each failure kind shown at the step where its episode went wrong), after the row tracks when any agent run exists.
+`examples` (failure kinds and examples), `sections` (the summary and each track); then each track's own
+section (`Track.report_section`: the agent track's runs, each failure kind shown at the step where its episode
+went wrong), after the row tracks.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from slm_swap.files import write_bytes_atomic, write_text_atomic
-from slm_swap.report.agent import agent_section
 from slm_swap.report.chart import ChartTrack, render_chart
 from slm_swap.report.inputs import ROLE_LABELS, ROLES, RunNames, TrackInputs, load_decision, load_track
 from slm_swap.report.routing import routing_section
 from slm_swap.report.sections import steps_section, summary_section, track_section
-from slm_swap.tracks import TRACK_NAMES, get_track
+from slm_swap.tracks import registry
+from slm_swap.tracks.rows.definitions import TRACK_NAMES, get_track
 
 DEFAULT_NAMES = RunNames()
 
@@ -42,7 +43,7 @@ def render_markdown(
     step_times: Mapping[str, float] | None,
     chart_name: str,
     root: Path | None,
-    agent: list[str] = (),
+    track_lines: list[str] = (),
     routing: list[str] = (),
 ) -> str:
     lines = [
@@ -60,7 +61,7 @@ def render_markdown(
     for inputs in all_inputs:
         lines += track_section(inputs, root)
     lines += list(routing)
-    lines += list(agent)
+    lines += list(track_lines)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -84,7 +85,12 @@ def write_report(
     png = render_chart([chart_track(inputs) for inputs in all_inputs])
     chart_name = Path(os.path.relpath(Path(out_png).resolve(), Path(out_md).resolve().parent)).as_posix()
     routing = routing_section(Path(eval_dir), tracks)
-    markdown = render_markdown(all_inputs, step_times, chart_name, root, agent_section(Path(eval_dir)), routing)
+    markdown = render_markdown(all_inputs, step_times, chart_name, root, track_sections(Path(eval_dir)), routing)
     # chart first, report last: a report on disk always has its chart beside it
     write_bytes_atomic(out_png, png)
     write_text_atomic(out_md, markdown)
+
+
+def track_sections(eval_dir: Path) -> list[str]:
+    """Every track's own report section (`Track.report_section`), in the registry's order."""
+    return [line for name in registry.DECIDABLE_TRACKS for line in registry.get_track(name).report_section(eval_dir)]

@@ -19,7 +19,7 @@ from slm_swap.harness.paired import check_metric_file, verified_flags
 from slm_swap.layout import adapter_dir, decision_path, metric_path, predictions_path
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import wilson_interval
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 ROLES = ("hosted", "slm", "slm_ft")
 ROLE_LABELS = {"hosted": "hosted", "slm": "SLM", "slm_ft": "SLM + adapter"}

@@ -11,7 +11,7 @@ from slm_swap.report.inputs import TrackInputs, stale_decision_notes
 from slm_swap.report.markdown import code, escape, table
 from slm_swap.report.tables import batch_invariance_lines, manifest_lines, metrics_table, models_lines, runs_table
 from slm_swap.stats.intervals import Verdict
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 
 def summary_section(all_inputs: list[TrackInputs]) -> list[str]:

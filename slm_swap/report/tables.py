@@ -21,7 +21,7 @@ from slm_swap.report.cells import (
 )
 from slm_swap.report.inputs import ROLE_LABELS, ROLES, TrackInputs
 from slm_swap.report.markdown import code, escape, table
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 
 def slm_gap_cell(inputs: TrackInputs, metric: str, point: float | None) -> str:

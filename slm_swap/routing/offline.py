@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from slm_swap.data.rows import Row
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.stats.intervals import Interval, PairedComparison, Verdict, paired_difference, verdict_for, wilson_interval
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 from slm_swap.validation.validator import Validation, validate_prompt_answer
 
 SYSTEMS = ("hosted_only", "slm_only", "routed")

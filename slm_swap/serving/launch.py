@@ -22,7 +22,7 @@ from typing import Any
 from slm_swap.backends.checkpoints import CheckpointError, read_manifest, require_checkpoint
 from slm_swap.layout import ADAPTER_CONFIG, adapter_dir, is_adapter, merged_model_dir
 from slm_swap.serving.export import adapter_fingerprint
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 VLLM_DEFAULT_MAX_LORA_RANK = 16  # vLLM refuses adapters of a higher rank unless --max-lora-rank says so
 

@@ -20,7 +20,7 @@ from typing import Any
 from slm_swap.formats.jsontext import StrictJSONError, parse_strict_json
 from slm_swap.formats.toolcall import count_tool_call_openings, find_tool_calls
 from slm_swap.prompts import offered_tools
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 from slm_swap.validation.signatures import argument_problem
 
 

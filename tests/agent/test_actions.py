@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from slm_swap.agent.actions import Action, parse_action
-from slm_swap.agent.environments import is_json_value
 from slm_swap.prompts import agent_system_prompt, render_python_stub
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.episodes.actions import Action, parse_action
+from slm_swap.tracks.agent.episodes.environments import is_json_value
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from slm_swap.agent.episode import EpisodeSettings, run_episodes
-from slm_swap.agent.gold import gold_reply
-from slm_swap.agent.scoring import score_trajectory
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings, run_episodes
+from slm_swap.tracks.agent.episodes.gold import gold_reply
+from slm_swap.tracks.agent.episodes.scoring import score_trajectory
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from slm_swap.agent.environments import RecordedCall, render_call
-from slm_swap.agent.episode import EpisodeSettings, PolicyReply, run_episodes
-from slm_swap.agent.gold import gold_reply
-from slm_swap.agent.scoring import TaskResult, agent_metrics, score_trajectory
-from slm_swap.agent.trajectory import Trajectory
-from slm_swap.data.bfcl_multi_turn import load_multi_turn, parse_call
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn, parse_call
+from slm_swap.tracks.agent.episodes.environments import RecordedCall, render_call
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings, PolicyReply, run_episodes
+from slm_swap.tracks.agent.episodes.gold import gold_reply
+from slm_swap.tracks.agent.episodes.scoring import TaskResult, agent_metrics, score_trajectory
+from slm_swap.tracks.agent.episodes.trajectory import Trajectory
 
 UNKNOWN = '<tool_call name="send_money">{"to": "mallory"}</tool_call>'
 LS = '<tool_call name="ls">{}</tool_call>'

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.agent import sandbox as sandbox_module
-from slm_swap.agent.environments import CallRefused, checked_call, render_call
-from slm_swap.agent.isolation import boundary_gaps
-from slm_swap.agent.protocol import WorkerGone, checked_step
-from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.episodes import sandbox as sandbox_module
+from slm_swap.tracks.agent.episodes.environments import CallRefused, checked_call, render_call
+from slm_swap.tracks.agent.episodes.isolation import boundary_gaps
+from slm_swap.tracks.agent.episodes.protocol import WorkerGone, checked_step
+from slm_swap.tracks.agent.episodes.sandbox import EpisodeSandbox, SandboxLimits
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=8.0, memory_bytes=256 * 1024 * 1024)
@@ -34,7 +34,7 @@ LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=8.0, memory_bytes=256 * 1024 
 CONFINED = """
 import json, os, sys, time
 from pathlib import Path
-from slm_swap.agent.confine import confine
+from slm_swap.tracks.agent.episodes.confine import confine
 isolation, _ = confine(Path(sys.argv[1]), sys.argv[2], [])
 attempts = {}
 def attempt(name, action):
@@ -134,7 +134,7 @@ def test_the_call_gate_refuses_what_could_run_as_code(raw: dict, message: str) -
 
 
 def test_a_call_that_did_not_pass_the_gate_is_never_rendered_for_the_checker() -> None:
-    from slm_swap.agent.environments import RecordedCall
+    from slm_swap.tracks.agent.episodes.environments import RecordedCall
 
     with pytest.raises(ValueError, match="refusing to render"):
         render_call(RecordedCall(FORGED_CALL["name"], {}))
@@ -152,7 +152,7 @@ def test_a_step_reply_that_names_code_is_a_protocol_violation() -> None:
 # A stand-in for a worker that escaped its interpreter: it starts as a worker does and answers steps as told.
 LYING_WORKER = r"""
 import json, os, sys
-from slm_swap.agent.confine import confine
+from slm_swap.tracks.agent.episodes.confine import confine
 isolation, _ = confine(__import__("pathlib").Path(os.environ["REPO"]), sys.argv[-1], [])
 out = os.fdopen(os.dup(1), "w")
 mode = os.environ["LIE"]

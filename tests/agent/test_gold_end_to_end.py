@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from slm_swap.agent.episode import EpisodeSettings, PolicyReply, run_episodes
-from slm_swap.agent.gold import gold_policy, gold_reply, gold_steps
-from slm_swap.agent.scoring import agent_metrics, ground_truth_rejection, score_trajectory
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.prompts import AGENT_ARMS, gold_text
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings, PolicyReply, run_episodes
+from slm_swap.tracks.agent.episodes.gold import gold_policy, gold_reply, gold_steps
+from slm_swap.tracks.agent.episodes.scoring import agent_metrics, ground_truth_rejection, score_trajectory
 
 EVERY = 25  # tasks 0, 25, 50, ... of each category
 LONG_TURNS = ("multi_turn_long_context_38", "multi_turn_long_context_46")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from slm_swap.agent.observations import writes_observation, written_observations
-from slm_swap.agent.trajectory import StepRecord, Trajectory, TurnRecord
 from slm_swap.prompts import agent_observation
+from slm_swap.tracks.agent.episodes.observations import writes_observation, written_observations
+from slm_swap.tracks.agent.episodes.trajectory import StepRecord, Trajectory, TurnRecord
 
 
 @pytest.mark.parametrize(

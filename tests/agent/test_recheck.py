@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from slm_swap.agent.demonstrations import gold_demonstrations
-from slm_swap.agent.episode import EpisodeSettings
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
-from slm_swap.data.multi_turn_splits import load_split_tasks
-from slm_swap.data.trajectories import write_trajectories
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.data.splits import load_split_tasks
+from slm_swap.tracks.agent.data.trajectories import write_trajectories
+from slm_swap.tracks.agent.episodes.demonstrations import gold_demonstrations
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_DIR = REPO / "slm_swap" / "02_dataset" / "agent"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.agent import sandbox as sandbox_module
-from slm_swap.agent.sandbox import EpisodeSandbox, SandboxLimits
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.episodes import sandbox as sandbox_module
+from slm_swap.tracks.agent.episodes.sandbox import EpisodeSandbox, SandboxLimits
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=4.0, memory_bytes=256 * 1024 * 1024)
 

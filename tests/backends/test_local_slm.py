@@ -12,7 +12,7 @@ from slm_swap.backends.checkpoints import CheckpointError, ensure_checkpoint, re
 from slm_swap.backends.local_slm import LocalSLM, resolve_adapter
 from slm_swap.backends.slm_memory import bytes_per_row, choose_batch_size
 from slm_swap.data.rows import Row, load_rows
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT_NAME = "smollm2-135m-instruct"

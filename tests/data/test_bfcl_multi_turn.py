@@ -13,9 +13,9 @@ import pytest
 from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
 
 from slm_swap.data.bfcl import find_bfcl_data
-from slm_swap.data.bfcl_multi_turn import FUNC_DOC_FILES, MULTI_TURN_CATEGORIES, GroundTruthCall, load_multi_turn, scenario_of
-from slm_swap.data.multi_turn_splits import ScenarioSplitSizes, assign_scenario_splits, load_split_tasks, prepare_multi_turn_splits
 from slm_swap.data.rows import DatasetError
+from slm_swap.tracks.agent.data.bfcl_multi_turn import FUNC_DOC_FILES, MULTI_TURN_CATEGORIES, GroundTruthCall, load_multi_turn, scenario_of
+from slm_swap.tracks.agent.data.splits import ScenarioSplitSizes, assign_scenario_splits, load_split_tasks, prepare_multi_turn_splits
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from slm_swap.data.rows import DatasetError
-from slm_swap.data.trajectories import read_trajectories
-from slm_swap.data.trajectory_build import build_training_records
 from slm_swap.files import sha256_file
+from slm_swap.tracks.agent.data.trajectories import read_trajectories
+from slm_swap.tracks.agent.data.trajectory_build import build_training_records
 
 SPLITS = {"train": ["t_1", "t_2", "t_3"], "val": ["v_1"], "test": ["x_1"]}
 

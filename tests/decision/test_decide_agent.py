@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.agent.scoring import TaskResult
-from slm_swap.agent.trajectory import Trajectory
 from slm_swap.finetune.guard import FinetuneRefused, check_decision
-from slm_swap.harness.agent_records import TaskRecord, summarize_tasks
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.episodes.scoring import TaskResult
+from slm_swap.tracks.agent.episodes.trajectory import Trajectory
+from slm_swap.tracks.agent.run.records import TaskRecord, summarize_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 

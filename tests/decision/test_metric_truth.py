@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.agent.scoring import TaskResult
-from slm_swap.agent.trajectory import Trajectory
 from slm_swap.decision.compare import DecisionInputError, compare
 from slm_swap.files import write_json_atomic, write_jsonl_atomic
-from slm_swap.harness.agent_records import TaskRecord, summarize_tasks
 from slm_swap.harness.paired import verified_flags
 from slm_swap.harness.records import prediction_lines, summarize
 from slm_swap.scoring.outcomes import AgentFailure, FailureKind, RowRecord
+from slm_swap.tracks.agent.episodes.scoring import TaskResult
+from slm_swap.tracks.agent.episodes.trajectory import Trajectory
+from slm_swap.tracks.agent.run.records import TaskRecord, summarize_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 N = 40

@@ -18,7 +18,7 @@ CHECKPOINTS = {"smollm2-135m-instruct": "<|im_end|>", "gemma-3-270m": "<end_of_t
 SYSTEM = "You are an agent. Call the tools offered to you."
 ARMS = {
     # the codeact arm acts in a Python block, the toolcall arm in <tool_call> elements; observations come back as
-    # user messages that start with "Observation:" (slm_swap.agent.episode)
+    # user messages that start with "Observation:" (slm_swap.tracks.agent.episodes.episode)
     "codeact": [
         "Thought: list the folder first.\n```python\nprint(ls(a=False))\n```",
         "Thought: now read it.\n```python\nprint(cat(file_name='notes.txt'))\n```",

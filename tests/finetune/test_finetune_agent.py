@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from slm_swap.agent.demonstrations import GOLD_SOURCE, gold_demonstrations
-from slm_swap.agent.episode import EpisodeSettings
 from slm_swap.backends.checkpoints import ensure_checkpoint
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
-from slm_swap.data.multi_turn_splits import load_split_tasks
 from slm_swap.data.rows import DatasetError
-from slm_swap.data.trajectories import TrajectoryRecord, read_trajectories, write_trajectories
 from slm_swap.finetune.conversations import prepare_conversations
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.data.splits import load_split_tasks
+from slm_swap.tracks.agent.data.trajectories import TrajectoryRecord, read_trajectories, write_trajectories
+from slm_swap.tracks.agent.episodes.demonstrations import GOLD_SOURCE, gold_demonstrations
+from slm_swap.tracks.agent.episodes.episode import EpisodeSettings
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "finetune.py"

@@ -155,7 +155,7 @@ def test_one_trace_per_run_with_settings_curve_and_final_losses(trained):
 @pytest.mark.slow
 def test_the_slm_reloads_the_adapter_and_answers(trained, smollm2):
     from slm_swap.backends.local_slm import LocalSLM
-    from slm_swap.tracks import get_track
+    from slm_swap.tracks.rows.definitions import get_track
 
     adapter = trained[0]
     rows = load_rows(REPO / "slm_swap" / "02_dataset" / TRACK / "test.jsonl", TRACK)[:2]

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer
 
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
-from slm_swap.data.multi_turn_splits import load_split_tasks
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.data.splits import load_split_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-canary-containment-9876543210"
@@ -167,7 +167,7 @@ def worker_processes(folder: Path) -> list[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"slm_swap.agent.worker" in command and str(folder).encode() in command:
+            if b"slm_swap.tracks.agent.episodes.worker" in command and str(folder).encode() in command:
                 found.append(int(entry.name))
     return found
 

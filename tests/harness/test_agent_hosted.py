@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer
 
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
-from slm_swap.data.trajectories import read_trajectories
 from slm_swap.formats.toolcall import format_tool_call
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.data.trajectories import read_trajectories
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-canary-agent-0123456789"

@@ -14,7 +14,7 @@ from slm_swap.data.rows import Row, load_rows
 from slm_swap.formats.toolcall import format_tool_call
 from slm_swap.harness.invariance import choose_check_rows, compare_alone, summary_line
 from slm_swap.scoring.outcomes import RowRecord
-from slm_swap.tracks import TOOLCALL
+from slm_swap.tracks.rows.definitions import TOOLCALL
 
 CHECKPOINT_NAME = "smollm2-135m-instruct"
 

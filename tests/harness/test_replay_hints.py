@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from slm_swap.agent.scoring import TaskResult
-from slm_swap.agent.trajectory import Trajectory
-from slm_swap.harness.agent_records import TaskRecord
+from slm_swap.tracks.agent.episodes.scoring import TaskResult
+from slm_swap.tracks.agent.episodes.trajectory import Trajectory
+from slm_swap.tracks.agent.run.records import TaskRecord
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slm_swap.agent.scoring import TaskResult
-from slm_swap.agent.trajectory import Trajectory
-from slm_swap.harness.agent_records import TaskRecord, summarize_tasks
 from slm_swap.harness.summary import run_summary_lines
+from slm_swap.tracks.agent.episodes.scoring import TaskResult
+from slm_swap.tracks.agent.episodes.trajectory import Trajectory
+from slm_swap.tracks.agent.run.records import TaskRecord, summarize_tasks
 
 
 def test_a_rate_over_no_actions_is_na_in_the_summary() -> None:

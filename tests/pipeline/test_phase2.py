@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from slm_swap.backends.checkpoints import ensure_checkpoint
-from slm_swap.data.bfcl_multi_turn import load_multi_turn
-from slm_swap.data.multi_turn_splits import load_split_tasks
 from slm_swap.layout import AGENT_TRACK, agent_decision_path, agent_metric_path, teacher_capture_path
-from slm_swap.pipeline.agent_tasks import pick_tasks
-from slm_swap.pipeline.loop_trace import LoopTrace, StepSpan, record_loop
-from slm_swap.pipeline.phase2 import Phase2Config, Phase2Pipeline
 from slm_swap.pipeline.steps import PipelineConfig
 from slm_swap.prompts import AGENT_ARMS
 from slm_swap.tracing.client import settings_from_env
 from slm_swap.tracing.receiver.server import LangfuseReceiver
-from slm_swap.tracks import AGENT
+from slm_swap.tracks.agent.data.bfcl_multi_turn import load_multi_turn
+from slm_swap.tracks.agent.data.splits import load_split_tasks
+from slm_swap.tracks.agent.definition import AGENT
+from slm_swap.tracks.agent.loop.phase2 import Phase2Config, Phase2Pipeline
+from slm_swap.tracks.agent.loop.tasks import pick_tasks
+from slm_swap.tracks.agent.loop.trace import LoopTrace, StepSpan, record_loop
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m-instruct"
@@ -52,7 +52,7 @@ def test_the_loop_trace_has_one_span_per_step_and_marks_the_step_that_stopped_it
 
 
 def test_the_loop_names_its_files_for_the_agent_track():
-    assert AGENT.name == AGENT_TRACK  # slm_swap.layout sits below slm_swap.tracks, so it keeps its own copy
+    assert AGENT.name == AGENT_TRACK  # slm_swap.layout sits below slm_swap.tracks.rows.definitions, so it keeps its own copy
 
 
 def test_the_demo_picks_the_shortest_scorable_tasks_and_a_real_run_the_first():

@@ -10,7 +10,7 @@ import pytest
 
 from slm_swap.layout import Layout, dataset_manifest_path, decision_path, split_path
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 MARK = "SLM_SWAP_TEST_STEP_MARK"
 

@@ -28,7 +28,7 @@ from slm_swap.report.build import chart_track, write_report
 from slm_swap.report.chart import chart_figure
 from slm_swap.report.inputs import ReportInputError, RunNames, load_decision, load_track
 from slm_swap.report.markdown import code, escape
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 from tools.report import build_parser, main
 
 N = 10

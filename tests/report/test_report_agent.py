@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from slm_swap.agent.scoring import TaskResult
-from slm_swap.agent.trajectory import StepRecord, Trajectory, TurnRecord
-from slm_swap.harness.agent_records import TaskRecord, summarize_tasks
-from slm_swap.report.agent import agent_section
-from slm_swap.report.agent_arms import arm_section
 from slm_swap.report.inputs import ReportInputError, RunNames
 from slm_swap.scoring.outcomes import AgentFailure
+from slm_swap.tracks.agent.episodes.scoring import TaskResult
+from slm_swap.tracks.agent.episodes.trajectory import StepRecord, Trajectory, TurnRecord
+from slm_swap.tracks.agent.report.arms import arm_section
+from slm_swap.tracks.agent.report.section import agent_section
+from slm_swap.tracks.agent.run.records import TaskRecord, summarize_tasks
 
 
 def write_run(folder: Path) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slm_swap.report.agent import agent_section
-from slm_swap.report.agent_arms import agent_report
 from slm_swap.report.chart import ChartTrack, chart_figure
 from slm_swap.report.inputs import RunNames
+from slm_swap.tracks.agent.report.arms import agent_report
+from slm_swap.tracks.agent.report.section import agent_section
 
 
 def legend_labels(track: ChartTrack) -> list[str]:

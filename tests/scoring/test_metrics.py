@@ -6,7 +6,7 @@ from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.harness.gate import compare_to_reference, gate_passes
 from slm_swap.scoring.metrics import compute_rates, count_errors, count_failures, rate
 from slm_swap.scoring.scorers import score_structured, score_toolcall
-from slm_swap.tracks import TRACK_NAMES, TRACKS, get_track
+from slm_swap.tracks.rows.definitions import TRACK_NAMES, TRACKS, get_track
 
 GOLD_STRUCTURED = format_structured_call("f", {"x": 1})
 GOLD_TOOLCALL = format_tool_call("f", {"x": 1})

@@ -16,7 +16,7 @@ from slm_swap.formats.jsontext import canonical_text
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.scoring.outcomes import FailureKind
 from slm_swap.scoring.scorers import STRUCTURED_CHECKS, TOOLCALL_CHECKS, score_structured, score_toolcall
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 ARGS = {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": "kmh"}}
 GOLD_STRUCTURED = format_structured_call("get_weather", ARGS)

@@ -27,7 +27,7 @@ from slm_swap.data.rows import Row, load_rows
 from slm_swap.harness.settings import EvalSettings
 from slm_swap.prompts import build_messages, build_prompt, load_templates
 from slm_swap.serving.launch import served_model_id
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 MASTRA = REPO / "slm_swap" / "mastra"

@@ -36,7 +36,7 @@ from slm_swap.tracing.runs import (
     row_trace_from_record,
     usage_details,
 )
-from slm_swap.tracks import get_track
+from slm_swap.tracks.rows.definitions import get_track
 
 PUBLIC, SECRET = "pk-lf-tracing", "sk-lf-tracing-secret"
 CANARY = "sk-CANARY-azure-key-0123456789"

@@ -10,7 +10,7 @@ import pytest
 
 from slm_swap.data.rows import load_rows
 from slm_swap.prompts import build_prompt, offered_tools
-from slm_swap.tracks import TRACK_NAMES
+from slm_swap.tracks.rows.definitions import TRACK_NAMES
 from slm_swap.validation.validator import Rejection, validate, validate_prompt_answer
 
 REPO = Path(__file__).resolve().parents[2]

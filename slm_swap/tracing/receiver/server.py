@@ -74,6 +74,7 @@ class LangfuseReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._server = None
+        self.store.close()  # the dump folder's last batch
 
     def __enter__(self) -> LangfuseReceiver:
         return self.start()
@@ -250,17 +251,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, data: bytes, content_type: str, body: bytes, public_key: str | None) -> None:
         # Only these fields are kept: never the Authorization header or any other request header.
-        self.receiver.store.add_request(
-            ReceivedRequest(
-                self.command,
-                self.path,
-                status,
-                public_key,
-                self.headers.get("Content-Type", ""),
-                self.headers.get("Content-Encoding", ""),
-                body,
-            )
+        headers = self.headers
+        request = ReceivedRequest(
+            self.command, self.path, status, public_key, headers["Content-Type"] or "", headers["Content-Encoding"] or "", body
         )
+        self.receiver.store.add_request(request)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

@@ -1,8 +1,5 @@
-"""What the local Langfuse receiver got: requests, spans and scores, kept in memory and optionally as JSON files.
-
-With a dump folder, every upload rewrites the files of the traces it touched
-(`trace-<id>.json`) and `index.json`, atomically, so a receiver killed at any
-moment leaves whole files behind.
+"""What the local Langfuse receiver got: requests, spans and scores, kept in memory and, with a dump folder, handed
+to its `DumpWriter` (`dump`), which writes them as `trace-<id>.json` files and an `index.json` in batches.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_swap.files import write_json_atomic
+from slm_swap.tracing.receiver.dump import DumpWriter
 from slm_swap.tracing.receiver.otlp import ReceivedSpan
 
 SCORE_TARGETS = ("traceId", "sessionId", "datasetRunId")
@@ -52,6 +49,7 @@ def check_score(score: Any) -> str | None:
 class ReceiverStore:
     def __init__(self, dump_dir: Path | None = None) -> None:
         self.dump_dir = dump_dir
+        self._dump = DumpWriter(dump_dir) if dump_dir is not None else None
         self._lock = threading.Lock()
         self._requests: list[ReceivedRequest] = []
         self._spans: list[ReceivedSpan] = []
@@ -62,6 +60,13 @@ class ReceiverStore:
             self._requests.clear()
             self._spans.clear()
             self._scores.clear()
+        if self._dump is not None:
+            self._dump.clear()
+
+    def close(self) -> None:
+        """Write what the dump folder still lacks and stop its writer (the receiver's stop)."""
+        if self._dump is not None:
+            self._dump.close()
 
     def add_request(self, request: ReceivedRequest) -> None:
         with self._lock:
@@ -70,12 +75,14 @@ class ReceiverStore:
     def add_spans(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:
             self._spans.extend(spans)
-            self._dump({s.trace_id for s in spans})
+        if self._dump is not None:
+            self._dump.add_spans(spans)
 
     def add_scores(self, scores: list[dict[str, Any]]) -> None:
         with self._lock:
             self._scores.extend(scores)
-            self._dump({s["traceId"] for s in scores if s.get("traceId")})
+        if self._dump is not None:
+            self._dump.add_scores(scores)
 
     def requests(self) -> list[ReceivedRequest]:
         with self._lock:
@@ -92,34 +99,3 @@ class ReceiverStore:
     def trace_ids(self) -> list[str]:
         with self._lock:
             return list(dict.fromkeys(s.trace_id for s in self._spans))
-
-    def _trace_document(self, trace_id: str) -> dict[str, Any]:
-        spans = [s for s in self._spans if s.trace_id == trace_id]
-        named = [s.attributes["langfuse.trace.name"] for s in spans if "langfuse.trace.name" in s.attributes]
-        roots = [s.name for s in spans if s.parent_span_id is None]
-        return {
-            "trace_id": trace_id,
-            "name": (named or roots or [None])[0],
-            "spans": [s.to_json() for s in sorted(spans, key=lambda s: s.start_time_ns)],
-            "scores": [s for s in self._scores if s.get("traceId") == trace_id],
-        }
-
-    def _dump(self, trace_ids: set[str]) -> None:
-        if self.dump_dir is None:
-            return
-        for trace_id in sorted(trace_ids):
-            write_json_atomic(self.dump_dir / f"trace-{trace_id}.json", self._trace_document(trace_id))
-        traces = []
-        for trace_id in dict.fromkeys([s.trace_id for s in self._spans] + [s["traceId"] for s in self._scores if s.get("traceId")]):
-            document = self._trace_document(trace_id)
-            traces.append(
-                {
-                    "trace_id": trace_id,
-                    "name": document["name"],
-                    "spans": len(document["spans"]),
-                    "scores": len(document["scores"]),
-                    "file": f"trace-{trace_id}.json",
-                }
-            )
-        untraced = [s for s in self._scores if not s.get("traceId")]
-        write_json_atomic(self.dump_dir / "index.json", {"traces": traces, "untraced_scores": untraced})
