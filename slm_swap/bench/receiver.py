@@ -42,7 +42,8 @@ class ReceiverFigures:
     spans: int
     scores: int
     record_s: float  # until record_agent_run returned
-    dump_complete_s: float | None  # until index.json counted every span; None: not within the wait
+    dump_complete_s: float | None  # until index.json counted every span; None: it never did
+    spans_in_dump: int  # as index.json counted them last
     bytes_written: int | None  # the receiver process's wchar
     dump_bytes: int
     error: str | None  # record_agent_run's TracingError, if any
@@ -143,9 +144,12 @@ def measure(tasks: int, steps: int, turns: int, flush_timeout_s: float, dump_dir
         except TracingError as exc:
             error = str(exc)
         record_s = time.monotonic() - started
-        complete_s = None
-        while time.monotonic() - started < record_s + 600:
-            if indexed_spans(dump_dir) >= spans:
+        complete_s, dumped, changed = None, 0, time.monotonic()
+        # a failed recording stops sending (the flush bound raised mid-run): wait only until the dump stops growing
+        while time.monotonic() - changed < (5.0 if error else 600.0):
+            if (now := indexed_spans(dump_dir)) != dumped:
+                dumped, changed = now, time.monotonic()
+            if dumped >= spans:
                 complete_s = time.monotonic() - started
                 break
             time.sleep(0.05)
@@ -154,9 +158,8 @@ def measure(tasks: int, steps: int, turns: int, flush_timeout_s: float, dump_dir
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
     size = sum(p.stat().st_size for p in dump_dir.glob("*") if p.is_file())
-    return ReceiverFigures(
-        tasks, steps * tasks, spans, tasks + 2, round(record_s, 2), complete_s and round(complete_s, 2), wrote, size, error
-    )
+    complete = None if complete_s is None else round(complete_s, 2)
+    return ReceiverFigures(tasks, steps * tasks, spans, tasks + 2, round(record_s, 2), complete, dumped, wrote, size, error)
 
 
 def build_parser() -> argparse.ArgumentParser:

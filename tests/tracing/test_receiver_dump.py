@@ -79,6 +79,7 @@ def test_a_burst_of_uploads_is_written_in_one_batch_once_it_pauses(tmp_path: Pat
     written: list[str] = []
     real_write = dump.write_text_atomic
     monkeypatch.setattr(dump, "write_text_atomic", lambda path, text: (written.append(Path(path).name), real_write(path, text)))
+    monkeypatch.setattr(dump, "QUIET_S", 1.0)  # room for a loaded machine to pause between two uploads of the burst
     writer = DumpWriter(tmp_path)
     for i in range(50):
         writer.add_spans([span(i + 2, i)])
@@ -115,7 +116,6 @@ def test_clear_leaves_only_later_traces_in_the_index(tmp_path: Path) -> None:
     assert (tmp_path / f"trace-{TRACE}.json").is_file()  # a file once written stays
 
 
-@pytest.mark.slow
 def test_600_task_agent_run_arrives_whole_within_the_flush_bound(tmp_path: Path) -> None:
     """Issue 32: a 600-task, 6,000-step run (about 12,600 spans) recorded by `record_agent_run` into a receiver with a
     dump folder, in this process (so the receiver shares its interpreter with the SDK), within the 30 s bound."""

@@ -251,10 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, data: bytes, content_type: str, body: bytes, public_key: str | None) -> None:
         # Only these fields are kept: never the Authorization header or any other request header.
-        headers = self.headers
-        request = ReceivedRequest(
-            self.command, self.path, status, public_key, headers["Content-Type"] or "", headers["Content-Encoding"] or "", body
-        )
+        kind, encoding = self.headers.get("Content-Type", ""), self.headers.get("Content-Encoding", "")
+        request = ReceivedRequest(self.command, self.path, status, public_key, kind, encoding, body)
         self.receiver.store.add_request(request)
         try:
             self.send_response(status)
