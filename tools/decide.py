@@ -6,90 +6,15 @@
     eval "$(python tools/decide.py --quiet)"    # sets FINE_TUNE_STRUCTURED / FINE_TUNE_TOOLCALL
     python tools/decide.py --tracks agent --arm toolcall   # the agent track: agent_azure_toolcall.json vs agent_slm_toolcall.json
 
-Per track and core metric it compares the two runs row by row (matched by row id): the gap hosted - SLM
-with its 95 % paired interval, the rows only one model passes, McNemar's exact p-value; then a verdict
-(no_baseline, slm_trails, slm_matches, inconclusive with the rows that would resolve it). For the agent track the
-rows are tasks: task_success_rate is paired by task, turn_success_rate by turn; valid_action_rate counts actions, so
-it cannot be paired: it is reported beside the verdict and enters no rule. Every number comes from the predictions
-files: a metric file whose rates or counts disagree with its predictions, or are not finite, is refused (exit 2).
-Writes slm_swap/05_eval/decision.json, prints `FINE_TUNE_<TRACK>=0|1` lines (the agent track's name its arm:
-`FINE_TUNE_AGENT_<ARM>`) and a table,
-and logs one Langfuse event per track (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST).
+The command lives in slm_swap/cli/decide.py (also `python -m slm_swap.cli.decide`).
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.decision.rules import RULES  # noqa: E402
-from slm_swap.decision.run import DecisionRequest, run_decision  # noqa: E402
-from slm_swap.layout import Layout, decision_path  # noqa: E402
-from slm_swap.prompts import AGENT_ARMS  # noqa: E402
-from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
-from slm_swap.tracks.registry import DECIDABLE_TRACKS, get_track  # noqa: E402
-from slm_swap.tracks.rows.definitions import TRACK_NAMES  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--delta", type=float, default=0.02, help="fine-tune when the SLM trails by more than this on any core metric (> 0)"
-    )
-    parser.add_argument(
-        "--tracks", nargs="+", choices=DECIDABLE_TRACKS, default=list(TRACK_NAMES), help="tracks to decide (default: the row tracks)"
-    )
-    parser.add_argument("--arm", choices=AGENT_ARMS, default="codeact", help="the agent track's arm (its metric files name it)")
-    parser.add_argument("--eval-dir", type=Path, default=Layout(REPO).eval_dir, help="folder of the metric files")
-    parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
-    parser.add_argument("--after-tag", default="ft", help="tag of post-fine-tune SLM metric files, reported as 'after' when present")
-    parser.add_argument("--output", type=Path, default=None, help="decision file (default <eval-dir>/decision.json)")
-    parser.add_argument("--quiet", action="store_true", help="print only the FINE_TUNE_<TRACK>= lines")
-    parser.add_argument(
-        "--rule",
-        choices=RULES,
-        default="point",
-        help="point (default): fine-tune when a point gap exceeds delta; interval: only when the verdict is slm_trails",
-    )
-    parser.add_argument(
-        "--fine-tune-when-inconclusive", action="store_true", help="with --rule interval: fine-tune an inconclusive track too"
-    )
-    for track in DECIDABLE_TRACKS:
-        parser.add_argument(f"--{track}-hosted", type=Path, default=None, help=f"hosted metric file for {track}")
-        parser.add_argument(f"--{track}-slm", type=Path, default=None, help=f"SLM metric file for {track}")
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.delta <= 0:
-        print("error: --delta must be > 0", file=sys.stderr)
-        return 2
-    try:
-        langfuse = settings_from_env(os.environ)
-        check_connection(langfuse)
-    except TracingError as exc:
-        print(f"error: Langfuse: {exc}", file=sys.stderr)
-        return 2
-    pairs = {}
-    for track in args.tracks:
-        hosted, slm, after = get_track(track).decision_runs(args.eval_dir, args.hosted_model, args.after_tag, args.arm)
-        pairs[track] = (getattr(args, f"{track}_hosted") or hosted, getattr(args, f"{track}_slm") or slm, after)
-    output = args.output or decision_path(args.eval_dir)
-    request = DecisionRequest(
-        pairs=pairs,
-        delta=args.delta,
-        output=output,
-        quiet=args.quiet,
-        rule=args.rule,
-        fine_tune_when_inconclusive=args.fine_tune_when_inconclusive,
-    )
-    return run_decision(request, langfuse, secrets=[key for key in [os.environ.get("AZURE_API_KEY")] if key])
-
+from slm_swap.cli.decide import build_parser, main
 
 if __name__ == "__main__":
     sys.exit(main(build_parser().parse_args()))

@@ -4,42 +4,15 @@
     npm pack js-tiktoken@1.0.21 && tar xzf js-tiktoken-1.0.21.tgz package/dist/ranks/o200k_base.js
     python tools/phi4_tokenizer.py --ranks package/dist/ranks/o200k_base.js --out DIR
 
---ranks also takes tiktoken's o200k_base.tiktoken; either file is checked against the SHA-256
-tiktoken pins for o200k_base and refused if it differs. Writes DIR/tokenizer.json,
-tokenizer_config.json, chat_template.jinja, special_tokens_map.json and generation_config.json;
-load them with `transformers.AutoTokenizer.from_pretrained(DIR)`, e.g. as
-`tools/bench_generate.py --random-phi4 --tokenizer DIR`. How: slm_swap/bench/phi4_tokenizer.py.
+The command lives in slm_swap/cli/phi4_tokenizer.py (also `python -m slm_swap.cli.phi4_tokenizer`).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.bench.phi4_tokenizer import RanksError, load_ranks, write_folder
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ranks", type=Path, required=True, help="js-tiktoken ranks/o200k_base.js (or .cjs), or o200k_base.tiktoken")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for the Hugging Face tokenizer files")
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        ranks = load_ranks(args.ranks)
-        written = write_folder(ranks, args.out)
-    except (RanksError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(f"{path} ({path.stat().st_size} bytes)")
-    return 0
-
+from slm_swap.cli.phi4_tokenizer import build_parser, main
 
 if __name__ == "__main__":
     sys.exit(main(build_parser().parse_args()))

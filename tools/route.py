@@ -5,70 +5,15 @@ model answering what the validator rejects, from the hosted and SLM runs already
     python tools/route.py --tracks toolcall --delta 0.05
     python tools/route.py --toolcall-hosted H.json --toolcall-slm S.json --output /tmp/routes
 
-Per track it pairs the two runs' rows by id, with the decision's refusals (tools/decide.py: a metric file that
-disagrees with its predictions, different tracks, splits, datasets or rows), validates each SLM answer against the
-signatures its prompt offered (slm_swap/validation/), and writes route_<track>.json: the share the SLM serves, the
-routed system's rates against hosted-only and SLM-only with 95 % intervals, the paired gap hosted-only - routed, the
-validator's precision (accepted SLM answers that are exactly right), what rejections cost, each row's route, and a
-verdict in words; for the base SLM and, when its runs are there, the SLM + adapter (`--after-tag`). One Langfuse
-trace `route` (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST). Exit 2 on bad inputs, 3 when the trace was lost.
+The command lives in slm_swap/cli/route.py (also `python -m slm_swap.cli.route`).
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from slm_swap.layout import Layout, metric_path  # noqa: E402
-from slm_swap.routing.run import RouteRequest, run_routing  # noqa: E402
-from slm_swap.tracing.client import TracingError, check_connection, settings_from_env  # noqa: E402
-from slm_swap.tracks.rows.definitions import TRACK_NAMES  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delta", type=float, default=0.02, help="the routed system may trail hosted-only by at most this (> 0)")
-    parser.add_argument("--tracks", nargs="+", choices=TRACK_NAMES, default=list(TRACK_NAMES), help="tracks to route (default: both)")
-    parser.add_argument("--eval-dir", type=Path, default=Layout(REPO).eval_dir, help="folder of the metric files")
-    parser.add_argument(
-        "--dataset-dir", type=Path, default=Layout(REPO).dataset_dir, help="the committed splits, when a run's path is gone"
-    )
-    parser.add_argument("--hosted-model", default="azure", help="model name in the hosted metric file names")
-    parser.add_argument("--after-tag", default="ft", help="tag of the SLM + adapter's metric files, routed too when present")
-    parser.add_argument("--output", type=Path, default=None, help="folder of the route_<track>.json files (default --eval-dir)")
-    parser.add_argument("--quiet", action="store_true", help="print only the per-track lines")
-    for track in TRACK_NAMES:
-        parser.add_argument(f"--{track}-hosted", type=Path, default=None, help=f"hosted metric file for {track}")
-        parser.add_argument(f"--{track}-slm", type=Path, default=None, help=f"SLM metric file for {track}")
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.delta <= 0:
-        print("error: --delta must be > 0", file=sys.stderr)
-        return 2
-    try:
-        langfuse = settings_from_env(os.environ)
-        check_connection(langfuse)
-    except TracingError as exc:
-        print(f"error: Langfuse: {exc}", file=sys.stderr)
-        return 2
-    pairs = {
-        track: (
-            getattr(args, f"{track}_hosted") or metric_path(args.eval_dir, track, args.hosted_model),
-            getattr(args, f"{track}_slm") or metric_path(args.eval_dir, track, "slm"),
-            metric_path(args.eval_dir, track, "slm", args.after_tag),
-        )
-        for track in args.tracks
-    }
-    request = RouteRequest(pairs, args.delta, args.output or args.eval_dir, args.dataset_dir, args.quiet)
-    return run_routing(request, langfuse, secrets=[key for key in [os.environ.get("AZURE_API_KEY")] if key])
-
+from slm_swap.cli.route import build_parser, main
 
 if __name__ == "__main__":
     sys.exit(main(build_parser().parse_args()))

@@ -1,7 +1,8 @@
 """The one interface every model shares: hosted, local SLM, replay and test fakes.
 
-A model answers rows. Batched models (the local SLM) get every selected row up
-front through `prepare`, generate them in batches, and `answer` then only reads.
+Every `--model` is an `Answerer` (named, described, closed; `slm_swap.harness.factory.ANSWERERS` builds them);
+a `Model` is an answerer of rows, and the agent track adapts the answerer to its step policy. Batched models (the
+local SLM) get every selected row up front through `prepare`, generate them in batches, and `answer` then only reads.
 """
 
 from __future__ import annotations
@@ -40,20 +41,26 @@ class Answer:
         return cls(**{**record, "error_class": parse_error_class(error_class) if error_class else None})
 
 
-class Model(Protocol):
+class Answerer(Protocol):
+    """Whatever answers a run (`--model`), whether it answers rows or an agent's steps: named, described, closed."""
+
     name: str
 
     def describe(self) -> dict[str, Any]:
         """Identity and settings recorded in the metric file (never secrets)."""
         ...
 
+    def close(self) -> None: ...
+
+
+class Model(Answerer, Protocol):
+    """An answerer of rows."""
+
     def prepare(self, rows: Sequence[Row]) -> None:
         """Called once with every selected row before the first `answer`."""
         ...
 
     def answer(self, row: Row) -> Answer: ...
-
-    def close(self) -> None: ...
 
 
 class HarnessError(RuntimeError):

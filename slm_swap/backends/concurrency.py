@@ -1,11 +1,15 @@
-"""Hosted calls in parallel inside one process: an adaptive limit on requests in flight, and a model
-wrapper that answers a run's rows up front through a thread pool.
+"""Hosted calls in parallel inside one process: an adaptive limit on requests in flight, the threads that send
+calls through it (`ConcurrentCalls`, the one concurrency path of every track), and a model wrapper that answers a
+run's rows up front through them.
 
 `AdaptiveLimit` is additive-increase / multiplicative-decrease, as TCP's congestion window: a 429
 halves the requests allowed in flight (not below 1; at most once per window of requests sent under
 the same limit, so a burst of 429s from one window halves it once), and every `limit` successes in
 a row raise it by one, back up to the start. The hosted client holds one slot per HTTP attempt, so
 retries and their waits count against it too.
+
+`ConcurrentCalls` sends calls through up to `limit.start` threads: submitted one by one (`ConcurrentModel`'s rows)
+or mapped over a batch in order (the agent track's step: `slm_swap.tracks.agent.run.policy`).
 
 `ConcurrentModel` wraps a model (the hosted one behind its answer journal): `prepare` sends the
 given rows' requests, in order, through up to `max_connections` threads and returns at once, each
@@ -23,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from slm_swap.backends.api import Answer, HarnessError, Model, answer_row
 from slm_swap.backends.retry import CircuitOpen
@@ -31,6 +35,8 @@ from slm_swap.data.rows import DatasetError, Row
 from slm_swap.scoring.outcomes import ErrorClass
 
 Progress = Callable[[int, int, dict[str, int]], None]  # (rows answered, rows asked, errors by class)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 class AdaptiveLimit:
@@ -89,6 +95,33 @@ class Unlimited:
         yield lambda error_class: None
 
 
+class ConcurrentCalls:
+    """Calls sent through up to `limit.start` threads, started on the first call; the model called holds one slot of
+    `limit` per HTTP attempt (the hosted client's gate), so 429s narrow what is in flight whichever track asks."""
+
+    def __init__(self, limit: AdaptiveLimit, thread_name_prefix: str) -> None:
+        self.limit = limit
+        self.thread_name_prefix = thread_name_prefix
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, call: Callable[[Item], Result], item: Item) -> Future[Result]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.limit.start, thread_name_prefix=self.thread_name_prefix)
+        return self._pool.submit(call, item)
+
+    def map(self, call: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        """`call` on every item at once, the results in the items' order."""
+        return [future.result() for future in [self.submit(call, item) for item in items]]
+
+    def describe(self) -> dict[str, int]:
+        return self.limit.describe()
+
+    def close(self) -> None:
+        """Calls not yet started are dropped (a run stopped early); those in flight finish."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class ConcurrentModel:
     """A model whose rows are asked up front, `max_connections` at a time, and read as they arrive."""
 
@@ -102,18 +135,17 @@ class ConcurrentModel:
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.limit = limit
+        self.calls = ConcurrentCalls(limit, thread_name_prefix="hosted")
         self.more_rows = more_rows
         self.progress = progress
         self._pending: dict[tuple[str, str], Future[Answer | BaseException]] = {}
         self._errors: Counter[str] = Counter()
         self._done = 0
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
         self._stopped: CircuitOpen | HarnessError | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(), "concurrency": self.limit.describe()}
+        return {**self.inner.describe(), "concurrency": self.calls.describe()}
 
     def prepare(self, rows: Sequence[Row]) -> None:
         """Send the rows' requests and return at once: each row's test waits for its own answer only."""
@@ -132,8 +164,7 @@ class ConcurrentModel:
 
     def close(self) -> None:
         """Requests not yet sent are dropped (a run stopped early); those in flight finish and are journalled."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.calls.close()
         self.inner.close()
 
     def submit(self, rows: Sequence[Row]) -> None:
@@ -141,10 +172,8 @@ class ConcurrentModel:
         todo = list({(row.track, row.id): row for row in rows if (row.track, row.id) not in self._pending}.values())
         if not todo:
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.limit.start, thread_name_prefix="hosted")
         for row in todo:
-            self._pending[(row.track, row.id)] = self._pool.submit(self._ask, row)
+            self._pending[(row.track, row.id)] = self.calls.submit(self._ask, row)
         if self.progress is not None:
             self.progress(0, len(self._pending), {})
 

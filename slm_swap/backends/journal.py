@@ -1,11 +1,16 @@
-"""The answer journal and cache: every model answer is appended as soon as it arrives.
+"""The answer journal and cache, the one for every track: each answer is appended as soon as it arrives.
 
 One JSONL file per model identity (endpoint + deployment, or checkpoint + adapter
 + quantisation, with the generation settings). A line is keyed by the exact
-messages, so a resumed or repeated run asks the model only for rows it has not
+messages, so a resumed or repeated run asks the model only for what it has not
 answered. Lines are appended with one `write` on an O_APPEND descriptor, so
 xdist workers can share a file; a line cut short by a crash is dropped on read,
 and the next append starts on a fresh line rather than glued onto it.
+
+`JournalledCalls` puts a batch call behind a journal file; what differs between tracks is an `Entry`: how an item
+is keyed (a row's messages, an agent step's chat), where it came from, and how its answer is written and read
+back. `CachedModel` is the row tracks' use (`ROW_ENTRY`); the agent track journals its steps' replies
+(`slm_swap.tracks.agent.run.policy`).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from slm_swap.backends.api import Answer, Model
 from slm_swap.data.rows import Row
@@ -96,9 +101,6 @@ class AnswerJournal:
         except OSError as exc:
             raise unusable_journal(path, exc) from None
 
-    def append(self, key: str, row: Row, answer: Answer) -> None:
-        self.append_record({"key": key, "id": row.id, "track": row.track, "answer": answer.to_record()})
-
     def append_record(self, record: dict[str, Any]) -> None:
         """One line `{"key": ..., ..., "answer": {...}}`, written whole."""
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
@@ -134,6 +136,59 @@ class JournalFile:
         self.journal.close()
 
 
+Item = TypeVar("Item")
+Reply = TypeVar("Reply")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[Item, Reply]):
+    """How one kind of item is journalled: its key, the fields saying which case it belongs to, and its answer
+    written as a record and read back (None: a line this entry did not write, so the item is asked again)."""
+
+    key: Callable[[Item], str]
+    where: Callable[[Item], dict[str, Any]]
+    to_record: Callable[[Reply], dict[str, Any]]
+    from_record: Callable[[dict[str, Any]], Reply | None]
+
+
+class JournalledCalls(Generic[Item, Reply]):
+    """A batch call behind a journal file: items it holds answers for are answered from it as `reuse` allows, the
+    others asked in one call, each answer journalled. Safe to call from several threads (the concurrent hosted rows)."""
+
+    def __init__(self, ask: Callable[[list[Item]], Sequence[Reply]], file: JournalFile, entry: Entry[Item, Reply]) -> None:
+        self.ask, self.file, self.entry = ask, file, entry
+        self.reused = 0
+        self._lock = threading.Lock()
+
+    def reusable(self, item: Item) -> Reply | None:
+        record = self.file.reusable(self.entry.key(item))
+        return None if record is None else self.entry.from_record(record)
+
+    def __call__(self, items: list[Item]) -> list[Reply]:
+        replies: list[Reply | None] = [self.reusable(item) for item in items]
+        with self._lock:
+            self.reused += sum(reply is not None for reply in replies)
+        missing = [index for index, reply in enumerate(replies) if reply is None]
+        if missing:
+            for index, reply in zip(missing, self.ask([items[i] for i in missing]), strict=True):
+                replies[index] = reply
+                item = items[index]
+                record = {"key": self.entry.key(item), **self.entry.where(item), "answer": self.entry.to_record(reply)}
+                self.file.journal.append_record(record)
+        return [reply for reply in replies if reply is not None]
+
+
+def row_key(row: Row) -> str:
+    return messages_key(build_messages(row.prompt))
+
+
+def cached_answer(record: dict[str, Any]) -> Answer:
+    return Answer.from_record({**record, "cached": True})
+
+
+ROW_ENTRY: Entry[Row, Answer] = Entry(row_key, lambda row: {"id": row.id, "track": row.track}, Answer.to_record, cached_answer)
+
+
 class CachedModel:
     """Wraps a model: reuses journalled answers as `reuse` allows, journals every new one."""
 
@@ -141,24 +196,16 @@ class CachedModel:
         self.inner = inner
         self.name = inner.name
         self.file = JournalFile(cache_dir, inner.name, inner.describe(), reuse)
+        self.calls = JournalledCalls(lambda rows: [inner.answer(row) for row in rows], self.file, ROW_ENTRY)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), **self.file.describe()}
 
-    def reusable(self, row: Row) -> Answer | None:
-        record = self.file.reusable(messages_key(build_messages(row.prompt)))
-        return None if record is None else Answer.from_record({**record, "cached": True})
-
     def prepare(self, rows: Sequence[Row]) -> None:
-        self.inner.prepare([row for row in rows if self.reusable(row) is None])
+        self.inner.prepare([row for row in rows if self.calls.reusable(row) is None])
 
     def answer(self, row: Row) -> Answer:
-        cached = self.reusable(row)
-        if cached is not None:
-            return cached
-        answer = self.inner.answer(row)
-        self.file.journal.append(messages_key(build_messages(row.prompt)), row, answer)
-        return answer
+        return self.calls([row])[0]
 
     def generate_alone(self, rows: Sequence[Row]) -> None:
         """The batch invariance check, passed to the model (only the local SLM has it); alone answers are not journalled."""

@@ -7,7 +7,9 @@
   one preallocated KV cache per batch holding only its rows' slots, prompts prefilled packed
   into shared passes on CUDA (variable-length flash attention; elsewhere right-padded groups
   of similar length), and on CUDA each decode step replayed as a CUDA graph, with
-  slm_swap.engine.fused_kernels' Triton RMSNorm, rotary and SwiGLU.
+  slm_swap.engine.fused_kernels' Triton RMSNorm, rotary and SwiGLU. Prompt prefixes are kept between
+  calls (`prefix_reuse`, slm_swap.engine.prefix_cache): an agent episode's next step prefills only what
+  its chat gained since the last one.
   A batch ends when every row has produced an end-of-turn token, or at `max_new_tokens`.
 - "padded": `generate` over length-sorted, left-padded batches sized from free memory, with
   the same stopping rule.
@@ -77,6 +79,8 @@ class LocalSLM(GenerationEngines):
         progress: Progress | None = None,
         batch_invariant: bool = False,
         token_progress: TokenProgress | None = None,
+        prefix_reuse: bool = True,  # static engine: keep prompt prefixes between calls (slm_swap.engine.prefix_cache)
+        prefix_cache_tokens: int | None = None,  # the most prefix tokens kept; None: a share of free memory
     ) -> None:
         import torch
 
@@ -107,6 +111,7 @@ class LocalSLM(GenerationEngines):
         self.progress = progress  # told (rows done, rows in all) as each batch finishes
         self.token_progress = token_progress  # told tokens generated within a batch (static engine), each decode step
         self.batch_invariant = batch_invariant  # slm_swap.engine.invariant: a row's tokens do not depend on its batch
+        self.prefix_reuse, self.prefix_cache_tokens = prefix_reuse and engine == "static", prefix_cache_tokens
         if batch_invariant and engine != "static":
             raise ValueError("batch_invariant needs the static engine")
         if self.engine == "continuous" and min_new_tokens:
@@ -233,7 +238,20 @@ class LocalSLM(GenerationEngines):
                 "fused_kernels": self.fused_kernels,
                 "cuda_graphs_failed": self._static.graphs_failed if self._static is not None else None,
             },
+            # counts, not settings, and absent until the static engine has run: the answer journal's identity (the
+            # description before any generation) is the same with prefix reuse on or off, as the text is
+            **({"prefill": self.prefill_counts()} if self._static is not None else {}),
             "versions": package_versions(),
+        }
+
+    def prefill_counts(self) -> dict[str, Any]:
+        """The static engine's prompt tokens prefilled and taken from kept prefixes, and its prefix store's state."""
+        counters, kept = self._static.counters, self._static.prefixes
+        return {
+            "prefix_reuse": kept is not None,
+            "prefill_tokens": counters.prefilled,
+            "reused_tokens": counters.reused,
+            **(kept.describe() if kept is not None else {}),
         }
 
     def close(self) -> None:

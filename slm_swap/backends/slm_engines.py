@@ -1,6 +1,7 @@
 """The local SLM's generation engines over encoded rows: "static" (slm_swap.engine), "padded" (`generate`
 over left-padded batches) and "continuous" (transformers' `generate_batch`); each backs off to smaller
-batches when one runs out of memory.
+batches when one runs out of memory. The static engine keeps prompt prefixes between calls
+(slm_swap.engine.prefix_cache) in PREFIX_SHARE of the memory it plans with, unless told otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from slm_swap.data.rows import Row
 from slm_swap.engine import decode_attention, fused_kernels
 from slm_swap.engine.dequantize import dequantized_bytes, dequantized_weights
 from slm_swap.engine.planning import BatchPlan, plan_batches
+from slm_swap.engine.prefix_cache import PrefixCache
 from slm_swap.engine.static import StaticGenerator
 
 CONTINUOUS_BLOCK = 256  # tokens per KV cache block of the continuous engine
@@ -37,6 +39,9 @@ CPU_PREFILL_TOKENS = 2048
 # at most this share of free memory (GPU memory on CUDA, available RAM on a CPU; slm_swap.engine.dequantize).
 # On a 2-core CPU bitsandbytes' one-row NF4 kernel took 42 of a 93 s SmolLM2 agent step batch (cProfile).
 DEQUANTIZED_SHARE = 0.25
+# Share of free memory (GPU memory on CUDA, available RAM on a CPU, at load) that kept prompt prefixes may take;
+# batches are planned in what is left.
+PREFIX_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class GenerationEngines:
     progress: Progress | None
     token_progress: TokenProgress | None
     batch_invariant: bool
+    prefix_reuse: bool
+    prefix_cache_tokens: int | None  # None: PREFIX_SHARE of free memory
 
     def report_progress(self, done: int, total: int) -> None:
         if self.progress is not None:
@@ -100,6 +107,7 @@ class GenerationEngines:
                 use_graphs=self.device.type == "cuda",
                 prefill_tokens=self.prefill_tokens(),
                 batch_invariant=self.batch_invariant,
+                prefixes=PrefixCache(self.prefix_capacity()) if self.prefix_reuse else None,
             )
         with ExitStack() as stack:
             dequantized = 0
@@ -130,8 +138,18 @@ class GenerationEngines:
             try:
                 generated = self._static.generate(prompts, self.max_new_tokens, self.min_new_tokens)
             except Exception as exc:
-                if len(batch) == 1 or not is_out_of_memory(exc):
+                if not is_out_of_memory(exc):
                     raise
+                kept = self._static.prefixes
+                freed = kept is not None and kept.kept_tokens > 0
+                if freed:
+                    kept.clear()  # memory pressure: every kept prefix goes (its rows prefill again), then the batch halves
+                if len(batch) == 1:
+                    if not freed:
+                        raise
+                    self.release_memory()
+                    plans.insert(0, plan)  # a row alone is tried once more without the kept prefixes
+                    continue
                 self.release_memory()
                 self.batch_cap = len(batch) // 2
                 # Plan again what is left, in batches of at most half the size that did not fit.
@@ -168,9 +186,17 @@ class GenerationEngines:
         else:
             # A prefill pass keeps only the last position's logits: its activations are what it needs.
             prefill = self.prefill_tokens() * activation_bytes(text, self.dtype.itemsize)
-            memory = max((self.free_bytes - dequantized) * MEMORY_SHARE - prefill, slot_bytes * (lengths[0] + self.max_new_tokens))
+            kept = self.prefix_capacity() * slot_bytes if self.prefix_reuse else 0
+            memory = max((self.free_bytes - dequantized - kept) * MEMORY_SHARE - prefill, slot_bytes * (lengths[0] + self.max_new_tokens))
         reads_padding = not decode_attention.available(self.device, head_dim_of(text))
         return plan_batches(lengths, self.max_new_tokens, slot_bytes, step_bytes, memory, max_rows, reads_padding)
+
+    def prefix_capacity(self) -> int:
+        """Tokens of prompt prefixes the static engine keeps between calls."""
+        if self.prefix_cache_tokens is not None:
+            return self.prefix_cache_tokens
+        free = self.free_bytes if self.free_bytes is not None else available_ram()
+        return int(PREFIX_SHARE * free) // kv_bytes_per_token(self.model.config.get_text_config(), self.dtype.itemsize)
 
     def prefill_tokens(self) -> int:
         """Padded tokens per prefill pass of the static engine."""

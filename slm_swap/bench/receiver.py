@@ -3,9 +3,9 @@
     .venv/bin/python -m slm_swap.bench.receiver --tasks 600 --steps 10
 
 Records one synthetic agent run (`--tasks` tasks of `--steps` steps over `--turns` turns; every step but a turn's
-last acts, so it has an `execution` child) with the project's own `record_agent_run` through the real Langfuse SDK,
+last acts, so it has an `execution` child) with the project's own `record_eval_run` through the real Langfuse SDK,
 into `python -m slm_swap.tracing.receiver.server --dump-dir` started in a process of its own, as
-`tools/local_langfuse.py` starts it. Figures: seconds until `record_agent_run` returned (Langfuse took every span
+`tools/local_langfuse.py` starts it. Figures: seconds until `record_eval_run` returned (Langfuse took every span
 and score, or its flush bound ran out), seconds until the dump folder's `index.json` counted every span, the bytes
 the receiver process wrote (`wchar` of /proc/<pid>/io, read once the dump was complete) and the dump's size.
 `--receiver-tree` runs another checkout's receiver (e.g. a `git worktree` of an older commit), so one script
@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from slm_swap.tracing.client import LangfuseSettings, TracingError
-from slm_swap.tracing.runs import EvalRunTrace
+from slm_swap.tracing.runs import EvalRunTrace, record_eval_run
 from slm_swap.tracks.agent.episodes.trajectory import StepRecord, Trajectory, TurnRecord
-from slm_swap.tracks.agent.run.recorder import TaskTrace, record_agent_run
+from slm_swap.tracks.agent.run.trace import TaskTrace
 
 KEYS = ("pk-lf-bench", "sk-lf-bench")
 OBSERVATION = "Observation: " + "the tool returned a listing of files and their sizes; " * 8
@@ -41,12 +41,12 @@ class ReceiverFigures:
     steps: int
     spans: int
     scores: int
-    record_s: float  # until record_agent_run returned
+    record_s: float  # until record_eval_run returned
     dump_complete_s: float | None  # until index.json counted every span; None: it never did
     spans_in_dump: int  # as index.json counted them last
     bytes_written: int | None  # the receiver process's wchar
     dump_bytes: int
-    error: str | None  # record_agent_run's TracingError, if any
+    error: str | None  # record_eval_run's TracingError, if any
 
 
 def synthetic_tasks(tasks: int, steps: int, turns: int, at: float) -> list[TaskTrace]:
@@ -140,7 +140,7 @@ def measure(tasks: int, steps: int, turns: int, flush_timeout_s: float, dump_dir
         settings = LangfuseSettings(KEYS[0], KEYS[1], url, flush_timeout_s=flush_timeout_s)
         started, error = time.monotonic(), None
         try:
-            record_agent_run(settings, synthetic_run(tasks, at), records)
+            record_eval_run(settings, synthetic_run(tasks, at), records)
         except TracingError as exc:
             error = str(exc)
         record_s = time.monotonic() - started

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slm_swap.options import MAX_ACTIVE, MAX_STEPS_PER_TURN
 from slm_swap.tracks.agent.data.bfcl_multi_turn import MultiTurnTask, load_multi_turn
 from slm_swap.tracks.agent.data.splits import load_split_tasks
 from slm_swap.tracks.agent.episodes.episode import EpisodeSettings, run_episodes
@@ -59,7 +60,9 @@ def load_tasks(split_file: Path) -> list[MultiTurnTask]:
     return load_split_tasks(split_file, load_multi_turn())
 
 
-def run_gold(tasks: list[MultiTurnTask], arm: str, max_active: int = 16, max_steps_per_turn: int = 10) -> GoldRun:
+def run_gold(
+    tasks: list[MultiTurnTask], arm: str, max_active: int = MAX_ACTIVE.default, max_steps_per_turn: int = MAX_STEPS_PER_TURN.default
+) -> GoldRun:
     excluded = {t.id: reason for t in tasks if (reason := ground_truth_rejection(t))}
     scored = [t for t in tasks if t.id not in excluded]
     settings = EpisodeSettings(arm, max_steps_per_turn, max_active)

@@ -41,6 +41,9 @@ class BatchCache:
         self.slot: Any = None  # decode: (rows,) tensor, the slot each row writes this step, counted from its start
         self.write = torch.zeros(self.rows, **long)  # decode: starts + slot, updated in place before each step
         self.slot_index = torch.arange(self.width, **long)  # for the SDPA fallback's gather and mask
+        # prefix reuse: (a row's first slot, its kept (layers, 2, kv heads, tokens, head dim) KV), written per layer
+        # into the row's first slots as that layer's cache is made, before any prefill pass reads it
+        self.prefixes: list[tuple[int, Any]] = []
 
     def attend(self, layer: int, query: Any, key: Any, value: Any, scaling: float, window: int | None) -> Any:
         import torch
@@ -52,11 +55,16 @@ class BatchCache:
             shape = (kv_heads, self.total, head_dim)
             self.keys[layer] = torch.zeros(shape, dtype=key.dtype, device=key.device)
             self.values[layer] = torch.zeros(shape, dtype=value.dtype, device=value.device)
+            for start, kept in self.prefixes:
+                self.keys[layer][:, start : start + kept.shape[3]] = kept[layer, 0]
+                self.values[layer][:, start : start + kept.shape[3]] = kept[layer, 1]
         keys, values = self.keys[layer], self.values[layer]
         if not self.decoding:
             prefill = self.prefill
             for cache, new in ((keys, key), (values, value)):
                 cache.index_copy_(1, prefill.destination, new.transpose(1, 2).reshape(-1, kv_heads, head_dim).transpose(0, 1))
+            if prefill.suffix_rows is not None:
+                return suffix_attention(query, key, value, keys, values, prefill.suffix_rows, scaling, window)
             if prefill.sequence_starts is not None:
                 return packed_attention(query, key, value, prefill, scaling, window)
             # Right-padded rows: a real token only sees earlier tokens, all real, so plain causal
@@ -138,6 +146,35 @@ def packed_attention(query: Any, key: Any, value: Any, prefill: PrefillPass, sca
     heads, kv_heads = query.shape[1], key.shape[1]
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling, enable_gqa=heads != kv_heads)
     return out.transpose(1, 2).contiguous()
+
+
+def suffix_attention(
+    query: Any, key: Any, value: Any, keys: Any, values: Any, rows: list[tuple[int, int, int, int]], scaling: float, window: int | None
+) -> Any:
+    """Prefix reuse: each packed row's new tokens attend over its kept prefix and themselves, in its cache slots.
+
+    A row with no kept prefix attends causally over its own new tokens, as a packed pass without reuse does.
+    `query`, `key`, `value`: (1, heads, tokens, dim); `keys`, `values`: (kv heads, slots, dim). Returns (1, tokens, heads, dim).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    gqa = query.shape[1] != keys.shape[0]
+    outs = []
+    for offset, new, old, start in rows:
+        q = query[:, :, offset : offset + new]
+        if old == 0 and window is None:
+            k, v = key[:, :, offset : offset + new], value[:, :, offset : offset + new]
+            outs.append(F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=gqa))
+            continue
+        k, v = keys[None, :, start : start + old + new], values[None, :, start : start + old + new]
+        position = torch.arange(new, device=query.device)[:, None] + old
+        slot = torch.arange(old + new, device=query.device)[None, :]
+        mask = slot <= position
+        if window is not None:
+            mask &= slot > position - window
+        outs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scaling, enable_gqa=gqa))
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous()
 
 
 _ACTIVE: list[BatchCache] = []

@@ -33,6 +33,8 @@ class PrefillPass:
     destination: Any
     sequence_starts: Any = None
     longest: int = 0
+    # prefix reuse: per row (first query token in `ids`, tokens prefilled, tokens already in its slots, first slot)
+    suffix_rows: list[tuple[int, int, int, int]] | None = None
 
 
 def padded_pass(prompts: Sequence[Sequence[int]], first: int, last: int, starts: Sequence[int], pad_id: int, device: Any) -> PrefillPass:
@@ -59,19 +61,27 @@ def padded_pass(prompts: Sequence[Sequence[int]], first: int, last: int, starts:
     )  # fmt: skip
 
 
-def packed_pass(prompts: Sequence[Sequence[int]], first: int, last: int, starts: Sequence[int], device: Any) -> PrefillPass:
+def packed_pass(
+    prompts: Sequence[Sequence[int]], first: int, last: int, starts: Sequence[int], device: Any, reused: Sequence[int] | None = None
+) -> PrefillPass:
     """Rows [first, last) one after another in one sequence, no padding, row r's slots from starts[r - first].
 
-    `keep` is each row's last token.
+    `keep` is each row's last token. With `reused` (prefix reuse) row r's first reused[r - first] tokens are in its
+    slots already: only the tokens after them are fed, at their own positions, and attend over the row's slots.
     """
     import numpy as np
     import torch
 
-    lengths = np.asarray([len(p) for p in prompts])
+    skip = np.asarray(reused if reused is not None else [0] * len(prompts))
+    lengths = np.asarray([len(p) for p in prompts]) - skip
     offsets = np.concatenate(([0], np.cumsum(lengths)))
-    positions = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    positions = np.arange(offsets[-1]) - np.repeat(offsets[:-1] - skip, lengths)
+    ids = [token for prompt, n in zip(prompts, skip) for token in prompt[n:]]
+    suffix_rows = None
+    if reused is not None:
+        suffix_rows = [(int(o), int(n), int(m), int(s)) for o, n, m, s in zip(offsets, lengths, skip, starts)]
     return PrefillPass(
-        first, last, to_device(torch.tensor([token for prompt in prompts for token in prompt], dtype=torch.long)[None], device),
+        first, last, to_device(torch.tensor(ids, dtype=torch.long)[None], device),
         positions=to_device(torch.from_numpy(positions)[None], device),
         keep=to_device(torch.from_numpy(offsets[1:] - 1), device),
         row_of_logits=0,
@@ -79,6 +89,7 @@ def packed_pass(prompts: Sequence[Sequence[int]], first: int, last: int, starts:
         destination=to_device(torch.from_numpy(np.repeat(np.asarray(starts), lengths) + positions), device),
         sequence_starts=to_device(torch.from_numpy(offsets).to(torch.int32), device),
         longest=int(lengths.max()),
+        suffix_rows=suffix_rows,
     )  # fmt: skip
 
 

@@ -17,6 +17,9 @@ and grouped-query attention repeats each KV head for every query head it serves
   slots are gathered into a padded block and attended through SDPA with a mask.
 - On CUDA the norms, rotary embeddings and SwiGLU run fused Triton kernels with transformers'
   rounding (slm_swap.engine.fused_kernels; LocalSLM turns them on).
+- Prefix reuse (slm_swap.engine.prefix_cache, with a `PrefixCache`): a prompt whose first tokens were prefilled
+  by an earlier call (an agent episode's chat at its next step) takes their keys and values from the kept blocks
+  and prefills only the rest, in packed passes whose tokens attend over the row's cache slots.
 - On CUDA the whole decode step (forward pass, greedy pick, minimum-length rule, end-of-turn
   bookkeeping) is captured once per batch as a CUDA graph and replayed; elsewhere it runs as is.
 
@@ -35,9 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from slm_swap.engine.cache import ATTENTION_NAME, BatchCache, register_attention, serving
+from slm_swap.engine.decode_state import DecodeState
 from slm_swap.engine.invariant import TileSwitch, row_tiled_linears
 from slm_swap.engine.planning import aligned, packed_groups, prefill_groups, reserved_slots
 from slm_swap.engine.prefill import packed_pass, packed_prefill_available, padded_pass, prefill_backends, to_device
+from slm_swap.engine.prefix_cache import PrefillCounters, PrefixCache, cache_reader, match_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class BatchTiming:
     slots: int
     prompt_tokens: int
     padded_prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0  # taken from kept prefixes, not prefilled
     prefill_passes: int = 0
     prefill_s: float = 0.0
     decode_steps: int = 0
@@ -76,6 +82,7 @@ class StaticGenerator:
         prefill_tokens: int,
         packed: bool | None = None,
         batch_invariant: bool = False,
+        prefixes: PrefixCache | None = None,
     ) -> None:
         self.model = model
         # slm_swap.engine.invariant: one-row prefill passes, decode linears in fixed row tiles, per-row decode attention
@@ -89,6 +96,8 @@ class StaticGenerator:
         self.prefill_tokens = prefill_tokens
         self.graphs_failed: str | None = None  # why capture failed once; later batches run eagerly
         self.timings: list[BatchTiming] = []
+        self.prefixes = prefixes  # None: every prompt is prefilled whole
+        self.counters = PrefillCounters()
         # told (decode steps run, steps at most) after every decode step: progress within a long batch; the step
         # already waits for the device (`unfinished.any()`), so the call adds no synchronisation
         self.on_step: Callable[[int, int], None] | None = None
@@ -108,13 +117,21 @@ class StaticGenerator:
         if min(lengths) == 0:
             raise ValueError("every prompt needs at least one token")
         device = self.model.device
-        groups, reserved = self.cache_layout(lengths, max_new_tokens)
+        ordered = [prompts[i] for i in order]
+        reused, kept = match_rows(self.prefixes, ordered)
+        groups, reserved = self.cache_layout(lengths, max_new_tokens, reused)
         cache = BatchCache(reserved, device, per_row=self.batch_invariant)
-        timing = BatchTiming(rows=len(order), slots=cache.total, prompt_tokens=sum(lengths))
+        cache.prefixes = [(cache.row_starts[row], kv) for row, kv in enumerate(kept) if kv is not None]
+        timing = BatchTiming(rows=len(order), slots=cache.total, prompt_tokens=sum(lengths), reused_prompt_tokens=sum(reused))
         with self.attention(cache), torch.inference_mode(), prefill_backends(device), self.linears():
             started = time.perf_counter()
             state = DecodeState(len(order), max_new_tokens, min_new_tokens, self.eos_ids, self.pad_id, cache, device)
-            self.prefill(state, [prompts[i] for i in order], lengths, groups, timing)
+            self.prefill(state, ordered, lengths, reused if any(reused) else None, groups, timing)
+            self.counters.prefilled += timing.prompt_tokens - timing.reused_prompt_tokens
+            self.counters.reused += timing.reused_prompt_tokens
+            if self.prefixes is not None:
+                for row, prompt in enumerate(ordered):
+                    self.prefixes.keep(prompt, reused[row], cache_reader(cache.keys, cache.values, cache.row_starts[row]))
             timing.prefill_s = synchronized_clock(device) - started
             cache.decoding = self.tiles.on = True
             try:
@@ -133,18 +150,20 @@ class StaticGenerator:
         """Batch-invariant mode: every linear layer in fixed row tiles while decoding (slm_swap.engine.invariant)."""
         return row_tiled_linears(self.model, self.tiles) if self.batch_invariant else nullcontext()
 
-    def cache_layout(self, lengths: Sequence[int], max_new_tokens: int) -> tuple[list[tuple[int, int]], list[int]]:
+    def cache_layout(self, lengths: Sequence[int], max_new_tokens: int, reused: Sequence[int]) -> tuple[list[tuple[int, int]], list[int]]:
         """The prefill groups of a batch's rows (sorted longest first) and the cache slots each row reserves.
 
         In batch-invariant mode each row is a group of its own: its prefill pass and its slots are what they are alone.
+        A batch where some row has a kept prefix (`reused`) is prefilled in packed passes of the tokens after them.
         """
+        packed = self.packed or any(reused)
         if self.batch_invariant:
             groups = [(row, row + 1) for row in range(len(lengths))]
-            if self.packed:
+            if packed:
                 return groups, [aligned(n + max_new_tokens - 1) for n in lengths]
             return groups, reserved_slots(lengths, max_new_tokens, groups)
-        if self.packed:
-            groups = packed_groups(lengths, self.prefill_tokens)
+        if packed:
+            groups = packed_groups([n - r for n, r in zip(lengths, reused)], self.prefill_tokens)
             return groups, [aligned(n + max_new_tokens - 1) for n in lengths]
         groups = prefill_groups(lengths, self.prefill_tokens)
         return groups, reserved_slots(lengths, max_new_tokens, groups)
@@ -166,10 +185,14 @@ class StaticGenerator:
         state: DecodeState,
         prompts: Sequence[Sequence[int]],
         lengths: Sequence[int],
+        reused: Sequence[int] | None,
         groups: Sequence[tuple[int, int]],
         timing: BatchTiming,
     ) -> None:
-        """Every prefill pass of a batch (`prompts` sorted longest first); each row's first new token goes into `state`."""
+        """Every prefill pass of a batch (`prompts` sorted longest first); each row's first new token goes into `state`.
+
+        `reused`: each row's tokens already in its cache slots (kept prefixes); None when no row has any.
+        """
         import torch
 
         device, cache = self.model.device, state.cache
@@ -178,8 +201,8 @@ class StaticGenerator:
         for first, last in groups:
             rows, starts = prompts[first:last], cache.row_starts[first:last]
             passes.append(
-                packed_pass(rows, first, last, starts, device)
-                if self.packed
+                packed_pass(rows, first, last, starts, device, None if reused is None else reused[first:last])
+                if self.packed or reused is not None
                 else padded_pass(rows, first, last, starts, self.pad_id, device)
             )
         lengths_on_device = to_device(torch.tensor(lengths), device)
@@ -234,65 +257,3 @@ class StaticGenerator:
             torch.cuda.synchronize()
             return None
         return graph
-
-
-class DecodeState:
-    """The tensors one decode step reads and advances in place, so a CUDA graph can replay it."""
-
-    def __init__(
-        self, rows: int, max_new_tokens: int, min_new_tokens: int, eos_ids: Sequence[int], pad_id: int, cache: BatchCache, device: Any
-    ) -> None:
-        import torch
-
-        self.max_new_tokens = max_new_tokens
-        self.min_new_tokens = min_new_tokens
-        self.pad_id = pad_id
-        self.cache = cache
-        long = dict(dtype=torch.long, device=device)
-        self.eos = torch.tensor(list(eos_ids), **long)
-        self.tokens = torch.zeros(rows, 1, **long)  # the token each row feeds next
-        self.positions = torch.zeros(rows, 1, **long)  # also the cache slot each row writes next
-        self.generated = torch.ones(1, **long)  # tokens generated so far (prefill makes the first)
-        self.unfinished = torch.ones(rows, dtype=torch.bool, device=device)
-        self.out = torch.full((rows, max_new_tokens), pad_id, **long)
-        cache.slot = self.positions.view(-1)
-        # Any 4-D mask is handed to the attention function as is: transformers builds none of its own.
-        self.no_mask = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=device)
-
-    def pick(self, logits: Any, generated: Any, unfinished: Any) -> Any:
-        """Greedy token per row; end-of-turn tokens are barred while fewer than min_new_tokens exist; finished rows pad."""
-        import torch
-
-        if self.min_new_tokens:
-            barred = torch.where(generated < self.min_new_tokens, float("-inf"), 0.0).to(logits.dtype)
-            logits = logits.index_copy(1, self.eos, logits.index_select(1, self.eos) + barred)
-        return torch.where(unfinished, logits.argmax(dim=-1), self.pad_id)
-
-    def finish(self, rows: slice, tokens: Any) -> None:
-        self.unfinished[rows] &= ~(tokens[:, None] == self.eos[None, :]).any(dim=-1)
-
-    def start_rows(self, first: int, last: int, logits: Any, lengths: Any) -> None:
-        """Rows [first, last) take their first token from `logits`; `lengths` (on the device) are their prompt lengths."""
-        import torch
-
-        rows = slice(first, last)
-        tokens = self.pick(logits, torch.zeros_like(self.generated), self.unfinished[rows])
-        self.out[rows, 0] = tokens
-        self.finish(rows, tokens)
-        self.tokens[rows, 0] = tokens
-        self.positions[rows, 0] = lengths
-
-    def step(self, model: Any) -> None:
-        """One decode step, entirely on the device: no host sync, so it can be captured."""
-        import torch
-
-        torch.add(self.cache.starts, self.cache.slot, out=self.cache.write)
-        logits = model(
-            input_ids=self.tokens, position_ids=self.positions, attention_mask=self.no_mask, use_cache=False, logits_to_keep=1
-        ).logits[:, -1]
-        tokens = self.pick(logits, self.generated, self.unfinished)
-        self.out.index_copy_(1, self.generated, tokens[:, None])
-        self.finish(slice(None), tokens)
-        self.tokens.copy_(tokens[:, None])
-        self.positions.add_(1)
-        self.generated.add_(1)

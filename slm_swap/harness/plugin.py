@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from slm_swap import layout
+from slm_swap import layout, options
 from slm_swap.harness.context import CONTEXT_KEY, RunContext, run_context
 from slm_swap.harness.environ import HiddenEnviron
 from slm_swap.harness.gate import check_gate_track, load_reference_flags
@@ -89,16 +89,13 @@ def check_options(opt: Any) -> None:
             raise pytest.UsageError(f"{name} must be at least 1")
     if opt("--samples") < 0 or opt("--temperature") < 0:
         raise pytest.UsageError("--samples and --temperature must be >= 0")
-    if opt("--samples") and (not opt("--capture-trajectories") or opt("--model") != "azure"):
-        raise pytest.UsageError("--samples needs --capture-trajectories and --model=azure: only the hosted teacher is sampled")
     if opt("--delta") < 0:
         raise pytest.UsageError("--delta must be >= 0")
-    if opt("--batch-invariant") and (opt("--model") != "slm" or opt("--engine") != "static"):
-        raise pytest.UsageError("--batch-invariant needs --model=slm with --engine static")
     if opt("--check-batch-invariance") < 0:
         raise pytest.UsageError("--check-batch-invariance must be at least 0")
-    if opt("--check-batch-invariance") and opt("--model") != "slm":
-        raise pytest.UsageError("--check-batch-invariance needs --model=slm: only the local SLM generates rows in batches")
+    for spec in options.RULED:  # each option's rule is written once, beside the option (slm_swap/options.py)
+        if (refusal := spec.refusal(opt)) is not None:
+            raise pytest.UsageError(refusal)
     if opt("--model") == "replay" and opt("--predictions") is None:
         raise pytest.UsageError("--model=replay needs --predictions PATH")
     if opt("--no-cache") and (opt("--resume") or opt("--retry-errors")):
@@ -215,16 +212,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    track = getattr(metafunc.module, "TRACK", None)
-    if track is None:
+    name = getattr(metafunc.module, "TRACK", None)
+    if name is None:
         return  # only evals modules (which set TRACK) get one case per case of their track
-    get_track(track).parametrize(metafunc, run_context(metafunc.config))
+    track = get_track(name)
+    if track.case_fixture in metafunc.fixturenames:
+        track.parametrize(metafunc, run_context(metafunc.config))
 
 
 def selected_tracks(items: list[pytest.Item]) -> list[str]:
     """The tracks whose cases survived -k and node ids, in collection order."""
-    tracks = (getattr(getattr(item, "module", None), "TRACK", None) for item in items if hasattr(item, "callspec"))
-    return list(dict.fromkeys(track for track in tracks if track is not None))
+    found = []
+    for item in items:
+        name = getattr(getattr(item, "module", None), "TRACK", None)
+        callspec = getattr(item, "callspec", None)
+        if name is not None and callspec is not None and get_track(name).case_fixture in callspec.params:
+            found.append(name)
+    return list(dict.fromkeys(found))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from slm_swap import layout
+from slm_swap import layout, options
 from slm_swap.prompts import AGENT_ARMS
 from slm_swap.tracks.registry import get_track
 
@@ -26,6 +26,11 @@ def option(default: Any, text: str) -> Any:
     return field(default=default, metadata={"help": text})
 
 
+def shared(spec: options.Option) -> Any:
+    """A setting other commands offer too: its default, help and rule come from `slm_swap.options`."""
+    return option(spec.default, spec.described())
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """Every choice of one evaluation run; each field's default and help are also its pytest option's."""
@@ -39,30 +44,26 @@ class EvalSettings:
     out_dir: Path = option(DEFAULT_LAYOUT.eval_dir, "where metric files go")
     dataset_dir: Path = option(DEFAULT_LAYOUT.dataset_dir, "root of the prepared splits")
     gate_against: Path | None = option(None, "reference metric file: exit status follows the gate")
-    delta: float = option(0.02, "largest allowed drop of a core metric under the gate")
+    delta: float = shared(options.DELTA)  # under the gate: the largest allowed drop
     gate_rule: str = option("point", "point: fail on a drop above delta; interval: fail when the paired drop's interval is above delta")
     cache_dir: Path | None = option(layout.journal_dir(DEFAULT_LAYOUT.eval_dir), "answer journal folder; None keeps no journal")
     reuse: str = option("none", "which journalled answers to reuse: none, all, successes")
     max_error_rate: float | None = option(None, "fail the session when errors exceed this share of rows")
     adapter: str = option("none", "SLM adapter: PATH, auto (slm_swap/04_ft/adapter_<track> if present) or none")
-    max_new_tokens: int = option(256, "output-token cap, the same for every model")
+    max_new_tokens: int = shared(options.MAX_NEW_TOKENS)
     batch_size: int | None = option(None, "SLM batch size (None: chosen from free memory; 8 on CPU)")
     quantization: str = option("nf4", "SLM weights: 4-bit NF4 or unquantised (none)")
     engine: str = option("static", "SLM generation engine (static: static KV cache, CUDA graphs on CUDA)")
-    batch_invariant: bool = option(
-        False, "--engine static: a row's tokens do not depend on its batch (one-row prefill, row-tiled decode matmuls, per-row attention)"
-    )
-    check_batch_invariance: int = option(
-        0, "--model=slm: after the batched run, generate K selected rows (evenly spaced) again one at a time and record text and flag flips"
-    )
+    batch_invariant: bool = shared(options.BATCH_INVARIANT)
+    check_batch_invariance: int = shared(options.CHECK_BATCH_INVARIANCE)
     request_timeout_s: float = option(60.0, "hosted request timeout in seconds")
     max_retries: int = option(5, "hosted retries per row (429, 5xx, timeouts)")
     row_budget_s: float = option(120.0, "hosted seconds per row, retries and waits included")
     circuit_threshold: int = option(10, "stop the run after this many identical failures in a row")
-    max_connections: int = option(8, "hosted requests in flight at most, in one process; 1 asks one row at a time")
+    max_connections: int = shared(options.MAX_CONNECTIONS)
     arm: str = option("codeact", "agent track: the action format, a ```python block (codeact) or <tool_call> elements (toolcall)")
-    max_steps_per_turn: int = option(10, "agent track: replies that act per user turn at most; the episode stops there")
-    max_active: int = option(16, "agent track: episodes (sandbox processes) open at once, the SLM's batch per step")
+    max_steps_per_turn: int = shared(options.MAX_STEPS_PER_TURN)
+    max_active: int = shared(options.MAX_ACTIVE)
     unsafe_local_executor: bool = option(
         False,
         "agent track, codeact arm: run model-written code even where the operating-system sandbox cannot be set up "
@@ -71,9 +72,7 @@ class EvalSettings:
     capture: bool = option(
         False, "agent track: also write every trajectory, accepted or rejected by the verifier, to <run>.trajectories.jsonl"
     )
-    samples: int = option(
-        0, "agent track with --capture-trajectories: sampled trajectories per task at --temperature (hosted model), beside the greedy one"
-    )
+    samples: int = shared(options.SAMPLES)
     temperature: float = option(0.7, "agent track: the sampling temperature of --samples (evaluation is always greedy)")
     ft_dir: Path = option(DEFAULT_LAYOUT.ft_dir, "where adapters live")
     pytest_args: tuple[str, ...] = ()

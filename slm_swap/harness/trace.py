@@ -1,45 +1,23 @@
-"""An evaluation run's Langfuse trace, built in the controller from the rows' records."""
+"""An evaluation run's Langfuse trace root, built in the controller from the run's metric document; every track
+hangs its cases under it (`slm_swap.tracks.rows.trace`, the agent track's `run.trace`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from slm_swap.data.rows import Row
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.scoring.outcomes import RowRecord
-from slm_swap.tracing.client import LangfuseSettings, TraceRef
-from slm_swap.tracing.runs import EvalRunTrace, record_eval_run, row_trace_from_record
-
-SUMMARY_KEYS = ("n", "errors", "passed", "failures", "error_classes", "retries", "usage", "cached_rows", "content_filtered")
+from slm_swap.tracing.runs import EvalRunTrace
 
 
 def unix_time(iso: str) -> float:
     return dt.datetime.fromisoformat(iso).timestamp()
 
 
-def trace_eval_run(
-    langfuse: LangfuseSettings,
-    settings: EvalSettings,
-    document: dict[str, Any],
-    records: Sequence[RowRecord],
-    rows: Mapping[str, Row],
-    secrets: Sequence[str],
-) -> TraceRef:
-    track = document["track"]
-    row_traces = []
-    for record in records:
-        row = rows.get(record.id) or Row(record.id, -1, track, "", "")
-        started = record.started_at or unix_time(document["started_at"])
-        row_traces.append(row_trace_from_record(row, record, started_at=started))
-    return record_eval_run(langfuse, eval_run_trace(settings, document), row_traces, secrets=secrets)
-
-
-def eval_run_trace(
-    settings: EvalSettings, document: dict[str, Any], tags: Sequence[str] = (), summary_keys: Sequence[str] = SUMMARY_KEYS
-) -> EvalRunTrace:
-    """The run's trace root, from its metric document; `tags` go after the track and model ones."""
+def eval_run_trace(settings: EvalSettings, document: dict[str, Any], summary_keys: Sequence[str], tags: Sequence[str] = ()) -> EvalRunTrace:
+    """The run's trace root, from its metric document: the document's `summary_keys` as its summary; `tags` go after
+    the track and model ones."""
     track = document["track"]
     return EvalRunTrace(
         track=track,

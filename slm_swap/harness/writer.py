@@ -26,7 +26,7 @@ from slm_swap.harness.stops import stop_run
 from slm_swap.harness.summary import run_summary_lines
 from slm_swap.tracing.client import LangfuseSettings, TracingError, check_connection, settings_from_env
 from slm_swap.tracks.protocol import CollectedRun
-from slm_swap.tracks.registry import DECIDABLE_TRACKS, get_track
+from slm_swap.tracks.registry import get_track, track_names
 
 # the node id of one case: `evals/test_<track>.py::test_<track>[<case id>]`
 CASE_NODE = re.compile(r"::test_(\w+)\[[^\]]+\]$")
@@ -103,7 +103,7 @@ class RunWriter:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         match = CASE_NODE.search(report.nodeid)
-        if match is None or match.group(1) not in DECIDABLE_TRACKS:
+        if match is None or match.group(1) not in track_names():
             return
         track = get_track(match.group(1))
         collected = track.collect(report)

@@ -4,13 +4,14 @@ Each step is skipped when its outputs are the ones it wrote for the same inputs 
 unless `fresh`. A failing step stops the pipeline with that step's error; earlier
 outputs stay as they are. Evaluations run as pytest subprocesses, exactly as a user
 would run them, so their progress, traces and metric files are the harness's own; the
-other steps run `tools/<name>.py` as processes of their own, so what one step sets in its
+other steps run `python -m slm_swap.cli.<name>` as processes of their own, so what one step sets in its
 environment (HF_HUB_OFFLINE, NCCL_*) never reaches the next.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from slm_swap.files import write_json_atomic
-from slm_swap.harness.settings import default
 from slm_swap.layout import (
     ADAPTER_CONFIG,
     Layout,
@@ -33,6 +33,7 @@ from slm_swap.layout import (
     run_name,
     split_path,
 )
+from slm_swap.options import DELTA, MAX_CONNECTIONS, MAX_NEW_TOKENS
 from slm_swap.pipeline.state import PipelineState, file_hash_or_missing, fingerprint, folder_hash
 from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
@@ -59,19 +60,24 @@ class StepFailed(RuntimeError):
     """A pipeline step failed; the message names the step and its error."""
 
 
-def tool_process(script: Path, environ: Mapping[str, str]) -> ToolRunner:
-    """Runs `python <script> argv` as its own process in `environ`; its output goes to this terminal."""
+def tool_process(name: str, repo: Path, environ: Mapping[str, str]) -> ToolRunner:
+    """Runs `python -m slm_swap.cli.<name> argv` as its own process in `environ`, the package imported from `repo`
+    (first on PYTHONPATH, as `python tools/<name>.py` puts its clone first); its output goes to this terminal."""
+    env = dict(environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    # -P (Python 3.11+): the working directory is not put ahead of `repo`, so another clone there is not imported
+    command = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", f"slm_swap.cli.{name}"]
 
     def run(argv: list[str]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
-        return subprocess.run([sys.executable, str(script), *argv], env=dict(environ)).returncode
+        return subprocess.run([*command, *argv], env=env).returncode
 
     return run
 
 
-def tool_processes(tools_dir: Path, environ: Mapping[str, str], names: Iterable[str] = PIPELINE_TOOLS) -> dict[str, ToolRunner]:
-    return {name: tool_process(Path(tools_dir) / f"{name}.py", environ) for name in names}
+def tool_processes(repo: Path, environ: Mapping[str, str], names: Iterable[str] = PIPELINE_TOOLS) -> dict[str, ToolRunner]:
+    return {name: tool_process(name, repo, environ) for name in names}
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,10 @@ class PipelineConfig:
     tracks: tuple[str, ...] = TRACK_NAMES
     limit: int | None = None
     train_limit: int | None = None
-    delta: float = 0.02
-    max_connections: int = default("max_connections")  # hosted requests in flight in one process (`--max-connections`)
+    delta: float = DELTA.default
+    max_connections: int = MAX_CONNECTIONS.default  # `--max-connections`: only the hosted step takes it (its rule)
     workers: int = 1  # pytest-xdist workers of the hosted evaluation; 1: one process
-    max_new_tokens: int = 256
+    max_new_tokens: int = MAX_NEW_TOKENS.default
     fresh: bool = False
     force_finetune: bool = False
     prepare_args: tuple[str, ...] = ()
@@ -115,8 +121,8 @@ def banner(text: str) -> None:
 class Pipeline:
     def __init__(self, config: PipelineConfig, tools: Mapping[str, ToolRunner] | None = None) -> None:
         self.config = config
-        # name -> runner of that tool with an argv; by default tools/<name>.py of the repo, each in its own process
-        self.tools = tools if tools is not None else tool_processes(config.repo / "tools", config.environ)
+        # name -> runner of that command with an argv; by default slm_swap.cli.<name> of the repo, each in its own process
+        self.tools = tools if tools is not None else tool_processes(config.repo, config.environ)
         self.state = PipelineState.load(pipeline_state_path(config.eval_dir))
         # the steps this pipeline passed through, run or skipped: its report times these only (the state file also
         # holds the other loop's steps: v0's and Phase II's share it)
@@ -178,10 +184,10 @@ class Pipeline:
             "model": model,
             "max_new_tokens": cfg.max_new_tokens,
         }
-        if model == "azure":
+        if MAX_CONNECTIONS.applies.holds({"--model": model}.get):
             inputs["hosted"] = cfg.hosted_identity
             # hosted calls wait on the network: one process with many connections, not xdist, unless asked
-            argv += ["--max-connections", str(cfg.max_connections)]
+            argv += [MAX_CONNECTIONS.flag, str(cfg.max_connections)]
             argv += ["-n", str(cfg.workers)] if cfg.workers > 1 else []
         else:
             inputs["slm"] = self.slm_identity()

@@ -93,4 +93,4 @@ def write_report(
 
 def track_sections(eval_dir: Path) -> list[str]:
     """Every track's own report section (`Track.report_section`), in the registry's order."""
-    return [line for name in registry.DECIDABLE_TRACKS for line in registry.get_track(name).report_section(eval_dir)]
+    return [line for name in registry.track_names() for line in registry.get_track(name).report_section(eval_dir)]

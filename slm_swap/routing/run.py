@@ -26,7 +26,7 @@ from slm_swap.routing.document import evaluation_json
 from slm_swap.routing.offline import evaluate_routing
 from slm_swap.scoring.outcomes import RowRecord
 from slm_swap.tracing.client import LangfuseSettings, TracingError
-from slm_swap.tracing.routes import record_routes
+from slm_swap.tracing.runs import record_routes
 
 VARIANT_LABELS = {"slm": "SLM", "slm_after": "SLM + adapter"}
 

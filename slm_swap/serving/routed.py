@@ -18,13 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langfuse import LangfuseSpan
-
 from slm_swap.backends.api import Answer
 from slm_swap.prompts import offered_tools
 from slm_swap.tracing.client import LangfuseSettings
-from slm_swap.tracing.runs import record_trace
-from slm_swap.tracing.session import TracingSession
+from slm_swap.tracing.recorder import SpanTree, TraceTree, record_tree
 from slm_swap.validation.validator import Validation, validate
 
 Ask = Callable[[list[dict[str, str]]], Answer]  # one chat's reply: HostedModel.answer_messages
@@ -87,25 +84,19 @@ def route_request(track: str, body: Mapping[str, Any], slm: Ask, hosted: Ask) ->
 
 def trace_request(settings: LangfuseSettings, secrets: Sequence[str], track: str, body: Mapping[str, Any], reply: RoutedReply) -> str:
     """One trace per request, one span in it: the messages in, the text out, the route and the reason as metadata."""
-
-    def build(session: TracingSession) -> str:
-        with session.trace(f"serve:routed:{track}"):
-            span = session.start(
-                LangfuseSpan,
-                "routed request",
-                at=reply.started_at,
-                input={"messages": body.get("messages")},
-                output=reply.text,
-                metadata={
-                    "route": reply.route,
-                    "reason": reply.validation.reason,
-                    "validation_ms": round(reply.validation_s * 1000, 3),
-                    "slm_latency_s": reply.slm_answer.latency_s,
-                    "slm_output": reply.slm_answer.text,
-                    "hosted_error": reply.answer.error if reply.route == "hosted" else None,
-                },
-            )
-            session.end(span, at=time.time())
-        return span.trace_id
-
-    return record_trace(settings, secrets, build).trace_id
+    span = SpanTree(
+        "routed request",
+        reply.started_at,
+        time.time(),
+        input={"messages": body.get("messages")},
+        output=reply.text,
+        metadata={
+            "route": reply.route,
+            "reason": reply.validation.reason,
+            "validation_ms": round(reply.validation_s * 1000, 3),
+            "slm_latency_s": reply.slm_answer.latency_s,
+            "slm_output": reply.slm_answer.text,
+            "hosted_error": reply.answer.error if reply.route == "hosted" else None,
+        },
+    )
+    return record_tree(settings, TraceTree(f"serve:routed:{track}", span), secrets=secrets).trace_id

@@ -2,7 +2,7 @@
 
 The environment is read only by `settings_from_env`, called at the edge (a tool's
 main, the pytest plugin); everything else takes a `LangfuseSettings`. Recording
-runs lives in `slm_swap.tracing.runs`, the client's lifecycle in `slm_swap.tracing.session`.
+runs lives in `slm_swap.tracing.recorder` and `runs`, the client's lifecycle in `slm_swap.tracing.session`.
 """
 
 from __future__ import annotations

@@ -71,6 +71,7 @@ class Track(Protocol):
     checks: tuple[str, ...]  # the flags two runs are paired on: `<check>_rate` is a core metric
     reported_metrics: tuple[str, ...]  # rates shown beside the verdict that enter no rule
     answered_by: frozenset[str]  # the `--model` values that answer this track
+    case_fixture: str  # the evals test's parameter that holds one case ("row", "task")
 
     def refusal(self, model: str) -> str | None:
         """Why `--model=<model>` cannot answer this track (None when it can): the usage error's text."""

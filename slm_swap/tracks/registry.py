@@ -25,6 +25,11 @@ DECIDABLE_TRACKS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
 DEFINITIONS: dict[str, TrackDefinition] = {**ROW_TRACKS, AGENT.name: AGENT}
 
 
+def track_names() -> tuple[str, ...]:
+    """Every track's name, in the registry's order (the row tracks first)."""
+    return tuple(IMPLEMENTATIONS)
+
+
 @functools.cache
 def get_track(name: str) -> Track:
     """The track called `name`; ValueError names the tracks there are."""

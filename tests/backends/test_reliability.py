@@ -553,14 +553,13 @@ def test_verbose_progress_shows_each_rows_retries(bench):
 def test_two_writers_mending_the_same_cut_line_lose_nothing(tmp_path):
     from slm_swap.backends.api import Answer
     from slm_swap.backends.journal import AnswerJournal
-    from slm_swap.data.rows import Row
 
     path = tmp_path / "journal.jsonl"
     path.write_bytes(b'{"key":"a","answer":{"text":"x"}}\n{"key":"b","ans')
     # both open before either writes, as two xdist workers starting together do: each ends the cut line
     first, second = AnswerJournal(path), AnswerJournal(path)
     for journal, key in ((first, "c"), (second, "d")):
-        journal.append(key, Row(f"test-{key}", 0, "toolcall", "p", "c"), Answer(text=key))
+        journal.append_record({"key": key, "id": f"test-{key}", "track": "toolcall", "answer": Answer(text=key).to_record()})
         journal.close()
     read = read_journal(path)
     assert sorted(read.answers) == ["a", "c", "d"] and read.dropped_lines == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from harness_support import REPO, make_project, predictions, write_jsonl
 
-from slm_swap.tracing.runs import usage_details
+from slm_swap.tracing.recorder import usage_details
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The shape of the codebase: layers that point down, small modules, short functions.
+"""The shape of the codebase: layers that point down, small modules, short functions, tools that are shims.
 
 The import contracts live in pyproject.toml (`[tool.importlinter]`) and `lint-imports` runs in CI;
 these tests show the contracts hold today and would catch a new upward import.
@@ -97,3 +97,53 @@ def test_every_package_says_what_it_owns() -> None:
         if "node_modules" not in init.parts and not ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
     ]
     assert missing == []
+
+
+MAX_SHIM_LINES = 25
+
+
+def test_every_tool_is_a_shim_over_its_command() -> None:
+    """tools/<name>.py: the command's docstring, the clone on sys.path, main and build_parser from slm_swap.cli.<name>."""
+    wrong = {}
+    for path in sorted((REPO / "tools").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        imported = {(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+        command = REPO / "slm_swap" / "cli" / path.name
+        problems = [
+            why
+            for why, broken in (
+                ("no `python tools/<name>.py` in its docstring", f"tools/{path.name}" not in (ast.get_docstring(tree) or "")),
+                (f"over {MAX_SHIM_LINES} lines", len(text.splitlines()) > MAX_SHIM_LINES),
+                ("no slm_swap/cli module of its name", not command.is_file()),
+                (
+                    "not main and build_parser from it",
+                    not {(f"slm_swap.cli.{path.stem}", "main"), (f"slm_swap.cli.{path.stem}", "build_parser")} <= imported,
+                ),
+                ("defines functions or classes", any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body)),
+            )
+            if broken
+        ]
+        if problems:
+            wrong[path.name] = problems
+    assert wrong == {}
+
+
+def test_every_command_has_a_parser_a_main_and_a_console_entry() -> None:
+    missing = {}
+    for path in sorted((REPO / "slm_swap" / "cli").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        defined = {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(node, ast.FunctionDef)}
+        if lacking := {"build_parser", "main", "run"} - defined:
+            missing[path.name] = sorted(lacking)
+    assert missing == {}
+
+
+def test_only_the_tool_shims_put_anything_on_sys_path() -> None:
+    found = [
+        str(path.relative_to(REPO))
+        for path in python_files()
+        if path.parent != REPO / "tools" and "sys.path.insert" in path.read_text(encoding="utf-8")
+    ]
+    assert found == []

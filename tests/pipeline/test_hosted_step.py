@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from slm_swap.cli import pipeline as pipeline_tool
 from slm_swap.layout import Layout, metric_path
+from slm_swap.options import MAX_CONNECTIONS
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed
-
-REPO = Path(__file__).resolve().parents[2]
-_SPEC = importlib.util.spec_from_file_location("pipeline_tool", REPO / "tools" / "pipeline.py")
-pipeline_tool = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(pipeline_tool)
 
 
 def hosted_argv(tmp_path: Path, **config) -> list[str]:
@@ -65,4 +61,4 @@ def test_the_slm_step_takes_neither(tmp_path: Path):
 def test_the_pipeline_command_takes_max_connections_and_workers(argv: list[str], connections: int | None, workers: int):
     args = pipeline_tool.build_parser().parse_args(argv)
     assert (args.max_connections, args.workers) == (connections, workers)
-    assert pipeline_tool.MAX_CONNECTIONS == 8 and pipeline_tool.DEMO_MAX_CONNECTIONS == 1
+    assert MAX_CONNECTIONS.default == 8 and pipeline_tool.DEMO_MAX_CONNECTIONS == 1

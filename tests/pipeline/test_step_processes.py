@@ -15,7 +15,8 @@ from slm_swap.tracks.rows.definitions import TRACK_NAMES
 MARK = "SLM_SWAP_TEST_STEP_MARK"
 
 # Tools shaped like the real ones (build_parser, main, the __main__ guard), so that running them
-# in the pipeline's own process, as tools/pipeline.py once did, would let the mark through.
+# in the pipeline's own process, as tools/pipeline.py once did, would let the mark through. They stand in for
+# slm_swap.cli.<name> in a package of the same name under the repo, which the steps' processes import first.
 PREPARE_DATA = f"""
 import argparse, os, sys
 from pathlib import Path
@@ -77,8 +78,10 @@ if __name__ == "__main__":
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    tools = tmp_path / "tools"
-    tools.mkdir()
+    tools = tmp_path / "slm_swap" / "cli"
+    tools.mkdir(parents=True)
+    for package in (tools.parent, tools):
+        (package / "__init__.py").write_text("", encoding="utf-8")
     for name, text in (("prepare_data", PREPARE_DATA), ("decide", DECIDE), ("finetune", REFUSING), ("report", REFUSING)):
         (tools / f"{name}.py").write_text(text, encoding="utf-8")
     return tmp_path
@@ -96,7 +99,7 @@ def pipeline(repo: Path) -> Pipeline:
         prepare_args=tuple(str(p) for p in outputs),
         environ={**os.environ, "SLM_SWAP_TEST_GIVEN": "yes"},
     )
-    return Pipeline(config)  # the default tools: <repo>/tools/<name>.py, as tools/pipeline.py runs them
+    return Pipeline(config)  # the default tools: `python -m slm_swap.cli.<name>` of <repo>, as tools/pipeline.py runs them
 
 
 def test_an_environment_change_of_one_step_does_not_reach_the_next(repo: Path, monkeypatch, capfd):

@@ -15,7 +15,7 @@ from slm_swap.tracing.receiver import dump
 from slm_swap.tracing.receiver.dump import DumpWriter
 from slm_swap.tracing.receiver.otlp import ReceivedSpan
 from slm_swap.tracing.receiver.server import LangfuseReceiver
-from slm_swap.tracks.agent.run.recorder import record_agent_run
+from slm_swap.tracing.runs import record_eval_run
 
 TRACE = "ab" * 16
 KEYS = ("pk-lf-dump", "sk-lf-dump")
@@ -117,7 +117,7 @@ def test_clear_leaves_only_later_traces_in_the_index(tmp_path: Path) -> None:
 
 
 def test_600_task_agent_run_arrives_whole_within_the_flush_bound(tmp_path: Path) -> None:
-    """Issue 32: a 600-task, 6,000-step run (about 12,600 spans) recorded by `record_agent_run` into a receiver with a
+    """Issue 32: a 600-task, 6,000-step run (about 12,600 spans) recorded by `record_eval_run` into a receiver with a
     dump folder, in this process (so the receiver shares its interpreter with the SDK), within the 30 s bound."""
     at = time.time() - 1000
     tasks = synthetic_tasks(600, 10, 2, at)
@@ -125,7 +125,7 @@ def test_600_task_agent_run_arrives_whole_within_the_flush_bound(tmp_path: Path)
         settings = LangfuseSettings(*KEYS, receiver.url)
         assert settings.flush_timeout_s == 30.0  # the project's bound, not one raised for the test
         started = time.monotonic()
-        ref = record_agent_run(settings, synthetic_run(600, at), tasks)  # raises TracingError past the bound
+        ref = record_eval_run(settings, synthetic_run(600, at), tasks)  # raises TracingError past the bound
         took = time.monotonic() - started
         assert len(receiver.spans(ref.trace_id)) == count_spans(tasks) == 12_601
     trace = read(tmp_path, f"trace-{ref.trace_id}.json")

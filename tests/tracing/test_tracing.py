@@ -26,17 +26,16 @@ from slm_swap.tracing.client import (
     settings_from_env,
 )
 from slm_swap.tracing.receiver.server import LangfuseReceiver
+from slm_swap.tracing.recorder import usage_details
 from slm_swap.tracing.runs import (
     EvalRunTrace,
-    RowTrace,
     TrainingRunTrace,
     record_decisions,
     record_eval_run,
     record_training_run,
-    row_trace_from_record,
-    usage_details,
 )
 from slm_swap.tracks.rows.definitions import get_track
+from slm_swap.tracks.rows.trace import RowTrace, row_trace_from_record
 
 PUBLIC, SECRET = "pk-lf-tracing", "sk-lf-tracing-secret"
 CANARY = "sk-CANARY-azure-key-0123456789"

@@ -33,6 +33,7 @@ class AgentTrackRun:
     core_metrics = AGENT.core_metrics
     checks = AGENT.checks
     reported_metrics = AGENT.reported_metrics
+    case_fixture = "task"
     answered_by = frozenset({"azure", "slm", "replay", "gold"})
 
     def refusal(self, model: str) -> str | None:

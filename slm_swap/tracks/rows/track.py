@@ -2,7 +2,8 @@
 
 Structured output and tool calling differ only in their definition (`slm_swap.tracks.rows.definitions`: checks,
 scorer, gold formatter); everything a run does with their rows (cases, records, metric files, traces, pairing)
-is written once here, over the harness's row machinery (`slm_swap.harness.records`, `trace`, `invariance`).
+is written once here, over the harness's row machinery (`slm_swap.harness.records`, `invariance`), with their part of
+the trace in `slm_swap.tracks.rows.trace`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class RowTrack:
     """A row track (`structured`, `toolcall`) behind the track protocol."""
 
     case_noun = "row"
+    case_fixture = "row"
     answered_by = frozenset({"azure", "slm", "replay", "routed"})
 
     def __init__(self, definition: RowDefinition) -> None:
@@ -44,8 +46,6 @@ class RowTrack:
         return f"--model={model} answers the agent track only (-k agent)"
 
     def parametrize(self, metafunc: pytest.Metafunc, context: Any) -> None:
-        if "row" not in metafunc.fixturenames:
-            return
         try:
             rows = context.selected_rows(self.name)
         except DatasetError as exc:
@@ -86,7 +86,7 @@ class RowTrack:
     def trace(
         self, langfuse: Any, settings: Any, document: Mapping[str, Any], run: CollectedRun, context: Any, secrets: Sequence[str]
     ) -> Any:
-        from slm_swap.harness.trace import trace_eval_run  # the Langfuse SDK comes with it: loaded once the run is under way
+        from slm_swap.tracks.rows.trace import trace_eval_run  # the Langfuse SDK comes with it: loaded once the run is under way
 
         return trace_eval_run(langfuse, settings, dict(document), run.sorted_records(), context.rows_by_id(self.name), secrets)
 

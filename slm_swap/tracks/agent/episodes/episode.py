@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slm_swap.options import MAX_ACTIVE, MAX_STEPS_PER_TURN
 from slm_swap.prompts import agent_more_tools_message, agent_observation, agent_system_prompt, check_arm
 from slm_swap.tracks.agent.data.bfcl_multi_turn import MultiTurnTask
 from slm_swap.tracks.agent.episodes.actions import parse_action
@@ -34,8 +35,8 @@ from slm_swap.tracks.agent.episodes.trajectory import StepRecord, Trajectory, Tu
 @dataclass(frozen=True)
 class EpisodeSettings:
     arm: str
-    max_steps_per_turn: int = 10
-    max_active: int = 16  # episodes (and sandbox processes) open at once
+    max_steps_per_turn: int = MAX_STEPS_PER_TURN.default
+    max_active: int = MAX_ACTIVE.default  # episodes (and sandbox processes) open at once
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     scratch_root: Path | None = None  # the run-owned folder of the workers' folders (`layout.sandbox_dir` when None)
     unsafe_local_executor: bool = False  # run codeact code even where the OS boundary cannot be set up

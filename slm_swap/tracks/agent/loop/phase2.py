@@ -35,6 +35,7 @@ from slm_swap.layout import (
     teacher_capture_path,
     teacher_dir,
 )
+from slm_swap.options import MAX_STEPS_PER_TURN
 from slm_swap.pipeline.state import file_hash_or_missing, folder_hash
 from slm_swap.pipeline.steps import Pipeline, PipelineConfig, StepFailed, ToolRunner, banner, tool_processes, verdict_lines
 from slm_swap.prompts import AGENT_ARMS
@@ -87,7 +88,7 @@ class Phase2Config:
     arms: tuple[str, ...] = AGENT_ARMS
     teacher: str = "azure"  # answers the training tasks and stands as the hosted side; gold only in the demo
     task_order: str = "first"  # first N of each split, or (demo) the N shortest: agent_tasks.pick_tasks
-    max_steps_per_turn: int = 10
+    max_steps_per_turn: int = MAX_STEPS_PER_TURN.default
     samples: int = 0  # the teacher's extra sampled trajectories per task (hosted only), beside the greedy one
     max_seq_len: int = 8192  # longest training trajectory kept, in tokens; longer ones are dropped with reasons
     trace_name: str = "phase2"
@@ -97,7 +98,7 @@ class Phase2Pipeline:
     def __init__(self, config: Phase2Config, tools: Mapping[str, ToolRunner] | None = None) -> None:
         self.config = config
         base = config.pipeline
-        self.steps = Pipeline(base, tools if tools is not None else tool_processes(base.repo / "tools", base.environ, PHASE2_TOOLS))
+        self.steps = Pipeline(base, tools if tools is not None else tool_processes(base.repo, base.environ, PHASE2_TOOLS))
         self.spans: list[StepSpan] = []
         self.trace: TraceRef | None = None
         self.eval_dir, self.dataset_dir, self.ft_dir = base.eval_dir, base.layout.dataset_dir, base.ft_dir

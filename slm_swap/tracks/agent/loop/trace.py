@@ -12,11 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langfuse import LangfuseSpan
-
 from slm_swap.tracing.client import LangfuseSettings, TraceRef
-from slm_swap.tracing.runs import record_trace
-from slm_swap.tracing.session import TracingSession
+from slm_swap.tracing.recorder import SpanTree, TraceTree, record_tree
 
 STEP_KINDS = ("capture", "filtering and building", "evaluation", "decision", "training", "report")
 
@@ -47,33 +44,28 @@ class LoopTrace:
 
 def record_loop(settings: LangfuseSettings, loop: LoopTrace, *, secrets: Sequence[str] = ()) -> TraceRef:
     """Record the loop once it has finished (or stopped); raises TracingError when Langfuse did not take every span."""
-
-    def build(session: TracingSession) -> str:
-        with session.trace(loop.name, tags=["phase2"]):
-            root = session.start(
-                LangfuseSpan,
-                loop.name,
-                at=loop.started_at,
-                input=dict(loop.settings),
-                output={"steps": [s.name for s in loop.steps], "skipped": [s.name for s in loop.steps if s.skipped]},
-                metadata={"error": loop.error} if loop.error else None,
-                level="ERROR" if loop.error else None,
-                status_message=loop.error,
-            )
-            for step in loop.steps:
-                span = session.start(
-                    LangfuseSpan,
-                    step.name,
-                    at=step.started_at,
-                    parent=root,
-                    input=dict(step.inputs),
-                    output=dict(step.outputs),
-                    metadata={"kind": step.kind, "skipped": step.skipped, "wall_s": round(step.ended_at - step.started_at, 3)},
-                    level="ERROR" if step.error else None,
-                    status_message=step.error,
-                )
-                session.end(span, at=step.ended_at)
-            session.end(root, at=loop.ended_at)
-        return root.trace_id
-
-    return record_trace(settings, secrets, build)
+    steps = [
+        SpanTree(
+            step.name,
+            step.started_at,
+            step.ended_at,
+            input=dict(step.inputs),
+            output=dict(step.outputs),
+            metadata={"kind": step.kind, "skipped": step.skipped, "wall_s": round(step.ended_at - step.started_at, 3)},
+            level="ERROR" if step.error else None,
+            status_message=step.error,
+        )
+        for step in loop.steps
+    ]
+    root = SpanTree(
+        loop.name,
+        loop.started_at,
+        loop.ended_at,
+        input=dict(loop.settings),
+        output={"steps": [s.name for s in loop.steps], "skipped": [s.name for s in loop.steps if s.skipped]},
+        metadata={"error": loop.error} if loop.error else None,
+        level="ERROR" if loop.error else None,
+        status_message=loop.error,
+        children=steps,
+    )
+    return record_tree(settings, TraceTree(loop.name, root, tags=["phase2"]), secrets=secrets)

@@ -48,8 +48,6 @@ def selected_tasks(context: RunContext) -> list[MultiTurnTask]:
 
 def parametrize_tasks(metafunc: pytest.Metafunc, context: RunContext) -> None:
     """One case per agent task, id the task id; a task whose ground truth cannot be scored is skipped with the reason."""
-    if "task" not in metafunc.fixturenames:
-        return
     if not agent_selected(metafunc.config, metafunc.definition.path):
         metafunc.parametrize("task", [None], ids=[UNSELECTED_ID])
         return
