@@ -7,9 +7,10 @@
   one preallocated KV cache per batch holding only its rows' slots, prompts prefilled packed
   into shared passes on CUDA (variable-length flash attention; elsewhere right-padded groups
   of similar length), and on CUDA each decode step replayed as a CUDA graph, with
-  slm_swap.engine.fused_kernels' Triton RMSNorm, rotary and SwiGLU. Prompt prefixes are kept between
-  calls (`prefix_reuse`, slm_swap.engine.prefix_cache): an agent episode's next step prefills only what
-  its chat gained since the last one.
+  slm_swap.engine.fused_kernels' Triton RMSNorm, rotary and SwiGLU. With `prefix_reuse` (off by default)
+  prompt prefixes are kept between calls (slm_swap.engine.prefix_cache): an agent episode's next step
+  prefills only what its chat gained since the last one. Off, because on an H100 it is slower than
+  prefilling everything and its bf16 replies are not those of a whole prefill (docs/benchmarks.md, issue 32).
   A batch ends when every row has produced an end-of-turn token, or at `max_new_tokens`.
 - "padded": `generate` over length-sorted, left-padded batches sized from free memory, with
   the same stopping rule.
@@ -79,7 +80,7 @@ class LocalSLM(GenerationEngines):
         progress: Progress | None = None,
         batch_invariant: bool = False,
         token_progress: TokenProgress | None = None,
-        prefix_reuse: bool = True,  # static engine: keep prompt prefixes between calls (slm_swap.engine.prefix_cache)
+        prefix_reuse: bool = False,  # static engine: keep prompt prefixes between calls (slm_swap.engine.prefix_cache)
         prefix_cache_tokens: int | None = None,  # the most prefix tokens kept; None: a share of free memory
     ) -> None:
         import torch
