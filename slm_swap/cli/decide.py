@@ -29,7 +29,7 @@ from slm_swap.decision.run import DecisionRequest, run_decision
 from slm_swap.layout import Layout, decision_path
 from slm_swap.options import DELTA
 from slm_swap.prompts import AGENT_ARMS
-from slm_swap.tracks.registry import DECIDABLE_TRACKS
+from slm_swap.tracks.registry import track_names
 from slm_swap.tracks.rows.definitions import TRACK_NAMES
 
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--delta", type=float, default=DELTA.default, help=f"{DELTA.help}: fine-tune beyond it (> 0; default {DELTA.default})"
     )
     parser.add_argument(
-        "--tracks", nargs="+", choices=DECIDABLE_TRACKS, default=list(TRACK_NAMES), help="tracks to decide (default: the row tracks)"
+        "--tracks", nargs="+", choices=track_names(), default=list(TRACK_NAMES), help="tracks to decide (default: the row tracks)"
     )
     parser.add_argument("--arm", choices=AGENT_ARMS, default="codeact", help="the agent track's arm (its metric files name it)")
     parser.add_argument("--eval-dir", type=Path, default=Layout(REPO).eval_dir, help="folder of the metric files")
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fine-tune-when-inconclusive", action="store_true", help="with --rule interval: fine-tune an inconclusive track too"
     )
-    add_run_files(parser, DECIDABLE_TRACKS)
+    add_run_files(parser, track_names())
     return parser
 
 

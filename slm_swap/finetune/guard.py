@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from slm_swap.backends.checkpoints import replace_folder
-from slm_swap.tracks.registry import DECIDABLE_TRACKS
+from slm_swap.tracks.registry import track_names
 
 
 class FinetuneRefused(RuntimeError):
@@ -23,7 +23,7 @@ class FinetuneRefused(RuntimeError):
 def decided_arm(track: str) -> tuple[str, str] | None:
     """(track, arm) of a training set named `<track>_<arm>` (the agent track's `agent_<arm>`: one arm's
     trajectories, decided per arm), else None."""
-    for name in DECIDABLE_TRACKS:
+    for name in track_names():
         if track.startswith(f"{name}_"):
             return name, track[len(name) + 1 :]
     return None

@@ -23,7 +23,7 @@ from slm_swap.backends.journal import CachedModel
 from slm_swap.data.rows import DatasetError, Row
 from slm_swap.harness.progress import ReportedModel, RowProgress
 from slm_swap.harness.settings import EvalSettings
-from slm_swap.tracks.registry import DECIDABLE_TRACKS, get_track
+from slm_swap.tracks.registry import get_track, track_names
 from slm_swap.tracks.rows.definitions import TRACK_NAMES as ROW_TRACK_NAMES
 
 if TYPE_CHECKING:  # the hosted client loads with the hosted model only
@@ -237,7 +237,7 @@ def check_replayed(path: Path) -> None:
     track = predictions_track(path)
     try:
         # a file that names no track, or one no track has, is read as rows: the loader says what is wrong
-        get_track(track if track in DECIDABLE_TRACKS else ROW_TRACK_NAMES[0]).check_predictions(path)
+        get_track(track if track in track_names() else ROW_TRACK_NAMES[0]).check_predictions(path)
     except DatasetError as exc:
         raise ModelSetupError(str(exc)) from None
 

@@ -21,7 +21,6 @@ IMPLEMENTATIONS: dict[str, str] = {
     **{name: "slm_swap.tracks.rows.track" for name in ROW_TRACKS},
     AGENT.name: "slm_swap.tracks.agent.track",
 }
-DECIDABLE_TRACKS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
 DEFINITIONS: dict[str, TrackDefinition] = {**ROW_TRACKS, AGENT.name: AGENT}
 
 
@@ -34,14 +33,14 @@ def track_names() -> tuple[str, ...]:
 def get_track(name: str) -> Track:
     """The track called `name`; ValueError names the tracks there are."""
     if name not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown track {name!r}; expected one of {DECIDABLE_TRACKS}")
+        raise ValueError(f"unknown track {name!r}; expected one of {track_names()}")
     return importlib.import_module(IMPLEMENTATIONS[name]).track(name)
 
 
 def definition(name: str) -> TrackDefinition:
     """A track's name, core metrics, paired checks and reported metrics, without loading its implementation."""
     if name not in DEFINITIONS:
-        raise ValueError(f"unknown track {name!r}; expected one of {DECIDABLE_TRACKS}")
+        raise ValueError(f"unknown track {name!r}; expected one of {track_names()}")
     return DEFINITIONS[name]
 
 

@@ -49,8 +49,10 @@ class AgentTrackRun:
         if found is None:
             return None
         task_id, record, model, excluded = found
-        captured = dict(report.user_properties).get(CAPTURE_PROPERTY) if record is not None else None
-        return Collected(task_id, record, model, excluded, extras={CAPTURE_PROPERTY: list(captured or [])} if record is not None else {})
+        if record is None:
+            return Collected(task_id, excluded=excluded)
+        captured = list(dict(report.user_properties).get(CAPTURE_PROPERTY) or [])
+        return Collected(task_id, record, model, excluded, extras={CAPTURE_PROPERTY: captured})
 
     def run_tag(self, settings: Any) -> str | None:
         return agent_run_tag(settings.arm, settings.tag)
