@@ -1,6 +1,7 @@
 """The routed endpoint's HTTP side: a threaded server on 127.0.0.1 answering `POST <any path>/chat/completions` with
 `serving.routed.route_request`, and `GET /health`. Each request is traced after its reply is sent, one at a time
-(the Langfuse SDK keeps one client per key)."""
+(the Langfuse SDK keeps one client per key). `stop` waits for every request already taken, its trace included, so
+nothing a caller was answered goes untraced when the server closes right after."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class RoutedServer(ThreadingHTTPServer):
         self.langfuse, self.secrets = langfuse, list(secrets)
         self.trace_lock = threading.Lock()
         self.traced: list[str] = []  # trace ids, in the order the requests finished
+        self.in_flight = 0
+        self.idle = threading.Condition()
         self.thread: threading.Thread | None = None
 
     @property
@@ -36,9 +39,22 @@ class RoutedServer(ThreadingHTTPServer):
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, drain_s: float = 120.0) -> None:
+        """Stop taking requests, then wait (at most `drain_s`) for those taken to be answered and traced."""
         self.shutdown()
+        with self.idle:
+            if not self.idle.wait_for(lambda: self.in_flight == 0, timeout=drain_s):
+                print(f"error: {self.in_flight} routed request(s) still running after {drain_s:.0f} s", file=sys.stderr, flush=True)
         self.server_close()
+
+    def taken(self) -> None:
+        with self.idle:
+            self.in_flight += 1
+
+    def done(self) -> None:
+        with self.idle:
+            self.in_flight -= 1
+            self.idle.notify_all()
 
     def __enter__(self) -> RoutedServer:
         return self.start()
@@ -68,6 +84,13 @@ class RoutedHandler(BaseHTTPRequestHandler):
             self.reply(404, error("not found: GET /health, POST /v1/chat/completions"))
 
     def do_POST(self) -> None:
+        self.server.taken()
+        try:
+            self.answer()
+        finally:
+            self.server.done()
+
+    def answer(self) -> None:
         if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
             self.reply(404, error("not found: POST /v1/chat/completions"))
             return
