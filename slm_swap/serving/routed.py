@@ -42,12 +42,16 @@ class RoutedReply:
     started_at: float = field(default_factory=time.time)
 
     def to_json(self, track: str) -> dict[str, Any]:
+        """OpenAI's chat completion. A side that gave no finish reason (a scripted or journalled answer) reads "stop":
+        clients such as Mastra's agent take a missing one as "go on" and ask again with the reply appended."""
         return {
             "id": f"slm-swap-{int(self.started_at * 1000)}",
             "object": "chat.completion",
             "created": int(self.started_at),
             "model": f"slm-swap-routed-{track}",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": self.answer.finish_reason}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": self.answer.finish_reason or "stop"}
+            ],
             "usage": dict(self.answer.usage),
             "slm_swap": {"route": self.route, "reason": self.validation.reason, "validation_ms": round(self.validation_s * 1000, 3)},
         }

@@ -328,3 +328,34 @@ def test_readme_example_answers_from_the_real_server(node, real_server):
     expected = python_client.answer(Row("example", 0, "structured", prompt, ""))
     assert expected.error is None and expected.text
     assert result.stdout == expected.text + "\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("slm_text", "route"), [(None, "slm"), ("It is sunny in Paris.", "hosted")], ids=["accepted", "rejected"])
+def test_the_client_calls_the_routed_endpoint_unchanged(node, langfuse_env, slm_text, route):
+    """The README example, unchanged, against `serve.py --routed`'s endpoint: the SLM's call when the validator accepts
+    it, the hosted side's when it rejects it, and the route in the request's span."""
+    from slm_swap.backends.api import Answer
+    from slm_swap.formats.toolcall import format_tool_call
+    from slm_swap.serving.routed_server import RoutedServer
+    from slm_swap.tracing.client import settings_from_env
+
+    tools_file = MASTRA / "examples" / "weather_tools.json"
+    slm_call, hosted_call = format_tool_call("get_weather", {"city": "Paris"}), format_tool_call("get_weather", {"city": "paris"})
+    asked: list[object] = []
+
+    def slm(chat):
+        asked.append(chat)
+        return Answer(text=slm_text or slm_call)
+
+    settings = settings_from_env(os.environ)
+    with RoutedServer("toolcall", slm, lambda chat: Answer(text=hosted_call), settings) as server:
+        env = {"SLM_BASE_URL": server.base_url, "SLM_TRACK": "toolcall", "SLM_MODEL_PATH": "models/any"}
+        env |= {"LANGFUSE_PUBLIC_KEY": "", "LANGFUSE_SECRET_KEY": "", "LANGFUSE_HOST": ""}
+        result = node.run(["examples/answer.ts", "What is the weather in Paris?", str(tools_file.relative_to(MASTRA))], 300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == (slm_text and hosted_call or slm_call) + "\n"
+    prompt = build_prompt("toolcall", "What is the weather in Paris?", json.loads(tools_file.read_text(encoding="utf-8")))
+    assert asked == [build_messages(prompt)]  # the client's messages are the harness's, byte for byte
+    spans = [s for s in langfuse_env.spans() if s.name == "routed request"]
+    assert [s.json_attribute("langfuse.observation.metadata.route") for s in spans] == [route]
