@@ -26,6 +26,7 @@ from slm_swap.files import jsonl_text, sha256_file
 from slm_swap.formats.toolcall import format_structured_call, format_tool_call
 from slm_swap.prompts import PROMPTS_FILE, build_prompt
 from slm_swap.tracks.rows.definitions import TRACK_NAMES
+from slm_swap.validation.validator import validate
 
 DEFAULT_SEED = 13
 SPLITS = ("train", "val", "test")
@@ -79,6 +80,13 @@ def select_usable(examples: list[Example]) -> tuple[list[PreparedExample], Count
             rows = {track: track_row(track, example) for track in TRACK_NAMES}
         except ValueError:
             dropped["gold call cannot be written in a track's format"] += 1
+            continue
+        # A gold answer that breaks the signature it was asked under (a required parameter left out, a value off
+        # its enum) would teach fine-tuning to break signatures and score the SLM against a wrong answer; the
+        # router's validator is the judge, so it never rejects a gold completion of a prepared split.
+        broken = [v for v in (validate(track, row["completion"], example.tools) for track, row in rows.items()) if not v.accepted]
+        if broken:
+            dropped[f"gold call breaks its offered signature ({broken[0].rejection.value})"] += 1
             continue
         seen.add(example.user_text)
         kept.append(PreparedExample(example, rows))

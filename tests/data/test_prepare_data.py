@@ -135,6 +135,8 @@ def test_manifest_names_source_and_hashes_every_file(tmp_path: Path) -> None:
 
 def test_unusable_examples_are_dropped_by_reason() -> None:
     tools = [{"name": "f", "parameters": {}}, {"name": 'g"h', "parameters": {}}]
+    weather = {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["C", "F"]}}
+    strict = [{"name": "s", "parameters": {"type": "dict", "properties": weather, "required": ["city"]}}]
     examples = [
         Example("1", "ask f", tools, "f", {"a": 1}),
         Example("2", "ask f", tools, "f", {"a": 2}),  # same request text: same structured prompt
@@ -142,14 +144,24 @@ def test_unusable_examples_are_dropped_by_reason() -> None:
         Example("4", "ask missing", tools, "missing", {}),
         Example("5", "ask quoted", tools, 'g"h', {}),  # a quote cannot go into name="..."
         Example("6", "ask closing", tools, "f", {"a": "</tool_call>"}),  # would end the call early
+        # gold that breaks the signature it was asked under: the router's validator would reject it
+        Example("7", "ask strict", strict, "s", {"unit": "C"}),  # leaves out the required city
+        Example("8", "ask enum", strict, "s", {"city": "Oslo", "unit": "K"}),
+        Example("9", "ask typed", strict, "s", {"city": 7}),
+        Example("10", "ask extra", strict, "s", {"city": "Oslo", "when": "now"}),
+        Example("11", "ask right", strict, "s", {"city": "Oslo", "unit": "F"}),
     ]
     kept, dropped = select_usable(examples)
-    assert [p.example.source_id for p in kept] == ["1"]
+    assert [p.example.source_id for p in kept] == ["1", "11"]
     assert dropped == {
         "duplicate request text": 1,
         "empty request text": 1,
         "answer names a tool that is not offered": 1,
         "gold call cannot be written in a track's format": 2,
+        "gold call breaks its offered signature (missing_required)": 1,
+        "gold call breaks its offered signature (not_in_enum)": 1,
+        "gold call breaks its offered signature (wrong_type)": 1,
+        "gold call breaks its offered signature (unknown_parameter)": 1,
     }
 
 

@@ -1,7 +1,8 @@
 """Replaying the committed predictions gives the committed metric and predictions files, byte for byte.
 
 The expected files were written by the harness before the package split (issue 16); issue 17 added
-each rate's pass count and 95 % Wilson interval (`counts`, `intervals`) and nothing else. Any change of
+each rate's pass count and 95 % Wilson interval (`counts`, `intervals`) and nothing else; issue 33 changed only the
+dataset's path (the split the predictions were made on now lives in docs/routing-demo/02_dataset/). Any change of
 behaviour in loading, scoring, aggregation or writing shows here. Only what differs per run by design
 (timestamps, durations, trace ids, paths under the temporary folder) is masked.
 """
@@ -17,6 +18,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "replay"
+# The predictions were made on the test split as it was before issue 33 made prepare_data drop rows whose gold breaks
+# its own signature (row test-0004); that split is kept, byte for byte, beside the routing demo that also ran on it.
+SPLIT_BEFORE_33 = REPO / "docs" / "routing-demo" / "02_dataset"
 PER_RUN = ("started_at", "finished_at", "duration_s", "langfuse", "pytest_args", "predictions_path")
 
 
@@ -45,6 +49,7 @@ def test_replay_of_committed_predictions_is_byte_identical(track: str, tmp_path:
         track,
         f"--predictions={predictions.relative_to(REPO)}",
         f"--out-dir={tmp_path}",
+        f"--dataset={SPLIT_BEFORE_33 / track / 'test.jsonl'}",
         "--limit=60",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)

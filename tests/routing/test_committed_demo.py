@@ -1,7 +1,8 @@
 """tools/route.py on committed predictions: the offline demo's real runs (docs/routing-demo/: the embedded SmolLM2 as
 the hosted stand-in and as the NF4 SLM, and, for structured, after its demo fine-tuning). The runs' recorded dataset paths are
-gone, so the prompts come from the committed split with the same sha256; the route files it writes again match the
-committed ones, row by row."""
+gone, so the prompts come from the split with the same sha256: the test split as it was when they ran, kept beside them
+in docs/routing-demo/02_dataset/ (the committed split has since dropped a row whose gold breaks its signature). The
+route files it writes again match the committed ones, row by row."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_routing_the_committed_demo_runs_gives_the_committed_route_files(tmp_pat
     for path in DEMO.glob(f"{track}_*"):
         shutil.copy(path, tmp_path / path.name)
     cmd = [sys.executable, str(REPO / "tools" / "route.py"), "--tracks", track, "--eval-dir", str(tmp_path)]
-    result = subprocess.run([*cmd, "--dataset-dir", str(REPO / "slm_swap" / "02_dataset")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*cmd, "--dataset-dir", str(DEMO / "02_dataset")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     again = json.loads((tmp_path / f"route_{track}.json").read_text())
     committed = json.loads((DEMO / f"route_{track}.json").read_text())
