@@ -119,10 +119,11 @@ def test_static_outputs_equal_generate_one_row_at_a_time(smollm2_fp32, packed: b
     slm = smollm2_fp32
     prompts = prompts_of(slm)
     assert len({len(p) for p in prompts}) == len(prompts)  # lengths differ: padding and grouping are exercised
-    # Budgets that give several passes, and with packing passes of several rows.
-    engine = StaticGenerator(
-        slm.model, slm.eos_ids(), slm.tokenizer.pad_token_id, use_graphs=False, prefill_tokens=2048 if packed else 1024, packed=packed
-    )
+    # Budgets that give several passes, and with packing passes of several rows: from the prompts, not fixed, so a
+    # regenerated split cannot fit them all in one pass.
+    lengths = [len(p) for p in prompts]
+    budget = max(max(lengths), sum(lengths) // 2) if packed else 1024
+    engine = StaticGenerator(slm.model, slm.eos_ids(), slm.tokenizer.pad_token_id, use_graphs=False, prefill_tokens=budget, packed=packed)
     batched = engine.generate(prompts, 16)
     for prompt, tokens in zip(prompts, batched):
         (expected,) = slm.generate_batch([prompt])  # plain `generate`, one row
