@@ -84,9 +84,10 @@ def select_usable(examples: list[Example]) -> tuple[list[PreparedExample], Count
         # A gold answer that breaks the signature it was asked under (a required parameter left out, a value off
         # its enum) would teach fine-tuning to break signatures and score the SLM against a wrong answer; the
         # router's validator is the judge, so it never rejects a gold completion of a prepared split.
-        broken = [v for v in (validate(track, row["completion"], example.tools) for track, row in rows.items()) if not v.accepted]
-        if broken:
-            dropped[f"gold call breaks its offered signature ({broken[0].rejection.value})"] += 1
+        checks = (validate(track, row["completion"], example.tools) for track, row in rows.items())
+        broken = next((check for check in checks if not check.accepted), None)
+        if broken is not None:
+            dropped[f"gold call breaks its offered signature ({broken.rejection.value})"] += 1
             continue
         seen.add(example.user_text)
         kept.append(PreparedExample(example, rows))

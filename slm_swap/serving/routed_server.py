@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -47,14 +48,18 @@ class RoutedServer(ThreadingHTTPServer):
                 print(f"error: {self.in_flight} routed request(s) still running after {drain_s:.0f} s", file=sys.stderr, flush=True)
         self.server_close()
 
-    def taken(self) -> None:
+    @contextmanager
+    def handling(self) -> Iterator[None]:
+        """Counts a request from the moment it is read until its trace is recorded. (ThreadingMixIn's own
+        `block_on_close` joins connection threads instead, and a keep-alive client holds its thread open.)"""
         with self.idle:
             self.in_flight += 1
-
-    def done(self) -> None:
-        with self.idle:
-            self.in_flight -= 1
-            self.idle.notify_all()
+        try:
+            yield
+        finally:
+            with self.idle:
+                self.in_flight -= 1
+                self.idle.notify_all()
 
     def __enter__(self) -> RoutedServer:
         return self.start()
@@ -84,11 +89,8 @@ class RoutedHandler(BaseHTTPRequestHandler):
             self.reply(404, error("not found: GET /health, POST /v1/chat/completions"))
 
     def do_POST(self) -> None:
-        self.server.taken()
-        try:
+        with self.server.handling():
             self.answer()
-        finally:
-            self.server.done()
 
     def answer(self) -> None:
         if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
