@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import scipy.stats  # noqa: F401
@@ -33,13 +33,26 @@ def langfuse_receiver() -> Iterator[LangfuseReceiver]:
         yield receiver
 
 
+@pytest.fixture(scope="session")
+def fresh_langfuse_env(langfuse_receiver: LangfuseReceiver) -> Callable[[], dict[str, str]]:
+    """Gives the LANGFUSE_* variables that point the real SDK at the local receiver, with a fresh key pair the receiver
+    accepts (the SDK caches clients per key): for a subprocess's environment, or a module-wide fixture's."""
+
+    def make() -> dict[str, str]:
+        public, secret = f"pk-lf-{secrets.token_hex(6)}", f"sk-lf-{secrets.token_hex(6)}"
+        langfuse_receiver.accept_key(public, secret)
+        return {"LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret, "LANGFUSE_HOST": langfuse_receiver.url}
+
+    return make
+
+
 @pytest.fixture
-def langfuse_env(langfuse_receiver: LangfuseReceiver, monkeypatch: pytest.MonkeyPatch) -> LangfuseReceiver:
-    """Points the real Langfuse SDK at the local receiver with a fresh key pair (the SDK caches clients per key)."""
-    public, secret = f"pk-lf-{secrets.token_hex(6)}", f"sk-lf-{secrets.token_hex(6)}"
-    langfuse_receiver.accept_key(public, secret)
+def langfuse_env(
+    langfuse_receiver: LangfuseReceiver, fresh_langfuse_env: Callable[[], dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> LangfuseReceiver:
+    """Points the real Langfuse SDK at the local receiver with a fresh key pair, and forgets what it received."""
+    environment = fresh_langfuse_env()
     langfuse_receiver.clear()
-    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", public)
-    monkeypatch.setenv("LANGFUSE_SECRET_KEY", secret)
-    monkeypatch.setenv("LANGFUSE_HOST", langfuse_receiver.url)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     return langfuse_receiver

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -82,13 +81,13 @@ def test_a_rejected_trajectory_is_never_trained_on(tmp_path: Path, smollm2: Path
 
 
 @pytest.mark.slow
-def test_the_agent_track_trains_an_adapter_per_arm_on_assistant_tokens_only(tmp_path: Path, smollm2: Path, gold_records, langfuse_receiver):
+def test_the_agent_track_trains_an_adapter_per_arm_on_assistant_tokens_only(
+    tmp_path: Path, smollm2: Path, gold_records, fresh_langfuse_env
+):
     data = tmp_path / "data" / "agent_toolcall"
     write_trajectories(data / "train.jsonl", [short(gold_records[0], 2)])
     write_trajectories(data / "val.jsonl", [short(gold_records[1], 1)])
-    public, secret = f"pk-lf-{secrets.token_hex(6)}", f"sk-lf-{secrets.token_hex(6)}"
-    langfuse_receiver.accept_key(public, secret)
-    env = {**os.environ, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret, "LANGFUSE_HOST": langfuse_receiver.url}
+    env = {**os.environ, **fresh_langfuse_env()}
     args = ["--track", "agent_toolcall", "--model", str(smollm2), "--dataset-dir", str(tmp_path / "data")]
     args += ["--out-dir", str(tmp_path / "ft"), "--force", "--batch-size", "1", "--max-seq-len", "4096", "--max-batch-tokens", "4096"]
     result = subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env, timeout=900)

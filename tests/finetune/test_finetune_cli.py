@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -67,12 +66,10 @@ def tool_args(root: Path, model: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(workspace, smollm2, langfuse_receiver):
+def trained(workspace, smollm2, langfuse_receiver, fresh_langfuse_env):
     """One real training run in a subprocess, traced to the local receiver; shared by the tests below."""
-    public, secret = f"pk-lf-{secrets.token_hex(6)}", f"sk-lf-{secrets.token_hex(6)}"
-    langfuse_receiver.accept_key(public, secret)
+    env = {**os.environ, **fresh_langfuse_env()}
     langfuse_receiver.clear()
-    env = {**os.environ, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret, "LANGFUSE_HOST": langfuse_receiver.url}
     result = subprocess.run(
         [sys.executable, str(TOOL), *tool_args(workspace, smollm2, "--overwrite", "--batch-size", "2", "--eval-steps", "1")],
         capture_output=True,

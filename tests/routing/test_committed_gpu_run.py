@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -19,10 +18,8 @@ RUN = REPO / "docs" / "example-run-routing"
 
 
 @pytest.fixture(scope="module")
-def routed(tmp_path_factory, langfuse_receiver) -> dict[str, dict]:
-    public, secret = f"pk-lf-{secrets.token_hex(6)}", f"sk-lf-{secrets.token_hex(6)}"
-    langfuse_receiver.accept_key(public, secret)
-    env = {**os.environ, "LANGFUSE_PUBLIC_KEY": public, "LANGFUSE_SECRET_KEY": secret, "LANGFUSE_HOST": langfuse_receiver.url}
+def routed(tmp_path_factory, fresh_langfuse_env) -> dict[str, dict]:
+    env = {**os.environ, **fresh_langfuse_env()}
     folder = tmp_path_factory.mktemp("gpu_run")
     for path in RUN.glob("*_*.json*"):
         if not path.name.startswith(("route_", "training_")):

@@ -354,7 +354,7 @@ def test_the_client_calls_the_routed_endpoint_unchanged(node, langfuse_env, slm_
         env |= {"LANGFUSE_PUBLIC_KEY": "", "LANGFUSE_SECRET_KEY": "", "LANGFUSE_HOST": ""}
         result = node.run(["examples/answer.ts", "What is the weather in Paris?", str(tools_file.relative_to(MASTRA))], 300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == (slm_text and hosted_call or slm_call) + "\n"
+    assert result.stdout == (slm_call if route == "slm" else hosted_call) + "\n"
     prompt = build_prompt("toolcall", "What is the weather in Paris?", json.loads(tools_file.read_text(encoding="utf-8")))
     assert asked == [build_messages(prompt)]  # the client's messages are the harness's, byte for byte
     spans = [s for s in langfuse_env.spans() if s.name == "routed request"]
